@@ -159,3 +159,56 @@ impl Transform {
         result.map_err(|_| SrtpError::AuthenticationFailed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::srtp::SrtpProfile;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// The wa-e2e vector's peer RTP session keys.
+    fn wa_peer() -> Transform {
+        let keys = SessionKeys::from_raw(
+            SrtpProfile::AesCm128HmacSha1_32,
+            &unhex("747055a9d18be0fcdc0e29d871309081"),
+            &unhex("10fb8133eff7639cc0d06788f49c"),
+            Some(&unhex("8eff4bb04971d92512b034ce0ebc466059bfc6ea")),
+        )
+        .unwrap();
+        Transform::new(&keys)
+    }
+
+    #[test]
+    fn wa_e2e_tag_over_the_sample_packet() {
+        let sample = unhex("90780007000003c012345678deadbeef");
+        let roc = 0u32.to_be_bytes();
+        assert_eq!(wa_peer().mac(&sample, &roc)[..4], unhex("53fada83")[..]);
+        assert!(wa_peer().verify_mac(&sample, &roc, &unhex("53fada83")).is_ok());
+        assert!(wa_peer().verify_mac(&sample, &roc, &unhex("53fada82")).is_err());
+    }
+
+    #[test]
+    fn wa_e2e_iv_and_keystream() {
+        // IV 10fb8133fdc335e4c0d06788f49b0000 for SSRC 0x12345678, index 7.
+        let mut data = unhex("102132435465768798a9bacb");
+        wa_peer().apply_keystream(Ssrc(0x1234_5678), 7, &mut data);
+        assert_eq!(data, unhex("17b30591a2650ed7bbae9c5a"));
+    }
+
+    #[test]
+    fn rfc7714_nonces() {
+        let keys = SessionKeys::from_raw(
+            SrtpProfile::AeadAes128Gcm,
+            &[0; 16],
+            &unhex("517569642070726f2071756f"),
+            None,
+        )
+        .unwrap();
+        let t = Transform::new(&keys);
+        assert_eq!(t.rtp_nonce(Ssrc(0x5501_a0b2), 0, 0xf17b)[..], unhex("51753c6580c2726f20718414")[..]);
+        assert_eq!(t.rtcp_nonce(Ssrc(0x4d61_7273), 0x5d4)[..], unhex("517524055203726f207170bb")[..]);
+    }
+}

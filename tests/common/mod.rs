@@ -1,0 +1,52 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+/// Bytes from hex, ignoring whitespace.
+pub fn unhex(s: &str) -> Vec<u8> {
+    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    hex::decode(clean).expect("valid hex in a test fixture")
+}
+
+/// A plain RTP packet: version 2, the given fields, then `payload`.
+pub fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt & 0x7f];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// An RTP packet with two CSRCs and an RFC 8285 one-byte header extension.
+pub fn rtp_packet_with_csrcs_and_extension(seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x92, 0x6f];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&0x1111_1111u32.to_be_bytes());
+    p.extend_from_slice(&0x2222_2222u32.to_be_bytes());
+    // 0xBEDE profile, 2 words: audio level (id 1, len 1) and abs-send-time (id 3, len 3).
+    p.extend_from_slice(&[0xbe, 0xde, 0x00, 0x02, 0x10, 0x2a, 0x32, 0x01, 0x02, 0x03, 0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A sender report with one reception report block, from `ssrc`.
+pub fn rtcp_sender_report(ssrc: u32, n: u32) -> Vec<u8> {
+    let mut p = vec![0x81, 200, 0, 12];
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    for word in [0xe000_0000 + n, n, n * 960, n, n * 100] {
+        p.extend_from_slice(&word.to_be_bytes());
+    }
+    for word in [0xdead_beef, 0, n, 7, 0, 0] {
+        p.extend_from_slice(&word.to_be_bytes());
+    }
+    p
+}
+
+/// `packet` in a buffer with `room` spare bytes behind it.
+pub fn with_room(packet: &[u8], room: usize) -> Vec<u8> {
+    let mut buf = packet.to_vec();
+    buf.resize(packet.len() + room, 0);
+    buf
+}
