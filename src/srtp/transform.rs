@@ -1,8 +1,9 @@
 //! The keyed cipher and authenticator of one context, set up once and used per packet.
 
 use aes::{Aes128, Aes256};
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
+use aes::cipher::KeyInit;
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use ctr::CtrCore;
 use ctr::cipher::{BlockCipher, BlockEncrypt, InnerIvInit, StreamCipher, StreamCipherCoreWrapper};
 use ctr::flavors::Ctr128BE;
@@ -33,6 +34,17 @@ enum Cipher {
     Gcm256(Aes256Gcm),
 }
 
+/// A keyed primitive from a key whose length the profile already fixed.
+fn new_keyed<T: KeyInit>(key: &[u8]) -> T {
+    T::new_from_slice(key).expect("session key length matches the profile")
+}
+
+/// A GCM instance (aes-gcm 0.11, whose GHASH is twice as fast as 0.10's) from a key whose
+/// length the profile already fixed.
+fn new_gcm<T: aes_gcm::KeyInit>(key: &[u8]) -> T {
+    T::new_from_slice(key).expect("session key length matches the profile")
+}
+
 /// Runs AES-CTR over a borrowed key schedule: nothing is expanded or copied per packet.
 fn ctr_over<C: BlockEncrypt + BlockCipher<BlockSize = aes::cipher::consts::U16>>(
     cipher: &C,
@@ -58,15 +70,15 @@ impl Transform {
     pub(crate) fn new(keys: &SessionKeys) -> Self {
         let key = keys.cipher_key();
         let cipher = match (keys.profile().is_aead(), key.len()) {
-            (false, 16) => Cipher::Cm128(Aes128::new(key.into())),
-            (false, _) => Cipher::Cm256(Aes256::new(key.into())),
-            (true, 16) => Cipher::Gcm128(Aes128Gcm::new(key.into())),
-            (true, _) => Cipher::Gcm256(Aes256Gcm::new(key.into())),
+            (false, 16) => Cipher::Cm128(new_keyed(key)),
+            (false, _) => Cipher::Cm256(new_keyed(key)),
+            (true, 16) => Cipher::Gcm128(new_gcm(key)),
+            (true, _) => Cipher::Gcm256(new_gcm(key)),
         };
         let mut salt = Salt([0; 14]);
         salt.0[..keys.salt().len()].copy_from_slice(keys.salt());
         let mac = (!keys.profile().is_aead()).then(|| {
-            KeyedMac(<Hmac<Sha1> as Mac>::new_from_slice(keys.auth_key()).expect("HMAC takes any key length"))
+            KeyedMac(new_keyed(keys.auth_key()))
         });
         Transform { cipher, salt, mac }
     }
@@ -141,8 +153,8 @@ impl Transform {
     /// Encrypts `data` in place and returns the GCM tag.
     pub(crate) fn seal(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; AEAD_TAG_LEN] {
         let tag = match &self.cipher {
-            Cipher::Gcm128(g) => g.encrypt_in_place_detached(nonce.into(), aad, data),
-            Cipher::Gcm256(g) => g.encrypt_in_place_detached(nonce.into(), aad, data),
+            Cipher::Gcm128(g) => g.encrypt_inout_detached(nonce.into(), aad, data.into()),
+            Cipher::Gcm256(g) => g.encrypt_inout_detached(nonce.into(), aad, data.into()),
             Cipher::Cm128(_) | Cipher::Cm256(_) => unreachable!("seal on a counter-mode transform"),
         };
         // Only a plaintext longer than 2^36 bytes can fail; a UDP payload never is.
@@ -151,9 +163,10 @@ impl Transform {
 
     /// Verifies the GCM tag and, only if it matches, decrypts `data` in place.
     pub(crate) fn open(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8]) -> Result<(), SrtpError> {
+        let tag = tag.try_into().map_err(|_| SrtpError::AuthenticationFailed)?;
         let result = match &self.cipher {
-            Cipher::Gcm128(g) => g.decrypt_in_place_detached(nonce.into(), aad, data, tag.into()),
-            Cipher::Gcm256(g) => g.decrypt_in_place_detached(nonce.into(), aad, data, tag.into()),
+            Cipher::Gcm128(g) => g.decrypt_inout_detached(nonce.into(), aad, data.into(), tag),
+            Cipher::Gcm256(g) => g.decrypt_inout_detached(nonce.into(), aad, data.into(), tag),
             Cipher::Cm128(_) | Cipher::Cm256(_) => unreachable!("open on a counter-mode transform"),
         };
         result.map_err(|_| SrtpError::AuthenticationFailed)
