@@ -14,14 +14,25 @@ use webrtc_srtp::option::srtp_replay_protection;
 use webrtc_srtp::protection_profile::ProtectionProfile;
 
 const PROFILES: [(SrtpProfile, ProtectionProfile); 3] = [
-    (SrtpProfile::AesCm128HmacSha1_80, ProtectionProfile::Aes128CmHmacSha1_80),
-    (SrtpProfile::AesCm128HmacSha1_32, ProtectionProfile::Aes128CmHmacSha1_32),
+    (
+        SrtpProfile::AesCm128HmacSha1_80,
+        ProtectionProfile::Aes128CmHmacSha1_80,
+    ),
+    (
+        SrtpProfile::AesCm128HmacSha1_32,
+        ProtectionProfile::Aes128CmHmacSha1_32,
+    ),
     (SrtpProfile::AeadAes128Gcm, ProtectionProfile::AeadAes128Gcm),
 ];
 const PAYLOADS: [usize; 2] = [160, 1200];
 
 fn key(profile: SrtpProfile) -> MasterKey {
-    MasterKey::new(profile, &vec![0x11; profile.key_len()], &vec![0x22; profile.salt_len()]).unwrap()
+    MasterKey::new(
+        profile,
+        &vec![0x11; profile.key_len()],
+        &vec![0x22; profile.salt_len()],
+    )
+    .unwrap()
 }
 
 fn srtpd(profile: SrtpProfile) -> SrtpContext {
@@ -30,7 +41,14 @@ fn srtpd(profile: SrtpProfile) -> SrtpContext {
 
 fn webrtc(profile: SrtpProfile, theirs: ProtectionProfile) -> WebrtcContext {
     let k = key(profile);
-    WebrtcContext::new(k.key(), k.salt(), theirs, Some(srtp_replay_protection(1024)), None).unwrap()
+    WebrtcContext::new(
+        k.key(),
+        k.salt(),
+        theirs,
+        Some(srtp_replay_protection(1024)),
+        None,
+    )
+    .unwrap()
 }
 
 /// A plain RTP packet with `payload` bytes, in a buffer with 16 spare bytes for the tag.

@@ -24,8 +24,12 @@ fn webrtc_profile(p: SrtpProfile) -> ProtectionProfile {
 }
 
 fn master(profile: SrtpProfile, seed: u8) -> MasterKey {
-    let key: Vec<u8> = (0..profile.key_len() as u8).map(|i| i.wrapping_mul(31) ^ seed).collect();
-    let salt: Vec<u8> = (0..profile.salt_len() as u8).map(|i| i.wrapping_mul(17) ^ seed ^ 0x5a).collect();
+    let key: Vec<u8> = (0..profile.key_len() as u8)
+        .map(|i| i.wrapping_mul(31) ^ seed)
+        .collect();
+    let salt: Vec<u8> = (0..profile.salt_len() as u8)
+        .map(|i| i.wrapping_mul(17) ^ seed ^ 0x5a)
+        .collect();
     MasterKey::new(profile, &key, &salt).unwrap()
 }
 
@@ -93,7 +97,11 @@ fn srtpd_protects_identically_and_webrtc_srtp_decrypts() {
             let decrypted = theirs_rx.decrypt_rtp(&buf[..n]).unwrap();
             assert_eq!(&decrypted[..], &plain[..], "{profile}");
         }
-        assert_eq!(ours.send_index(Ssrc(0x1020_3040)).map(|i| i.roc()), Some(1), "{profile}");
+        assert_eq!(
+            ours.send_index(Ssrc(0x1020_3040)).map(|i| i.roc()),
+            Some(1),
+            "{profile}"
+        );
     }
 }
 
@@ -108,7 +116,11 @@ fn webrtc_srtp_protects_and_srtpd_decrypts() {
             let n = ours.unprotect(&mut wire).unwrap();
             assert_eq!(&wire[..n], &plain[..], "{profile}");
         }
-        assert_eq!(ours.recv_index(Ssrc(0x0bad_cafe)).map(|i| i.roc()), Some(1), "{profile}");
+        assert_eq!(
+            ours.recv_index(Ssrc(0x0bad_cafe)).map(|i| i.roc()),
+            Some(1),
+            "{profile}"
+        );
     }
 }
 
@@ -144,7 +156,11 @@ fn reordered_within_the_window_across_the_wrap() {
         reorder(&mut wires, 20);
         let mut theirs = webrtc(profile, &key);
         for (wire, plain) in wires {
-            assert_eq!(&theirs.decrypt_rtp(&wire).unwrap()[..], &plain[..], "{profile}");
+            assert_eq!(
+                &theirs.decrypt_rtp(&wire).unwrap()[..],
+                &plain[..],
+                "{profile}"
+            );
         }
     }
 }
@@ -166,7 +182,11 @@ fn srtcp_both_ways_byte_identical() {
             let len = ours_tx.protect(&mut buf, plain.len()).unwrap();
             let reference = theirs_tx.encrypt_rtcp(&plain).unwrap();
             assert_eq!(&buf[..len], &reference[..], "{profile}: SRTCP differs");
-            assert_eq!(&theirs_rx.decrypt_rtcp(&buf[..len]).unwrap()[..], &plain[..], "{profile}");
+            assert_eq!(
+                &theirs_rx.decrypt_rtcp(&buf[..len]).unwrap()[..],
+                &plain[..],
+                "{profile}"
+            );
 
             let mut wire = reference.to_vec();
             let len = ours_rx.unprotect(&mut wire).unwrap();
@@ -188,6 +208,9 @@ fn wa_e2e_keys_interoperate_as_aes_cm_128_hmac_sha1_32() {
         let mut buf = with_room(&plain, alice_tx.overhead());
         let n = alice_tx.protect(&mut buf, plain.len()).unwrap();
         assert_eq!(n, plain.len() + 4);
-        assert_eq!(&bob_rx_reference.decrypt_rtp(&buf[..n]).unwrap()[..], &plain[..]);
+        assert_eq!(
+            &bob_rx_reference.decrypt_rtp(&buf[..n]).unwrap()[..],
+            &plain[..]
+        );
     }
 }

@@ -6,7 +6,8 @@ mod common;
 use common::{unhex, with_room};
 use srtpd::rtp::Ssrc;
 use srtpd::srtp::{
-    KeyUse, MasterKey, PacketIndex, SessionKeys, SrtcpContext, SrtpContext, SrtpOptions, SrtpProfile,
+    KeyUse, MasterKey, PacketIndex, SessionKeys, SrtcpContext, SrtpContext, SrtpOptions,
+    SrtpProfile,
 };
 
 fn options() -> SrtpOptions {
@@ -51,7 +52,10 @@ fn rfc3711_b3_key_derivation() {
     let keys = SessionKeys::derive(SrtpProfile::AesCm128HmacSha1_80, &master, KeyUse::Rtp).unwrap();
     assert_eq!(keys.cipher_key(), unhex("C61E7A93744F39EE10734AFE3FF7A087"));
     assert_eq!(keys.salt(), unhex("30CBBC08863D8C85D49DB34A9AE1"));
-    assert_eq!(keys.auth_key(), unhex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4"));
+    assert_eq!(
+        keys.auth_key(),
+        unhex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4")
+    );
 }
 
 #[test]
@@ -68,7 +72,10 @@ fn rfc6188_aes256_key_derivation() {
         unhex("5ba1064e30ec51613cad926c5a28ef731ec7fb397f70a960653caf06554cd8c4")
     );
     assert_eq!(keys.salt(), unhex("fa31791685ca444a9e07c6c64e93"));
-    assert_eq!(keys.auth_key(), unhex("fd9c32d39ed5fbb5a9dc96b30818454d1313dc05"));
+    assert_eq!(
+        keys.auth_key(),
+        unhex("fd9c32d39ed5fbb5a9dc96b30818454d1313dc05")
+    );
 }
 
 /// libsrtp's test driver packet (SSRC 0xCAFEBABE, sequence 0x1234, 16 bytes of 0xAB) under the
@@ -142,7 +149,10 @@ fn rfc7714_rtp() {
         let mut wire = unhex(expected);
         let n = rx.unprotect(&mut wire).unwrap();
         assert_eq!(&wire[..n], &plain[..], "{profile}");
-        assert_eq!(rx.recv_index(Ssrc(0x5501a0b2)), Some(PacketIndex::new(0, 0xf17b)));
+        assert_eq!(
+            rx.recv_index(Ssrc(0x5501a0b2)),
+            Some(PacketIndex::new(0, 0xf17b))
+        );
     }
 }
 

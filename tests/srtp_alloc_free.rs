@@ -53,7 +53,12 @@ const PACKETS: u16 = 5_000;
 #[test]
 fn rtp_protect_and_unprotect_allocate_nothing_per_packet() {
     for profile in SrtpProfile::ALL {
-        let key = MasterKey::new(profile, &vec![3; profile.key_len()], &vec![4; profile.salt_len()]).unwrap();
+        let key = MasterKey::new(
+            profile,
+            &vec![3; profile.key_len()],
+            &vec![4; profile.salt_len()],
+        )
+        .unwrap();
         let mut tx = SrtpContext::new(profile, &key, &SrtpOptions::default()).unwrap();
         let mut rx = SrtpContext::new(profile, &key, &SrtpOptions::default()).unwrap();
         let template = rtp_packet_with_csrcs_and_extension(64_000, 0xabcd, &[0x55; 1000]);
@@ -74,14 +79,22 @@ fn rtp_protect_and_unprotect_allocate_nothing_per_packet() {
                 assert_eq!(m, plain_len);
             }
         });
-        assert_eq!(allocations, 0, "{profile}: {allocations} allocations over {PACKETS} packets");
+        assert_eq!(
+            allocations, 0,
+            "{profile}: {allocations} allocations over {PACKETS} packets"
+        );
     }
 }
 
 #[test]
 fn rtcp_protect_and_unprotect_allocate_nothing_per_packet() {
     for profile in SrtpProfile::ALL {
-        let key = MasterKey::new(profile, &vec![5; profile.key_len()], &vec![6; profile.salt_len()]).unwrap();
+        let key = MasterKey::new(
+            profile,
+            &vec![5; profile.key_len()],
+            &vec![6; profile.salt_len()],
+        )
+        .unwrap();
         let mut tx = SrtcpContext::new(profile, &key, &SrtpOptions::default()).unwrap();
         let mut rx = SrtcpContext::new(profile, &key, &SrtpOptions::default()).unwrap();
         let template = rtcp_sender_report(0x99, 1);
@@ -95,7 +108,10 @@ fn rtcp_protect_and_unprotect_allocate_nothing_per_packet() {
                 assert_eq!(rx.unprotect(&mut buf[..n]).unwrap(), template.len());
             }
         });
-        assert_eq!(allocations, 0, "{profile}: {allocations} allocations over {PACKETS} packets");
+        assert_eq!(
+            allocations, 0,
+            "{profile}: {allocations} allocations over {PACKETS} packets"
+        );
     }
 }
 

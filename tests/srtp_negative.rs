@@ -7,10 +7,17 @@ mod common;
 use common::{rtcp_sender_report, rtp_packet, rtp_packet_with_csrcs_and_extension, with_room};
 use proptest::prelude::*;
 use srtpd::rtp::{PacketError, Ssrc};
-use srtpd::srtp::{MasterKey, PacketIndex, SrtcpContext, SrtpContext, SrtpError, SrtpOptions, SrtpProfile};
+use srtpd::srtp::{
+    MasterKey, PacketIndex, SrtcpContext, SrtpContext, SrtpError, SrtpOptions, SrtpProfile,
+};
 
 fn key(profile: SrtpProfile) -> MasterKey {
-    MasterKey::new(profile, &vec![0x42; profile.key_len()], &vec![0x24; profile.salt_len()]).unwrap()
+    MasterKey::new(
+        profile,
+        &vec![0x42; profile.key_len()],
+        &vec![0x24; profile.salt_len()],
+    )
+    .unwrap()
 }
 
 fn pair(profile: SrtpProfile, window: usize) -> (SrtpContext, SrtpContext) {
@@ -44,7 +51,15 @@ fn a_flipped_bit_anywhere_fails_and_changes_nothing() {
         let plain = rtp_packet_with_csrcs_and_extension(100, 9, &[2; 80]);
         let genuine = protect(&mut tx, &plain);
         let header_len = 12 + 8 + 12;
-        let positions = [1, 3, 9, 14, header_len + 2, header_len + 40, genuine.len() - 1];
+        let positions = [
+            1,
+            3,
+            9,
+            14,
+            header_len + 2,
+            header_len + 40,
+            genuine.len() - 1,
+        ];
         for at in positions {
             for bit in [0, 3, 7] {
                 let mut forged = genuine.clone();
@@ -52,7 +67,10 @@ fn a_flipped_bit_anywhere_fails_and_changes_nothing() {
                 let snapshot = forged.clone();
                 let err = rx.unprotect(&mut forged).unwrap_err();
                 assert!(
-                    matches!(err, SrtpError::AuthenticationFailed | SrtpError::Malformed(_)),
+                    matches!(
+                        err,
+                        SrtpError::AuthenticationFailed | SrtpError::Malformed(_)
+                    ),
                     "{profile}: byte {at} bit {bit}: {err}"
                 );
                 assert_eq!(forged, snapshot, "{profile}: a refused packet was modified");
@@ -63,7 +81,11 @@ fn a_flipped_bit_anywhere_fails_and_changes_nothing() {
         let mut wire = genuine.clone();
         let n = rx.unprotect(&mut wire).unwrap();
         assert_eq!(&wire[..n], &plain[..], "{profile}");
-        assert_eq!(rx.recv_index(Ssrc(9)), Some(PacketIndex::new(1, 100)), "{profile}");
+        assert_eq!(
+            rx.recv_index(Ssrc(9)),
+            Some(PacketIndex::new(1, 100)),
+            "{profile}"
+        );
     }
 }
 
@@ -71,11 +93,20 @@ fn a_flipped_bit_anywhere_fails_and_changes_nothing() {
 fn forged_packets_from_unknown_ssrcs_create_no_state() {
     for profile in SrtpProfile::ALL {
         let (_, mut rx) = pair(profile, 64);
-        let wrong_key = MasterKey::new(profile, &vec![1; profile.key_len()], &vec![2; profile.salt_len()]).unwrap();
+        let wrong_key = MasterKey::new(
+            profile,
+            &vec![1; profile.key_len()],
+            &vec![2; profile.salt_len()],
+        )
+        .unwrap();
         for ssrc in 0..100 {
-            let mut other_tx = SrtpContext::new(profile, &wrong_key, &SrtpOptions::default()).unwrap();
+            let mut other_tx =
+                SrtpContext::new(profile, &wrong_key, &SrtpOptions::default()).unwrap();
             let mut wire = protect(&mut other_tx, &rtp_packet(0, 1, 0, ssrc, &[0; 20]));
-            assert_eq!(rx.unprotect(&mut wire), Err(SrtpError::AuthenticationFailed));
+            assert_eq!(
+                rx.unprotect(&mut wire),
+                Err(SrtpError::AuthenticationFailed)
+            );
         }
         assert_eq!(rx.recv_ssrcs().count(), 0, "{profile}");
     }
@@ -108,7 +139,10 @@ fn replayed_and_too_old_packets_are_refused() {
         );
         assert!(rx.unprotect(&mut wires[87].clone()).is_ok(), "{profile}");
         assert!(rx.unprotect(&mut wires[149].clone()).is_ok(), "{profile}");
-        assert!(matches!(rx.unprotect(&mut wires[149].clone()), Err(SrtpError::Replayed { .. })));
+        assert!(matches!(
+            rx.unprotect(&mut wires[149].clone()),
+            Err(SrtpError::Replayed { .. })
+        ));
     }
 }
 
@@ -136,7 +170,10 @@ fn short_packets_and_buffers_are_errors() {
             })
         );
         assert_eq!(tight, plain, "a refused protect wrote to the buffer");
-        assert!(matches!(tx.protect(&mut tight, 1000), Err(SrtpError::BufferTooSmall { .. })));
+        assert!(matches!(
+            tx.protect(&mut tight, 1000),
+            Err(SrtpError::BufferTooSmall { .. })
+        ));
         // Not RTP at all.
         let mut junk = with_room(&[0x40; 20], 16);
         assert_eq!(
@@ -183,8 +220,10 @@ fn srtcp_refuses_forgeries_replays_and_short_packets() {
 fn sender_index_can_be_set_to_resume_a_stream() {
     let profile = SrtpProfile::AesCm128HmacSha1_80;
     let (mut tx, mut rx) = pair(profile, 1024);
-    tx.set_send_index(Ssrc(8), PacketIndex::new(3, 65_534)).unwrap();
-    rx.set_recv_index(Ssrc(8), PacketIndex::new(3, 65_530)).unwrap();
+    tx.set_send_index(Ssrc(8), PacketIndex::new(3, 65_534))
+        .unwrap();
+    rx.set_recv_index(Ssrc(8), PacketIndex::new(3, 65_530))
+        .unwrap();
     for seq in [65_534u16, 65_535, 0, 1] {
         let plain = rtp_packet(0, seq, 0, 8, &[9; 16]);
         let mut wire = protect(&mut tx, &plain);
@@ -207,7 +246,8 @@ fn exhausted_indices_stop_the_sender() {
         Err(SrtpError::IndexExhausted { ssrc: Ssrc(1) })
     );
     let mut rtcp = SrtcpContext::new(profile, &key(profile), &SrtpOptions::default()).unwrap();
-    rtcp.set_send_index(Ssrc(1), srtpd::srtp::MAX_SRTCP_INDEX).unwrap();
+    rtcp.set_send_index(Ssrc(1), srtpd::srtp::MAX_SRTCP_INDEX)
+        .unwrap();
     let sr = rtcp_sender_report(1, 0);
     let mut buf = with_room(&sr, rtcp.overhead());
     assert!(rtcp.protect(&mut buf, sr.len()).is_ok());
@@ -231,7 +271,10 @@ fn options_out_of_range_are_refused() {
             rtp_tag_len: Some(tag),
             ..Default::default()
         };
-        assert!(bad(o, SrtpProfile::AesCm128HmacSha1_80).is_some(), "tag {tag}");
+        assert!(
+            bad(o, SrtpProfile::AesCm128HmacSha1_80).is_some(),
+            "tag {tag}"
+        );
     }
     let gcm_tag = SrtpOptions {
         rtp_tag_len: Some(4),
@@ -240,7 +283,14 @@ fn options_out_of_range_are_refused() {
     let gcm_key = key(SrtpProfile::AeadAes128Gcm);
     assert!(SrtpContext::new(SrtpProfile::AeadAes128Gcm, &gcm_key, &gcm_tag).is_err());
     // A key of the wrong profile.
-    assert!(SrtpContext::new(SrtpProfile::AesCm256HmacSha1_80, &k, &SrtpOptions::default()).is_err());
+    assert!(
+        SrtpContext::new(
+            SrtpProfile::AesCm256HmacSha1_80,
+            &k,
+            &SrtpOptions::default()
+        )
+        .is_err()
+    );
 }
 
 /// An RTP packet with arbitrary header fields, CSRCs, extension and payload.
@@ -251,27 +301,31 @@ fn arbitrary_rtp() -> impl Strategy<Value = Vec<u8>> {
         prop::option::of((any::<u16>(), prop::collection::vec(any::<u32>(), 0..8))),
         prop::collection::vec(any::<u8>(), 0..1400),
     )
-        .prop_map(|((padding, marker, pt, seq, ts, ssrc), csrcs, ext, payload)| {
-            let mut p = vec![
-                0x80 | (u8::from(padding) << 5) | (u8::from(ext.is_some()) << 4) | csrcs.len() as u8,
-                (u8::from(marker) << 7) | (pt & 0x7f),
-            ];
-            p.extend_from_slice(&seq.to_be_bytes());
-            p.extend_from_slice(&ts.to_be_bytes());
-            p.extend_from_slice(&ssrc.to_be_bytes());
-            for c in &csrcs {
-                p.extend_from_slice(&c.to_be_bytes());
-            }
-            if let Some((profile, words)) = &ext {
-                p.extend_from_slice(&profile.to_be_bytes());
-                p.extend_from_slice(&(words.len() as u16).to_be_bytes());
-                for w in words {
-                    p.extend_from_slice(&w.to_be_bytes());
+        .prop_map(
+            |((padding, marker, pt, seq, ts, ssrc), csrcs, ext, payload)| {
+                let mut p = vec![
+                    0x80 | (u8::from(padding) << 5)
+                        | (u8::from(ext.is_some()) << 4)
+                        | csrcs.len() as u8,
+                    (u8::from(marker) << 7) | (pt & 0x7f),
+                ];
+                p.extend_from_slice(&seq.to_be_bytes());
+                p.extend_from_slice(&ts.to_be_bytes());
+                p.extend_from_slice(&ssrc.to_be_bytes());
+                for c in &csrcs {
+                    p.extend_from_slice(&c.to_be_bytes());
                 }
-            }
-            p.extend_from_slice(&payload);
-            p
-        })
+                if let Some((profile, words)) = &ext {
+                    p.extend_from_slice(&profile.to_be_bytes());
+                    p.extend_from_slice(&(words.len() as u16).to_be_bytes());
+                    for w in words {
+                        p.extend_from_slice(&w.to_be_bytes());
+                    }
+                }
+                p.extend_from_slice(&payload);
+                p
+            },
+        )
 }
 
 proptest! {

@@ -34,24 +34,41 @@ fn session_keys_of_both_directions() {
     let rx = SessionKeys::derive(keys.profile, &keys.rx, KeyUse::Rtp).unwrap();
     assert_eq!(rx.cipher_key(), unhex("747055a9d18be0fcdc0e29d871309081"));
     assert_eq!(rx.salt(), unhex("10fb8133eff7639cc0d06788f49c"));
-    assert_eq!(rx.auth_key(), unhex("8eff4bb04971d92512b034ce0ebc466059bfc6ea"));
+    assert_eq!(
+        rx.auth_key(),
+        unhex("8eff4bb04971d92512b034ce0ebc466059bfc6ea")
+    );
 
     let tx = SessionKeys::derive(keys.profile, &keys.tx, KeyUse::Rtp).unwrap();
     assert_eq!(tx.cipher_key(), unhex("261bde5b556020e3e6da0f5e3132db57"));
     assert_eq!(tx.salt(), unhex("44224a8c019b379c4bbf7dda284a"));
-    assert_eq!(tx.auth_key(), unhex("56b2655b60a1c17c03dfe94950d5df233481ad41"));
+    assert_eq!(
+        tx.auth_key(),
+        unhex("56b2655b60a1c17c03dfe94950d5df233481ad41")
+    );
 }
 
 fn peer_context() -> SrtpContext {
     let keys = call_key().call_keys(SELF_LID, PEER_LID, None).unwrap();
     // The peer sends with the keys we receive with.
-    SrtpContext::new(keys.profile, &keys.rx, &keys.options(&SrtpOptions::default())).unwrap()
+    SrtpContext::new(
+        keys.profile,
+        &keys.rx,
+        &keys.options(&SrtpOptions::default()),
+    )
+    .unwrap()
 }
 
 #[test]
 fn payload_encrypts_under_the_peer_keys() {
     // SSRC 0x12345678, sequence 7, ROC 0: IV 10fb8133fdc335e4c0d06788f49b0000.
-    let plain = common::rtp_packet(0x78, 7, 0x3c0, 0x1234_5678, &unhex("102132435465768798a9bacb"));
+    let plain = common::rtp_packet(
+        0x78,
+        7,
+        0x3c0,
+        0x1234_5678,
+        &unhex("102132435465768798a9bacb"),
+    );
     let mut ctx = peer_context();
     assert_eq!(ctx.overhead(), 4);
     let mut buf = with_room(&plain, ctx.overhead());
@@ -62,7 +79,13 @@ fn payload_encrypts_under_the_peer_keys() {
 
 #[test]
 fn four_byte_tag_round_trips_and_rejects_forgery() {
-    let plain = common::rtp_packet(0x78, 7, 0x3c0, 0x1234_5678, &unhex("102132435465768798a9bacb"));
+    let plain = common::rtp_packet(
+        0x78,
+        7,
+        0x3c0,
+        0x1234_5678,
+        &unhex("102132435465768798a9bacb"),
+    );
     let mut buf = with_room(&plain, 4);
     let n = peer_context().protect(&mut buf, plain.len()).unwrap();
     let mut wire = buf[..n].to_vec();
@@ -76,9 +99,18 @@ fn four_byte_tag_round_trips_and_rejects_forgery() {
 
 #[test]
 fn ssrcs_per_slot() {
-    assert_eq!(derive_ssrc(CALL_ID, PEER_LID, SsrcSlot::Audio), Ssrc(1805509457));
-    assert_eq!(derive_ssrc(CALL_ID, PEER_LID, SsrcSlot::AudioFec), Ssrc(2479325408));
-    assert_eq!(derive_ssrc("CALL-ID-0001", "12345:0@lid", SsrcSlot::Video), Ssrc(0xf8d70484));
+    assert_eq!(
+        derive_ssrc(CALL_ID, PEER_LID, SsrcSlot::Audio),
+        Ssrc(1805509457)
+    );
+    assert_eq!(
+        derive_ssrc(CALL_ID, PEER_LID, SsrcSlot::AudioFec),
+        Ssrc(2479325408)
+    );
+    assert_eq!(
+        derive_ssrc("CALL-ID-0001", "12345:0@lid", SsrcSlot::Video),
+        Ssrc(0xf8d70484)
+    );
 }
 
 #[test]
@@ -87,7 +119,10 @@ fn lid_normalisation() {
     assert_eq!(normalize_device_id("12345:3@lid"), "12345:3@lid");
     assert_eq!(normalize_device_id("12345:3@lid/phone"), "12345:3@lid");
     assert_eq!(normalize_device_id("12345@lid/phone"), "12345:0@lid");
-    assert_eq!(normalize_device_id("B.0:7@s.whatsapp.net"), "B.0:7@s.whatsapp.net");
+    assert_eq!(
+        normalize_device_id("B.0:7@s.whatsapp.net"),
+        "B.0:7@s.whatsapp.net"
+    );
     // A bare LID derives the same keys as its :0 form.
     assert_eq!(
         call_key().master_key("222222222222222@lid"),
@@ -132,7 +167,16 @@ fn bad_call_keys_name_the_problem() {
     let err = CallKey::from_enc_plaintext(&[0xff, 0xff]).unwrap_err();
     assert!(err.to_string().contains("not a protobuf Message"), "{err}");
     let err = CallKey::from_base64("AAAA*AAA").unwrap_err();
-    assert!(matches!(err, KeyingError::BadBase64 { field: "call_key", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            KeyingError::BadBase64 {
+                field: "call_key",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(
         call_key().call_keys("", PEER_LID, None).unwrap_err(),
         KeyingError::MissingDeviceId("self")
@@ -141,7 +185,10 @@ fn bad_call_keys_name_the_problem() {
 
 #[test]
 fn debug_output_never_shows_key_bytes() {
-    let shown = format!("{:?}", call_key().call_keys(SELF_LID, PEER_LID, None).unwrap());
+    let shown = format!(
+        "{:?}",
+        call_key().call_keys(SELF_LID, PEER_LID, None).unwrap()
+    );
     assert!(shown.contains("redacted"), "{shown}");
     for byte in unhex("3f5423fb6f67e4c5") {
         assert!(!shown.contains(&format!("{byte}, ")), "{shown}");

@@ -47,7 +47,10 @@ pub enum KeyingError {
 
 /// Decodes standard base64 (padding optional), mapping errors to a message that names the
 /// field and the position of the problem but never echoes the input.
-pub(crate) fn decode_base64(field: &'static str, text: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyingError> {
+pub(crate) fn decode_base64(
+    field: &'static str,
+    text: &str,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyingError> {
     use base64::Engine;
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     const ENGINE: GeneralPurpose = GeneralPurpose::new(
@@ -59,9 +62,13 @@ pub(crate) fn decode_base64(field: &'static str, text: &str) -> Result<zeroize::
         .map(zeroize::Zeroizing::new)
         .map_err(|e| {
             let reason = match e {
-                base64::DecodeError::InvalidByte(at, _) => format!("invalid character at offset {at}"),
+                base64::DecodeError::InvalidByte(at, _) => {
+                    format!("invalid character at offset {at}")
+                }
                 base64::DecodeError::InvalidLength(n) => format!("invalid length {n}"),
-                base64::DecodeError::InvalidLastSymbol(at, _) => format!("invalid last symbol at offset {at}"),
+                base64::DecodeError::InvalidLastSymbol(at, _) => {
+                    format!("invalid last symbol at offset {at}")
+                }
                 base64::DecodeError::InvalidPadding => "invalid padding".to_owned(),
             };
             KeyingError::BadBase64 { field, reason }

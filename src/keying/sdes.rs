@@ -7,7 +7,11 @@ use crate::srtp::{MasterKey, SrtpError, SrtpProfile};
 /// Parses one direction's key parameter: bare base64 key‖salt or `inline:` followed by it.
 /// Lifetime (`|2^31`) and MKI (`|1:4`) fields are refused: srtpd does not rekey by lifetime
 /// or carry an MKI, and silently ignoring them would break against a peer that does.
-pub fn parse_inline(profile: SrtpProfile, field: &'static str, text: &str) -> Result<MasterKey, KeyingError> {
+pub fn parse_inline(
+    profile: SrtpProfile,
+    field: &'static str,
+    text: &str,
+) -> Result<MasterKey, KeyingError> {
     let text = text.trim();
     let text = text.strip_prefix("inline:").unwrap_or(text);
     if text.contains('|') {
@@ -18,7 +22,11 @@ pub fn parse_inline(profile: SrtpProfile, field: &'static str, text: &str) -> Re
     }
     let bytes = decode_base64(field, text)?;
     MasterKey::from_concatenated(profile, &bytes).map_err(|e| match e {
-        SrtpError::BadKeyLength { expected, got, .. } => KeyingError::BadLength { field, expected, got },
+        SrtpError::BadKeyLength { expected, got, .. } => KeyingError::BadLength {
+            field,
+            expected,
+            got,
+        },
         other => KeyingError::Srtp(other),
     })
 }

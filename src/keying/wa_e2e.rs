@@ -67,17 +67,28 @@ impl CallKey {
 
     /// The master key and salt protecting what `sender_device` sends.
     pub fn master_key(&self, sender_device: &str) -> MasterKey {
+        let okm = self.expand(sender_device);
+        MasterKey::new(PROFILE, &okm[..16], &okm[16..30]).expect("lengths fit the profile")
+    }
+
+    /// The 46 bytes of HKDF output for `sender_device`; the scheme uses the first 30.
+    fn expand(&self, sender_device: &str) -> Zeroizing<[u8; 46]> {
         let info = normalize_device_id(sender_device);
         let mut okm = Zeroizing::new([0u8; 46]);
         Hkdf::<Sha256>::new(Some(&[0u8; 32]), &self.0)
             .expand(info.as_bytes(), &mut *okm)
             .expect("46 bytes is a valid HKDF-SHA256 length");
-        MasterKey::new(PROFILE, &okm[..16], &okm[16..30]).expect("lengths fit the profile")
+        okm
     }
 
     /// The call keys between `self_device` (we send with its keys) and `peer_device` (we
     /// receive with its keys). `rtp_tag_len` defaults to [`RTP_TAG_LEN`].
-    pub fn call_keys(&self, self_device: &str, peer_device: &str, rtp_tag_len: Option<usize>) -> Result<CallKeys, KeyingError> {
+    pub fn call_keys(
+        &self,
+        self_device: &str,
+        peer_device: &str,
+        rtp_tag_len: Option<usize>,
+    ) -> Result<CallKeys, KeyingError> {
         if self_device.trim().is_empty() {
             return Err(KeyingError::MissingDeviceId("self"));
         }
@@ -168,4 +179,20 @@ pub fn derive_ssrc(call_id: &str, device_id: &str, slot: SsrcSlot) -> Ssrc {
         .expand(info.as_bytes(), &mut okm)
         .expect("4 bytes is a valid HKDF-SHA256 length");
     Ssrc(u32::from_le_bytes(okm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_hkdf_output_of_the_peer() {
+        let key: Vec<u8> = (0u8..32).collect();
+        let okm = CallKey::from_bytes(&key)
+            .unwrap()
+            .expand("222222222222222:0@lid");
+        let expected = "3f5423fb6f67e4c588bf5741a3a4e92c749ee99101a47c82bb5dacec40cfc7b95d387fe9ff466f78db6cc4fdaa30";
+        let hex: String = okm.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected);
+    }
 }

@@ -223,7 +223,10 @@ mod tests {
         m.set_ssrc(Ssrc(9));
         m.set_timestamp(0x01020304);
         assert!(!m.marker());
-        assert_eq!((m.seq(), m.ssrc(), m.timestamp()), (SeqNo(7), Ssrc(9), 0x01020304));
+        assert_eq!(
+            (m.seq(), m.ssrc(), m.timestamp()),
+            (SeqNo(7), Ssrc(9), 0x01020304)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The RTCP packet view: just enough of the first header for SRTCP and demultiplexing.
 
-use super::types::{PacketError, Ssrc};
 use super::packet::RTP_VERSION;
+use super::types::{PacketError, Ssrc};
 
 /// Length of the RTCP header plus the sender SSRC: the part SRTCP leaves unencrypted.
 pub const RTCP_HEADER_LEN: usize = 8;

@@ -19,7 +19,9 @@ pub enum SrtpError {
         needed: usize,
     },
     /// The buffer has no room behind the packet for the tag (and SRTCP index).
-    #[error("buffer too small: the protected packet needs {needed} bytes, the buffer has {capacity}")]
+    #[error(
+        "buffer too small: the protected packet needs {needed} bytes, the buffer has {capacity}"
+    )]
     BufferTooSmall {
         /// Bytes the protected packet needs.
         needed: usize,

@@ -81,7 +81,11 @@ mod tests {
     fn follows_rfc3711_appendix_a() {
         assert_eq!(est(0, 100, 101), Some((0, 101)));
         assert_eq!(est(0, 65535, 0), Some((1, 0)), "wrap forward");
-        assert_eq!(est(1, 2, 65534), Some((0, 65534)), "late packet from before the wrap");
+        assert_eq!(
+            est(1, 2, 65534),
+            Some((0, 65534)),
+            "late packet from before the wrap"
+        );
         assert_eq!(est(0, 2, 65534), None, "before the start of the stream");
         assert_eq!(est(3, 40000, 7000), Some((4, 7000)));
         assert_eq!(est(3, 40000, 8000), Some((3, 8000)));

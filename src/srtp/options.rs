@@ -44,10 +44,14 @@ impl SrtpOptions {
 
     pub(crate) fn validate(&self) -> Result<(), SrtpError> {
         if self.replay_window < ReplayWindow::MIN_SIZE {
-            return Err(SrtpError::InvalidOption("replay_window must be at least 64"));
+            return Err(SrtpError::InvalidOption(
+                "replay_window must be at least 64",
+            ));
         }
         if self.replay_window > 1 << 20 {
-            return Err(SrtpError::InvalidOption("replay_window must be at most 1048576"));
+            return Err(SrtpError::InvalidOption(
+                "replay_window must be at most 1048576",
+            ));
         }
         if self.max_streams == 0 {
             return Err(SrtpError::InvalidOption("max_streams must be at least 1"));

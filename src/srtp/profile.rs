@@ -96,7 +96,9 @@ impl fmt::Display for SrtpProfile {
 
 /// The error for a crypto-suite name srtpd does not implement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown SRTP profile {0:?}; expected one of AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AES_256_CM_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM")]
+#[error(
+    "unknown SRTP profile {0:?}; expected one of AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AES_256_CM_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM"
+)]
 pub struct UnknownProfile(pub String);
 
 impl FromStr for SrtpProfile {
@@ -109,7 +111,9 @@ impl FromStr for SrtpProfile {
             .find(|p| p.name().eq_ignore_ascii_case(s))
             // The DTLS-SRTP registry spells the profiles with an SRTP_ prefix.
             .or_else(|| {
-                let bare = s.get(5..).filter(|_| s[..5].eq_ignore_ascii_case("SRTP_"))?;
+                let bare = s
+                    .get(5..)
+                    .filter(|_| s[..5].eq_ignore_ascii_case("SRTP_"))?;
                 SrtpProfile::ALL
                     .into_iter()
                     .find(|p| p.name().eq_ignore_ascii_case(bare))

@@ -29,8 +29,15 @@ pub struct SrtcpContext {
 
 impl SrtcpContext {
     /// A context for `profile` keyed by `master` (the SRTCP labels of RFC 3711 section 4.3).
-    pub fn new(profile: SrtpProfile, master: &MasterKey, options: &SrtpOptions) -> Result<Self, SrtpError> {
-        Self::from_session_keys(&SessionKeys::derive(profile, master, KeyUse::Rtcp)?, options)
+    pub fn new(
+        profile: SrtpProfile,
+        master: &MasterKey,
+        options: &SrtpOptions,
+    ) -> Result<Self, SrtpError> {
+        Self::from_session_keys(
+            &SessionKeys::derive(profile, master, KeyUse::Rtcp)?,
+            options,
+        )
     }
 
     /// A context from already-derived SRTCP session keys.
@@ -110,7 +117,9 @@ impl SrtcpContext {
         } else {
             plain_len
         };
-        let word: [u8; 4] = buf[word_at..word_at + INDEX_LEN].try_into().expect("4 bytes");
+        let word: [u8; 4] = buf[word_at..word_at + INDEX_LEN]
+            .try_into()
+            .expect("4 bytes");
         let encrypted = u32::from_be_bytes(word) & E_FLAG != 0;
         let index = u32::from_be_bytes(word) & MAX_SRTCP_INDEX;
 
@@ -127,7 +136,8 @@ impl SrtcpContext {
                 let (header, rest) = buf.split_at_mut(RTCP_HEADER_LEN);
                 let aad = aad_with_index(header, word);
                 let (body, tail) = rest.split_at_mut(plain_len - RTCP_HEADER_LEN);
-                self.transform.open(&nonce, &aad, body, &tail[..AEAD_TAG_LEN])?;
+                self.transform
+                    .open(&nonce, &aad, body, &tail[..AEAD_TAG_LEN])?;
             } else {
                 // E=0: the whole packet and the index word are associated data, in that order.
                 // Put the word right behind the packet (over the tag, saved first) so the
@@ -136,9 +146,9 @@ impl SrtcpContext {
                     .try_into()
                     .expect("16 bytes");
                 buf[plain_len..plain_len + INDEX_LEN].copy_from_slice(&word);
-                let result = self
-                    .transform
-                    .open(&nonce, &buf[..plain_len + INDEX_LEN], &mut [], &tag);
+                let result =
+                    self.transform
+                        .open(&nonce, &buf[..plain_len + INDEX_LEN], &mut [], &tag);
                 if result.is_err() {
                     buf[plain_len..plain_len + AEAD_TAG_LEN].copy_from_slice(&tag);
                 }
@@ -148,8 +158,11 @@ impl SrtcpContext {
             let (authenticated, tag) = buf.split_at(plain_len + INDEX_LEN);
             self.transform.verify_mac(authenticated, &[], tag)?;
             if encrypted {
-                self.transform
-                    .apply_keystream(ssrc, u64::from(index), &mut buf[RTCP_HEADER_LEN..plain_len]);
+                self.transform.apply_keystream(
+                    ssrc,
+                    u64::from(index),
+                    &mut buf[RTCP_HEADER_LEN..plain_len],
+                );
             }
         }
 

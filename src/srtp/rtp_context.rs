@@ -3,7 +3,10 @@
 use super::index::PacketIndex;
 use super::streams::StreamTable;
 use super::transform::Transform;
-use super::{KeyUse, MasterKey, ReplayVerdict, ReplayWindow, SessionKeys, SrtpError, SrtpOptions, SrtpProfile};
+use super::{
+    KeyUse, MasterKey, ReplayVerdict, ReplayWindow, SessionKeys, SrtpError, SrtpOptions,
+    SrtpProfile,
+};
 use crate::rtp::{RtpPacket, Ssrc};
 
 /// Receive-side state of one SSRC.
@@ -16,7 +19,10 @@ struct RecvStream {
 
 impl RecvStream {
     fn highest(&self) -> Option<PacketIndex> {
-        self.window.top().and_then(PacketIndex::from_u64).or(self.reference)
+        self.window
+            .top()
+            .and_then(PacketIndex::from_u64)
+            .or(self.reference)
     }
 }
 
@@ -36,7 +42,11 @@ pub struct SrtpContext {
 
 impl SrtpContext {
     /// A context for `profile` keyed by `master` (RFC 3711 key derivation, rate 0).
-    pub fn new(profile: SrtpProfile, master: &MasterKey, options: &SrtpOptions) -> Result<Self, SrtpError> {
+    pub fn new(
+        profile: SrtpProfile,
+        master: &MasterKey,
+        options: &SrtpOptions,
+    ) -> Result<Self, SrtpError> {
         Self::from_session_keys(&SessionKeys::derive(profile, master, KeyUse::Rtp)?, options)
     }
 
@@ -91,7 +101,8 @@ impl SrtpContext {
             let tag = self.transform.seal(&nonce, header, &mut rest[..body_len]);
             rest[body_len..body_len + self.tag_len].copy_from_slice(&tag);
         } else {
-            self.transform.apply_keystream(ssrc, index.value(), &mut buf[header_len..len]);
+            self.transform
+                .apply_keystream(ssrc, index.value(), &mut buf[header_len..len]);
             let tag = self.transform.mac(&buf[..len], &index.roc().to_be_bytes());
             buf[len..needed].copy_from_slice(&tag[..self.tag_len]);
         }
@@ -124,7 +135,10 @@ impl SrtpContext {
             None => PacketIndex::new(0, seq.0),
         };
         match stream {
-            Some(s) => s.window.check(index.value()).map_err(|v| replay_error(v, ssrc, index.value()))?,
+            Some(s) => s
+                .window
+                .check(index.value())
+                .map_err(|v| replay_error(v, ssrc, index.value()))?,
             None => self.receivers.ensure_room(ssrc)?,
         }
 
@@ -137,7 +151,8 @@ impl SrtpContext {
             let (authenticated, tag) = buf.split_at(body_end);
             self.transform
                 .verify_mac(authenticated, &index.roc().to_be_bytes(), tag)?;
-            self.transform.apply_keystream(ssrc, index.value(), &mut buf[header_len..body_end]);
+            self.transform
+                .apply_keystream(ssrc, index.value(), &mut buf[header_len..body_end]);
         }
 
         let window = self.replay_window;
@@ -172,7 +187,10 @@ impl SrtpContext {
 
     /// The highest authenticated index on the receiving stream `ssrc`.
     pub fn recv_index(&self, ssrc: Ssrc) -> Option<PacketIndex> {
-        self.receivers.get(ssrc).and_then(|s| s.window.top()).and_then(PacketIndex::from_u64)
+        self.receivers
+            .get(ssrc)
+            .and_then(|s| s.window.top())
+            .and_then(PacketIndex::from_u64)
     }
 
     /// The SSRCs this context has received authenticated packets from.
@@ -181,7 +199,11 @@ impl SrtpContext {
     }
 }
 
-fn estimate(highest: PacketIndex, seq: crate::rtp::SeqNo, ssrc: Ssrc) -> Result<PacketIndex, SrtpError> {
+fn estimate(
+    highest: PacketIndex,
+    seq: crate::rtp::SeqNo,
+    ssrc: Ssrc,
+) -> Result<PacketIndex, SrtpError> {
     PacketIndex::estimate(highest, seq).ok_or(if highest.roc() == 0 {
         SrtpError::TooOld {
             ssrc,

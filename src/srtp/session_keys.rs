@@ -46,7 +46,11 @@ impl Zeroize for SrtpProfile {
 
 impl SessionKeys {
     /// Derives the session keys for `key_use` from a master key (RFC 3711 section 4.3.1).
-    pub fn derive(profile: SrtpProfile, master: &MasterKey, key_use: KeyUse) -> Result<Self, SrtpError> {
+    pub fn derive(
+        profile: SrtpProfile,
+        master: &MasterKey,
+        key_use: KeyUse,
+    ) -> Result<Self, SrtpError> {
         if !master.fits(profile) {
             return Err(SrtpError::BadKeyLength {
                 what: "master key",
@@ -81,7 +85,11 @@ impl SessionKeys {
             if expected == got {
                 Ok(())
             } else {
-                Err(SrtpError::BadKeyLength { what, expected, got })
+                Err(SrtpError::BadKeyLength {
+                    what,
+                    expected,
+                    got,
+                })
             }
         };
         check("session key", profile.key_len(), cipher_key.len())?;

@@ -22,7 +22,10 @@ impl<S> StreamTable<S> {
     }
 
     pub(crate) fn get(&self, ssrc: Ssrc) -> Option<&S> {
-        self.entries.iter().find(|(s, _)| *s == ssrc).map(|(_, st)| st)
+        self.entries
+            .iter()
+            .find(|(s, _)| *s == ssrc)
+            .map(|(_, st)| st)
     }
 
     pub(crate) fn get_mut(&mut self, ssrc: Ssrc) -> Option<&mut S> {

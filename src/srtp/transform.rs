@@ -1,7 +1,7 @@
 //! The keyed cipher and authenticator of one context, set up once and used per packet.
 
-use aes::{Aes128, Aes256};
 use aes::cipher::KeyInit;
+use aes::{Aes128, Aes256};
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use ctr::CtrCore;
@@ -77,9 +77,7 @@ impl Transform {
         };
         let mut salt = Salt([0; 14]);
         salt.0[..keys.salt().len()].copy_from_slice(keys.salt());
-        let mac = (!keys.profile().is_aead()).then(|| {
-            KeyedMac(new_keyed(keys.auth_key()))
-        });
+        let mac = (!keys.profile().is_aead()).then(|| KeyedMac(new_keyed(keys.auth_key())));
         Transform { cipher, salt, mac }
     }
 
@@ -91,6 +89,15 @@ impl Transform {
     /// XORs the AES-CM keystream for (`ssrc`, `index`) into `data` (RFC 3711 section 4.1.1):
     /// IV = (salt · 2^16) ⊕ (SSRC · 2^64) ⊕ (index · 2^16).
     pub(crate) fn apply_keystream(&self, ssrc: Ssrc, index: u64, data: &mut [u8]) {
+        let iv = self.cm_iv(ssrc, index);
+        match &self.cipher {
+            Cipher::Cm128(aes) => ctr_over(aes, iv, data),
+            Cipher::Cm256(aes) => ctr_over(aes, iv, data),
+            Cipher::Gcm128(_) | Cipher::Gcm256(_) => unreachable!("keystream on an AEAD transform"),
+        }
+    }
+
+    fn cm_iv(&self, ssrc: Ssrc, index: u64) -> [u8; 16] {
         let mut iv = [0u8; 16];
         iv[..14].copy_from_slice(&self.salt.0);
         for (b, s) in iv[4..8].iter_mut().zip(ssrc.0.to_be_bytes()) {
@@ -99,11 +106,7 @@ impl Transform {
         for (b, i) in iv[8..14].iter_mut().zip(&index.to_be_bytes()[2..]) {
             *b ^= i;
         }
-        match &self.cipher {
-            Cipher::Cm128(aes) => ctr_over(aes, iv, data),
-            Cipher::Cm256(aes) => ctr_over(aes, iv, data),
-            Cipher::Gcm128(_) | Cipher::Gcm256(_) => unreachable!("keystream on an AEAD transform"),
-        }
+        iv
     }
 
     /// HMAC-SHA1 over `data || trailer`, the full 20 bytes.
@@ -115,11 +118,17 @@ impl Transform {
     }
 
     /// Checks a (truncated) HMAC-SHA1 tag over `data || trailer` in constant time.
-    pub(crate) fn verify_mac(&self, data: &[u8], trailer: &[u8], tag: &[u8]) -> Result<(), SrtpError> {
+    pub(crate) fn verify_mac(
+        &self,
+        data: &[u8],
+        trailer: &[u8],
+        tag: &[u8],
+    ) -> Result<(), SrtpError> {
         let mut mac = self.keyed_mac().clone();
         mac.update(data);
         mac.update(trailer);
-        mac.verify_truncated_left(tag).map_err(|_| SrtpError::AuthenticationFailed)
+        mac.verify_truncated_left(tag)
+            .map_err(|_| SrtpError::AuthenticationFailed)
     }
 
     fn keyed_mac(&self) -> &Hmac<Sha1> {
@@ -162,8 +171,16 @@ impl Transform {
     }
 
     /// Verifies the GCM tag and, only if it matches, decrypts `data` in place.
-    pub(crate) fn open(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8]) -> Result<(), SrtpError> {
-        let tag = tag.try_into().map_err(|_| SrtpError::AuthenticationFailed)?;
+    pub(crate) fn open(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), SrtpError> {
+        let tag = tag
+            .try_into()
+            .map_err(|_| SrtpError::AuthenticationFailed)?;
         let result = match &self.cipher {
             Cipher::Gcm128(g) => g.decrypt_inout_detached(nonce.into(), aad, data.into(), tag),
             Cipher::Gcm256(g) => g.decrypt_inout_detached(nonce.into(), aad, data.into(), tag),
@@ -179,7 +196,10 @@ mod tests {
     use crate::srtp::SrtpProfile;
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     /// The wa-e2e vector's peer RTP session keys.
@@ -199,13 +219,24 @@ mod tests {
         let sample = unhex("90780007000003c012345678deadbeef");
         let roc = 0u32.to_be_bytes();
         assert_eq!(wa_peer().mac(&sample, &roc)[..4], unhex("53fada83")[..]);
-        assert!(wa_peer().verify_mac(&sample, &roc, &unhex("53fada83")).is_ok());
-        assert!(wa_peer().verify_mac(&sample, &roc, &unhex("53fada82")).is_err());
+        assert!(
+            wa_peer()
+                .verify_mac(&sample, &roc, &unhex("53fada83"))
+                .is_ok()
+        );
+        assert!(
+            wa_peer()
+                .verify_mac(&sample, &roc, &unhex("53fada82"))
+                .is_err()
+        );
     }
 
     #[test]
     fn wa_e2e_iv_and_keystream() {
-        // IV 10fb8133fdc335e4c0d06788f49b0000 for SSRC 0x12345678, index 7.
+        assert_eq!(
+            wa_peer().cm_iv(Ssrc(0x1234_5678), 7)[..],
+            unhex("10fb8133fdc335e4c0d06788f49b0000")[..]
+        );
         let mut data = unhex("102132435465768798a9bacb");
         wa_peer().apply_keystream(Ssrc(0x1234_5678), 7, &mut data);
         assert_eq!(data, unhex("17b30591a2650ed7bbae9c5a"));
@@ -221,7 +252,13 @@ mod tests {
         )
         .unwrap();
         let t = Transform::new(&keys);
-        assert_eq!(t.rtp_nonce(Ssrc(0x5501_a0b2), 0, 0xf17b)[..], unhex("51753c6580c2726f20718414")[..]);
-        assert_eq!(t.rtcp_nonce(Ssrc(0x4d61_7273), 0x5d4)[..], unhex("517524055203726f207170bb")[..]);
+        assert_eq!(
+            t.rtp_nonce(Ssrc(0x5501_a0b2), 0, 0xf17b)[..],
+            unhex("51753c6580c2726f20718414")[..]
+        );
+        assert_eq!(
+            t.rtcp_nonce(Ssrc(0x4d61_7273), 0x5d4)[..],
+            unhex("517524055203726f207170bb")[..]
+        );
     }
 }

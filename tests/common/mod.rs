@@ -26,7 +26,9 @@ pub fn rtp_packet_with_csrcs_and_extension(seq: u16, ssrc: u32, payload: &[u8]) 
     p.extend_from_slice(&0x1111_1111u32.to_be_bytes());
     p.extend_from_slice(&0x2222_2222u32.to_be_bytes());
     // 0xBEDE profile, 2 words: audio level (id 1, len 1) and abs-send-time (id 3, len 3).
-    p.extend_from_slice(&[0xbe, 0xde, 0x00, 0x02, 0x10, 0x2a, 0x32, 0x01, 0x02, 0x03, 0, 0]);
+    p.extend_from_slice(&[
+        0xbe, 0xde, 0x00, 0x02, 0x10, 0x2a, 0x32, 0x01, 0x02, 0x03, 0, 0,
+    ]);
     p.extend_from_slice(payload);
     p
 }
