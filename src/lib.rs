@@ -1,9 +1,15 @@
 //! srtpd: a media endpoint for call-signaling clients.
 //!
 //! The protocol core does no I/O: [`srtp`] protects and unprotects packets in place, [`rtp`]
-//! reads packets without copying them, and [`keying`] turns a call's keying material into
-//! SRTP master keys.
+//! reads packets without copying them, [`keying`] turns a call's keying material into SRTP
+//! master keys, and [`call`] runs a call's media session with time passed in. [`net`],
+//! [`control`] and [`daemon`] are the thin I/O shell around it.
 
+pub mod call;
+pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod keying;
+pub mod net;
 pub mod rtp;
 pub mod srtp;

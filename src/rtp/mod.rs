@@ -3,10 +3,12 @@
 //! The views borrow (or own) any `AsRef<[u8]>` buffer and read fields straight from it, so the
 //! packet path can inspect and rewrite headers without parsing into owned structs.
 
+mod demux;
 mod packet;
 mod rtcp;
 mod types;
 
+pub use demux::{PacketKind, classify};
 pub use packet::{RTP_FIXED_HEADER_LEN, RTP_VERSION, RtpPacket};
 pub use rtcp::{RTCP_HEADER_LEN, RtcpPacket};
 pub use types::{PacketError, SeqNo, Ssrc};

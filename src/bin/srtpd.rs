@@ -1,0 +1,110 @@
+//! srtpd: the media endpoint daemon. Started with no arguments it runs on the built-in
+//! defaults (those of config/srtpd.toml) and prints where its control socket is.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use srtpd::config::{Config, LogFormat};
+use srtpd::control::{bind_control_socket, serve};
+use srtpd::daemon::Daemon;
+use tracing_subscriber::EnvFilter;
+
+/// srtpd: SRTP media for call-signaling clients, driven over a local control socket.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML; see config/srtpd.toml). Without it the built-in defaults apply.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Control socket path (overrides control.socket).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Log level: error, warn, info, debug or trace (overrides log.level).
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Log format: text or json (overrides log.format).
+    #[arg(long, value_parser = ["text", "json"])]
+    log_format: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match &cli.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("srtpd: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(socket) = cli.socket {
+        config.control.socket = socket;
+    }
+    if let Some(level) = cli.log_level {
+        config.log.level = level;
+    }
+    if let Some(format) = cli.log_format {
+        config.log.format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
+    }
+    init_logging(&config);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("srtpd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(config: Config) -> ExitCode {
+    let path = config.socket_path();
+    let listener = match bind_control_socket(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("srtpd: cannot open the control socket {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("srtpd {} listening on control socket {}", env!("CARGO_PKG_VERSION"), path.display());
+    tracing::info!(socket = %path.display(), "srtpd started");
+
+    let daemon = Daemon::new(config);
+    let server = tokio::spawn(serve(daemon.clone(), listener));
+    let mut shutdown = daemon.shutdown_requested();
+    let signal = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        }
+    };
+    tokio::select! {
+        which = signal => {
+            tracing::info!("{which}: shutting down");
+            daemon.request_shutdown();
+        }
+        _ = shutdown.wait_for(|&s| s) => tracing::info!("shutdown requested over the control socket"),
+    }
+    daemon.terminate_all("shutdown").await;
+    // Let subscribers' connections deliver the final call.ended events.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let _ = server.await;
+    let _ = std::fs::remove_file(&path);
+    tracing::info!("srtpd stopped");
+    ExitCode::SUCCESS
+}

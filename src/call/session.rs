@@ -1,0 +1,652 @@
+//! One call's media session, without I/O: datagrams, source packets and time go in;
+//! datagrams to send, events and the next deadline come out.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::rtcp::{self, ReportBlock, SenderInfo};
+use super::stats::{DropStats, RecvSnapshot, SendStats};
+use super::stun::{self, Binding, TxId};
+use super::track::{InboundTrack, MediaKind, OutboundTrack, TrackParams};
+use crate::keying::CallKeys;
+use crate::rtp::{PacketKind, RtpPacket, SeqNo, Ssrc, classify};
+use crate::srtp::{SrtcpContext, SrtpContext, SrtpError, SrtpOptions};
+
+/// A transport candidate of the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// Where to send.
+    pub addr: SocketAddr,
+    /// Higher is preferred.
+    pub priority: u32,
+}
+
+/// The timers of a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallTimers {
+    /// How long STUN checks to the candidates are retried.
+    pub check_timeout: Duration,
+    /// Send a keepalive after this long without sending.
+    pub keepalive: Duration,
+    /// Interval of RTCP reports.
+    pub rtcp_interval: Duration,
+    /// No inbound media for this long raises `MediaTimeout`.
+    pub media_timeout: Duration,
+    /// The same while the peer is muted or on hold.
+    pub media_timeout_held: Duration,
+}
+
+/// One track of a call being set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrackSetup {
+    /// RTP parameters.
+    pub params: TrackParams,
+    /// Our SSRC (derived by the keying scheme, or random).
+    pub ssrc: Ssrc,
+}
+
+/// Everything a call needs to start.
+#[derive(Clone, Debug)]
+pub struct CallSetup {
+    /// The call id.
+    pub call_id: String,
+    /// Per-direction master keys.
+    pub keys: CallKeys,
+    /// SRTP context options.
+    pub srtp: SrtpOptions,
+    /// The peer's candidates (may be empty: then the first authenticated packet decides).
+    pub candidates: Vec<Candidate>,
+    /// The audio track.
+    pub audio: Option<TrackSetup>,
+    /// The video track.
+    pub video: Option<TrackSetup>,
+    /// Timers.
+    pub timers: CallTimers,
+}
+
+/// Where the call stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallState {
+    /// No remote address yet: waiting for the peer's first authenticated packet.
+    Waiting,
+    /// Sending to the preferred candidate, nothing confirmed yet.
+    Checking,
+    /// A STUN check succeeded or an authenticated packet arrived.
+    Connected,
+}
+
+/// Something the signaling client should hear about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallEvent {
+    /// First confirmation of the remote: by `how` ("stun" or "media").
+    Connected {
+        /// The remote address.
+        remote: SocketAddr,
+        /// What confirmed it.
+        how: &'static str,
+    },
+    /// The remote moved (a better candidate answered, or authenticated media came from
+    /// elsewhere).
+    RemoteChanged {
+        /// The previous remote.
+        from: Option<SocketAddr>,
+        /// The new one.
+        to: SocketAddr,
+        /// Why.
+        how: &'static str,
+    },
+    /// No inbound media for the configured time.
+    MediaTimeout {
+        /// Seconds since the last inbound media (or since the start).
+        silent_s: u64,
+        /// Whether the longer limit (peer muted or on hold) applied.
+        held: bool,
+    },
+}
+
+/// What became of a received datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inbound {
+    /// An authenticated RTP packet of `kind`, decrypted in place: `len` bytes of plain RTP.
+    Media {
+        /// The track.
+        kind: MediaKind,
+        /// Plain RTP length.
+        len: usize,
+    },
+    /// STUN or RTCP, handled inside the session.
+    Consumed,
+    /// Dropped and counted.
+    Dropped(DropReason),
+}
+
+/// Why a datagram was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Failed authentication.
+    Auth,
+    /// Replayed or too old.
+    Replay,
+    /// Malformed, not for us, or unusable.
+    Other,
+}
+
+/// A datagram for the shell to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub dest: SocketAddr,
+    /// Bytes.
+    pub data: Vec<u8>,
+}
+
+/// Statistics of one track.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TrackStats {
+    /// Sent.
+    pub sent: SendStats,
+    /// Received.
+    pub received: RecvSnapshot,
+    /// Dropped on receipt.
+    pub dropped: DropStats,
+    /// Whether our sending is gated (muted / video off).
+    pub muted: bool,
+}
+
+/// A snapshot of a call's statistics.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CallStats {
+    /// The call id.
+    pub call_id: String,
+    /// Where the call stands.
+    pub state: CallState,
+    /// The remote address, once known.
+    pub remote: Option<SocketAddr>,
+    /// Audio track statistics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<TrackStats>,
+    /// Video track statistics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video: Option<TrackStats>,
+    /// Round-trip time from RTCP, ms.
+    pub rtt_ms: Option<f64>,
+    /// Whether the peer said it is muted.
+    pub peer_muted: bool,
+}
+
+struct Track {
+    params: TrackParams,
+    out: OutboundTrack,
+    inb: InboundTrack,
+    dropped: DropStats,
+}
+
+struct Check {
+    candidate: Candidate,
+    txid: TxId,
+    next_send: Instant,
+    interval: Duration,
+}
+
+/// Seconds between 1900 (NTP) and 1970 (Unix).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+/// First STUN retransmission interval (RFC 5389 RTO); doubles up to `MAX_CHECK_INTERVAL`.
+const FIRST_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_CHECK_INTERVAL: Duration = Duration::from_millis(800);
+
+/// The media session of one call.
+pub struct CallSession {
+    call_id: String,
+    tx: SrtpContext,
+    rx: SrtpContext,
+    rtcp_tx: SrtcpContext,
+    rtcp_rx: SrtcpContext,
+    audio: Option<Track>,
+    video: Option<Track>,
+    timers: CallTimers,
+    remote: Option<SocketAddr>,
+    state: CallState,
+    checks: Vec<Check>,
+    checks_until: Instant,
+    epoch: (Instant, SystemTime),
+    last_sent: Instant,
+    last_media_in: Instant,
+    timed_out: bool,
+    next_rtcp: Instant,
+    peer_muted: bool,
+    rtt_ms: Option<f64>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<CallEvent>,
+}
+
+impl CallSession {
+    /// A session starting at `now` (`wall` is the same instant on the wall clock, for RTCP's
+    /// NTP timestamps).
+    pub fn new(setup: CallSetup, now: Instant, wall: SystemTime) -> Result<Self, SrtpError> {
+        let keys = &setup.keys;
+        let options = keys.options(&setup.srtp);
+        let track = |t: Option<TrackSetup>| {
+            t.map(|t| Track {
+                params: t.params,
+                out: OutboundTrack::new(t.params, t.ssrc, SeqNo(rand::random()), rand::random()),
+                inb: InboundTrack::new(t.params.clock_rate),
+                dropped: DropStats::default(),
+            })
+        };
+        let remote = setup
+            .candidates
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| (c.priority, std::cmp::Reverse(*i)))
+            .map(|(_, c)| c.addr);
+        let checks = setup
+            .candidates
+            .iter()
+            .map(|&candidate| Check {
+                candidate,
+                txid: rand::random(),
+                next_send: now,
+                interval: FIRST_CHECK_INTERVAL,
+            })
+            .collect();
+        Ok(CallSession {
+            call_id: setup.call_id,
+            tx: SrtpContext::new(keys.profile, &keys.tx, &options)?,
+            rx: SrtpContext::new(keys.profile, &keys.rx, &options)?,
+            rtcp_tx: SrtcpContext::new(keys.profile, &keys.tx, &options)?,
+            rtcp_rx: SrtcpContext::new(keys.profile, &keys.rx, &options)?,
+            audio: track(setup.audio),
+            video: track(setup.video),
+            timers: setup.timers,
+            state: if remote.is_some() {
+                CallState::Checking
+            } else {
+                CallState::Waiting
+            },
+            remote,
+            checks,
+            checks_until: now + setup.timers.check_timeout,
+            epoch: (now, wall),
+            last_sent: now,
+            last_media_in: now,
+            timed_out: false,
+            next_rtcp: now + setup.timers.rtcp_interval,
+            peer_muted: false,
+            rtt_ms: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The call id.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// The current remote address.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.remote
+    }
+
+    /// Where the call stands.
+    pub fn state(&self) -> CallState {
+        self.state
+    }
+
+    /// Bytes `on_source` appends to a packet (the SRTP tag): keep this much room behind it.
+    pub fn overhead(&self) -> usize {
+        self.tx.overhead()
+    }
+
+    /// Whether the call has a track of `kind`.
+    pub fn has_track(&self, kind: MediaKind) -> bool {
+        self.track(kind).is_some()
+    }
+
+    fn track(&self, kind: MediaKind) -> Option<&Track> {
+        match kind {
+            MediaKind::Audio => self.audio.as_ref(),
+            MediaKind::Video => self.video.as_ref(),
+        }
+    }
+
+    fn track_mut(&mut self, kind: MediaKind) -> Option<&mut Track> {
+        match kind {
+            MediaKind::Audio => self.audio.as_mut(),
+            MediaKind::Video => self.video.as_mut(),
+        }
+    }
+
+    /// Gates (or ungates) our sending on track `kind`. Returns `false` if there is no such
+    /// track.
+    pub fn set_gated(&mut self, kind: MediaKind, gated: bool) -> bool {
+        match self.track_mut(kind) {
+            Some(t) => {
+                t.out.set_gated(gated);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records whether the peer is muted or on hold (for stats and the media timeout).
+    pub fn set_peer_muted(&mut self, muted: bool) {
+        self.peer_muted = muted;
+    }
+
+    /// A plain RTP packet from the local source of `kind`, in `buf[..len]` with
+    /// [`Self::overhead`] spare bytes behind it: rewritten and protected in place. Returns the
+    /// datagram length and where to send it, or `None` if it is not sent (gated, no remote
+    /// yet, malformed).
+    pub fn on_source(&mut self, kind: MediaKind, buf: &mut [u8], len: usize, now: Instant) -> Option<(usize, SocketAddr)> {
+        let remote = self.remote?;
+        let track = self.track_mut(kind)?;
+        let mut packet = RtpPacket::new_checked(buf.get_mut(..len)?).ok()?;
+        if !track.out.prepare(&mut packet) {
+            return None;
+        }
+        let n = self.tx.protect(buf, len).ok()?;
+        self.last_sent = now;
+        Some((n, remote))
+    }
+
+    /// A datagram received from `from`, filling `buf`. Media is decrypted in place.
+    pub fn on_network(&mut self, buf: &mut [u8], from: SocketAddr, now: Instant) -> Inbound {
+        match classify(buf) {
+            PacketKind::Stun => {
+                self.on_stun(buf, from, now);
+                Inbound::Consumed
+            }
+            PacketKind::Rtp => self.on_rtp(buf, from, now),
+            PacketKind::Rtcp => match self.rtcp_rx.unprotect(buf) {
+                Ok(n) => {
+                    self.on_authenticated(from, "media");
+                    self.on_rtcp(&buf[..n], now);
+                    Inbound::Consumed
+                }
+                Err(e) => self.drop(MediaKind::Audio, drop_reason(&e)),
+            },
+            PacketKind::Dtls | PacketKind::Other => self.drop(MediaKind::Audio, DropReason::Other),
+        }
+    }
+
+    fn on_rtp(&mut self, buf: &mut [u8], from: SocketAddr, now: Instant) -> Inbound {
+        let Some(kind) = self.kind_of(buf) else {
+            return self.drop(MediaKind::Audio, DropReason::Other);
+        };
+        let len = match self.rx.unprotect(buf) {
+            Ok(n) => n,
+            Err(e) => return self.drop(kind, drop_reason(&e)),
+        };
+        self.on_authenticated(from, "media");
+        let arrival = now.duration_since(self.epoch.0).as_secs_f64();
+        let packet = RtpPacket::new_checked(&buf[..len]).expect("authenticated packets parse");
+        let track = self.track_mut(kind).expect("kind_of returns existing tracks");
+        track.inb.remote_ssrc = Some(packet.ssrc());
+        track
+            .inb
+            .stats
+            .record(packet.seq().0, packet.timestamp(), packet.payload().len(), arrival);
+        self.last_media_in = now;
+        self.timed_out = false;
+        Inbound::Media { kind, len }
+    }
+
+    /// The track a received packet belongs to, by payload type; with one track, that one.
+    fn kind_of(&self, buf: &[u8]) -> Option<MediaKind> {
+        let pt = buf.get(1)? & 0x7f;
+        match (&self.audio, &self.video) {
+            (Some(a), _) if a.params.payload_type == pt => Some(MediaKind::Audio),
+            (_, Some(v)) if v.params.payload_type == pt => Some(MediaKind::Video),
+            (Some(_), None) => Some(MediaKind::Audio),
+            (None, Some(_)) => Some(MediaKind::Video),
+            _ => None,
+        }
+    }
+
+    fn drop(&mut self, kind: MediaKind, reason: DropReason) -> Inbound {
+        let track = match kind {
+            MediaKind::Video if self.video.is_some() => self.video.as_mut(),
+            _ => self.audio.as_mut().or(self.video.as_mut()),
+        };
+        if let Some(t) = track {
+            match reason {
+                DropReason::Auth => t.dropped.auth += 1,
+                DropReason::Replay => t.dropped.replay += 1,
+                DropReason::Other => t.dropped.other += 1,
+            }
+        }
+        Inbound::Dropped(reason)
+    }
+
+    /// An authenticated packet came from `from`: latch onto it.
+    fn on_authenticated(&mut self, from: SocketAddr, how: &'static str) {
+        if self.remote != Some(from) {
+            let previous = self.remote.replace(from);
+            self.events.push_back(CallEvent::RemoteChanged {
+                from: previous,
+                to: from,
+                how,
+            });
+        }
+        if self.state != CallState::Connected {
+            self.state = CallState::Connected;
+            self.events.push_back(CallEvent::Connected { remote: from, how });
+        }
+        if how == "media" {
+            self.checks.clear();
+        }
+    }
+
+    fn on_stun(&mut self, buf: &[u8], from: SocketAddr, now: Instant) {
+        match stun::parse(buf) {
+            Some(Binding::Request(txid)) => self.transmits.push_back(Transmit {
+                dest: from,
+                data: stun::success(txid, from),
+            }),
+            Some(Binding::Success(txid, _)) => {
+                let answered = self
+                    .checks
+                    .iter()
+                    .any(|c| c.txid == txid && c.candidate.addr == from && now <= self.checks_until);
+                if answered {
+                    self.checks.clear();
+                    self.on_authenticated(from, "stun");
+                }
+            }
+            Some(Binding::Indication) => {}
+            None => {
+                self.drop(MediaKind::Audio, DropReason::Other);
+            }
+        }
+    }
+
+    fn on_rtcp(&mut self, plain: &[u8], now: Instant) {
+        let Some(received) = rtcp::parse(plain) else { return };
+        for (ssrc, lsr) in received.sender_reports {
+            for t in [self.audio.as_mut(), self.video.as_mut()].into_iter().flatten() {
+                if t.inb.remote_ssrc == Some(Ssrc(ssrc)) {
+                    t.inb.last_sr = Some((lsr, now));
+                }
+            }
+        }
+        let ours: Vec<Ssrc> = [&self.audio, &self.video]
+            .into_iter()
+            .flatten()
+            .map(|t| t.out.ssrc())
+            .collect();
+        let now_mid = self.ntp_middle(now);
+        for block in received.blocks {
+            if block.lsr != 0 && ours.contains(&Ssrc(block.ssrc)) {
+                let rtt = now_mid.wrapping_sub(block.lsr).wrapping_sub(block.dlsr);
+                if rtt < 0x8000_0000 {
+                    self.rtt_ms = Some(f64::from(rtt) * 1000.0 / 65536.0);
+                }
+            }
+        }
+    }
+
+    fn ntp(&self, now: Instant) -> u64 {
+        let wall = self.epoch.1 + now.saturating_duration_since(self.epoch.0);
+        let since_unix = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since_unix.as_secs() + NTP_UNIX_OFFSET;
+        let frac = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
+        (secs << 32) | frac
+    }
+
+    fn ntp_middle(&self, now: Instant) -> u32 {
+        (self.ntp(now) >> 16) as u32
+    }
+
+    /// The next datagram to send that the session made itself (STUN, RTCP, keepalives).
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        self.events.pop_front()
+    }
+
+    fn media_timeout(&self) -> Duration {
+        if self.peer_muted {
+            self.timers.media_timeout_held
+        } else {
+            self.timers.media_timeout
+        }
+    }
+
+    /// When [`Self::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut next = self.next_rtcp.min(self.last_sent + self.timers.keepalive);
+        if !self.timed_out {
+            next = next.min(self.last_media_in + self.media_timeout());
+        }
+        for c in &self.checks {
+            next = next.min(c.next_send);
+        }
+        next
+    }
+
+    /// Runs the timers due at `now`: candidate checks, keepalives, RTCP reports, the media
+    /// timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now > self.checks_until {
+            self.checks.clear();
+        }
+        for c in &mut self.checks {
+            if c.next_send <= now {
+                self.transmits.push_back(Transmit {
+                    dest: c.candidate.addr,
+                    data: stun::request(c.txid),
+                });
+                c.next_send = now + c.interval;
+                c.interval = (c.interval * 2).min(MAX_CHECK_INTERVAL);
+            }
+        }
+        if let Some(remote) = self.remote {
+            if now >= self.next_rtcp {
+                self.send_report(remote, now);
+                self.next_rtcp = now + self.timers.rtcp_interval;
+            }
+            if now.saturating_duration_since(self.last_sent) >= self.timers.keepalive {
+                self.transmits.push_back(Transmit {
+                    dest: remote,
+                    data: stun::indication(),
+                });
+                self.last_sent = now;
+            }
+        } else if now >= self.next_rtcp {
+            self.next_rtcp = now + self.timers.rtcp_interval;
+        }
+        let silent = now.saturating_duration_since(self.last_media_in);
+        if !self.timed_out && silent >= self.media_timeout() {
+            self.timed_out = true;
+            self.events.push_back(CallEvent::MediaTimeout {
+                silent_s: silent.as_secs(),
+                held: self.peer_muted,
+            });
+        }
+    }
+
+    fn send_report(&mut self, remote: SocketAddr, now: Instant) {
+        let ntp = self.ntp(now);
+        let mut blocks = Vec::new();
+        let mut sent = SendStats::default();
+        let mut rtp_time = 0;
+        let mut sender_ssrc = None;
+        for t in [self.audio.as_mut(), self.video.as_mut()].into_iter().flatten() {
+            sender_ssrc.get_or_insert(t.out.ssrc());
+            if t.out.sent.packets > 0 && sent.packets == 0 {
+                rtp_time = t.out.last_timestamp();
+            }
+            sent.packets += t.out.sent.packets;
+            sent.bytes += t.out.sent.bytes;
+            if let (Some(ssrc), true) = (t.inb.remote_ssrc, t.inb.stats.started()) {
+                let (lsr, dlsr) = t.inb.last_sr.map_or((0, 0), |(lsr, at)| {
+                    (lsr, (now.saturating_duration_since(at).as_secs_f64() * 65536.0) as u32)
+                });
+                blocks.push(ReportBlock {
+                    ssrc: ssrc.0,
+                    fraction_lost: t.inb.stats.take_fraction_lost(),
+                    total_lost: t.inb.stats.lost().min(0x7f_ffff) as u32,
+                    highest_seq: t.inb.stats.extended_max(),
+                    jitter: t.inb.stats.jitter_units(),
+                    lsr,
+                    dlsr,
+                });
+            }
+        }
+        let Some(ssrc) = sender_ssrc else { return };
+        let sender = (sent.packets > 0).then_some(SenderInfo {
+            ntp,
+            rtp_time,
+            packets: sent.packets as u32,
+            octets: sent.bytes as u32,
+        });
+        let mut packet = rtcp::report(ssrc.0, sender, &blocks);
+        let len = packet.len();
+        packet.resize(len + self.rtcp_tx.overhead(), 0);
+        if let Ok(n) = self.rtcp_tx.protect(&mut packet, len) {
+            packet.truncate(n);
+            self.transmits.push_back(Transmit {
+                dest: remote,
+                data: packet,
+            });
+            self.last_sent = now;
+        }
+    }
+
+    /// A snapshot of the call's statistics.
+    pub fn stats(&self) -> CallStats {
+        let track = |t: &Option<Track>| {
+            t.as_ref().map(|t| TrackStats {
+                sent: t.out.sent,
+                received: t.inb.stats.snapshot(),
+                dropped: t.dropped,
+                muted: t.out.gated(),
+            })
+        };
+        CallStats {
+            call_id: self.call_id.clone(),
+            state: self.state,
+            remote: self.remote,
+            audio: track(&self.audio),
+            video: track(&self.video),
+            rtt_ms: self.rtt_ms.map(|r| (r * 1000.0).round() / 1000.0),
+            peer_muted: self.peer_muted,
+        }
+    }
+}
+
+fn drop_reason(e: &SrtpError) -> DropReason {
+    match e {
+        SrtpError::AuthenticationFailed => DropReason::Auth,
+        SrtpError::Replayed { .. } | SrtpError::TooOld { .. } => DropReason::Replay,
+        _ => DropReason::Other,
+    }
+}

@@ -1,0 +1,184 @@
+//! A call's media tracks: what srtpd rewrites on the way out and counts on the way in.
+
+use serde::{Deserialize, Serialize};
+
+use super::stats::{RecvStats, SendStats};
+use crate::rtp::{RtpPacket, SeqNo, Ssrc};
+
+/// Audio or video.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    /// The audio track.
+    Audio,
+    /// The video track.
+    Video,
+}
+
+impl MediaKind {
+    /// The name used on the control socket.
+    pub fn name(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+}
+
+/// The RTP parameters of a track.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TrackParams {
+    /// Payload type put on outgoing packets and expected on incoming ones.
+    pub payload_type: u8,
+    /// RTP clock rate in Hz.
+    pub clock_rate: u32,
+    /// Packet duration in ms (audio).
+    pub ptime_ms: u32,
+}
+
+/// The sending half of a track. srtpd owns the outgoing SSRC and sequence numbers: the
+/// sequence advances only for packets actually sent, so gating never opens a gap, while the
+/// timestamp follows the source's clock, so it has advanced by the gated time on resume.
+#[derive(Clone, Debug)]
+pub struct OutboundTrack {
+    params: TrackParams,
+    ssrc: Ssrc,
+    next_seq: SeqNo,
+    ts_base: u32,
+    source_ts_base: Option<u32>,
+    last_ts: u32,
+    gated: bool,
+    marker_pending: bool,
+    /// What was sent.
+    pub sent: SendStats,
+    /// Source packets dropped while gated.
+    pub gated_drops: u64,
+}
+
+impl OutboundTrack {
+    /// A track sending as `ssrc`, starting at `first_seq` and timestamp `ts_base`.
+    pub fn new(params: TrackParams, ssrc: Ssrc, first_seq: SeqNo, ts_base: u32) -> Self {
+        OutboundTrack {
+            params,
+            ssrc,
+            next_seq: first_seq,
+            ts_base,
+            source_ts_base: None,
+            last_ts: ts_base,
+            gated: false,
+            marker_pending: false,
+            sent: SendStats::default(),
+            gated_drops: 0,
+        }
+    }
+
+    /// The outgoing SSRC.
+    pub fn ssrc(&self) -> Ssrc {
+        self.ssrc
+    }
+
+    /// The RTP timestamp of the last packet sent.
+    pub fn last_timestamp(&self) -> u32 {
+        self.last_ts
+    }
+
+    /// Whether the track is gated (muted, or video off).
+    pub fn gated(&self) -> bool {
+        self.gated
+    }
+
+    /// Gates or ungates the track; the first packet after ungating carries the marker bit.
+    pub fn set_gated(&mut self, gated: bool) {
+        if self.gated && !gated {
+            self.marker_pending = true;
+        }
+        self.gated = gated;
+    }
+
+    /// Rewrites a source packet in place for sending: SSRC, sequence number, timestamp,
+    /// payload type, and the marker after a resume. Returns `false` (the packet is dropped)
+    /// while the track is gated.
+    pub fn prepare(&mut self, packet: &mut RtpPacket<&mut [u8]>) -> bool {
+        let source_ts = packet.timestamp();
+        let base = *self.source_ts_base.get_or_insert(source_ts);
+        if self.gated {
+            self.gated_drops += 1;
+            return false;
+        }
+        let ts = self.ts_base.wrapping_add(source_ts.wrapping_sub(base));
+        packet.set_ssrc(self.ssrc);
+        packet.set_seq(self.next_seq);
+        packet.set_timestamp(ts);
+        packet.set_payload_type(self.params.payload_type);
+        if self.marker_pending {
+            packet.set_marker(true);
+            self.marker_pending = false;
+        }
+        self.next_seq = self.next_seq.next();
+        self.last_ts = ts;
+        self.sent.packets += 1;
+        self.sent.bytes += packet.payload().len() as u64;
+        true
+    }
+}
+
+/// The receiving half of a track.
+#[derive(Clone, Debug)]
+pub struct InboundTrack {
+    /// Loss and jitter statistics.
+    pub stats: RecvStats,
+    /// The peer's SSRC for this track, once seen.
+    pub remote_ssrc: Option<Ssrc>,
+    /// Middle 32 bits of the NTP time of the peer's last sender report, and when it came.
+    pub last_sr: Option<(u32, std::time::Instant)>,
+}
+
+impl InboundTrack {
+    /// A track with an RTP clock of `clock_rate`.
+    pub fn new(clock_rate: u32) -> Self {
+        InboundTrack {
+            stats: RecvStats::new(clock_rate),
+            remote_ssrc: None,
+            last_sr: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u16, ts: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 0x60, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 0xaa, 0xbb];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[4..8].copy_from_slice(&ts.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn gating_keeps_sequence_gap_free_and_timestamps_on_the_clock() {
+        let params = TrackParams {
+            payload_type: 111,
+            clock_rate: 48000,
+            ptime_ms: 20,
+        };
+        let mut t = OutboundTrack::new(params, Ssrc(9), SeqNo(100), 5000);
+        let mut sent = vec![];
+        for i in 0..10u32 {
+            t.set_gated((3..6).contains(&i));
+            let mut p = packet(7000 + i as u16, 1000 + i * 960);
+            let mut view = RtpPacket::new_checked(&mut p[..]).unwrap();
+            if t.prepare(&mut view) {
+                sent.push((view.seq().0, view.timestamp(), view.marker(), view.ssrc(), view.payload_type()));
+            }
+        }
+        let seqs: Vec<u16> = sent.iter().map(|s| s.0).collect();
+        assert_eq!(seqs, (100..107).collect::<Vec<_>>());
+        assert_eq!(sent[3].1 - sent[2].1, 4 * 960, "timestamp jumps by the gated time");
+        assert!(sent[3].2, "marker after resume");
+        assert!(sent.iter().enumerate().all(|(i, s)| s.2 == (i == 3)));
+        assert!(sent.iter().all(|s| s.3 == Ssrc(9) && s.4 == 111));
+        assert_eq!(t.gated_drops, 3);
+        assert_eq!(t.sent.packets, 7);
+    }
+}

@@ -1,0 +1,254 @@
+//! The daemon's configuration: `config/srtpd.toml`, whose values are also the built-in
+//! defaults.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Every setting of the daemon. `Config::default()` equals `config/srtpd.toml`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The control socket.
+    pub control: ControlConfig,
+    /// Media sockets.
+    pub media: MediaConfig,
+    /// SRTP contexts.
+    pub srtp: SrtpConfig,
+    /// Call limits and timers.
+    pub calls: CallsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[control]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Socket path; empty for `srtpd.sock` in the runtime directory.
+    pub socket: PathBuf,
+    /// Longest accepted request line.
+    pub max_line_bytes: usize,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: PathBuf::new(),
+            max_line_bytes: 1 << 20,
+        }
+    }
+}
+
+/// `[media]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Default IPv4 bind address.
+    pub bind_v4: IpAddr,
+    /// Default IPv6 bind address.
+    pub bind_v6: IpAddr,
+    /// Lowest media port.
+    pub port_min: u16,
+    /// Highest media port.
+    pub port_max: u16,
+    /// DSCP for audio-only calls.
+    pub dscp_audio: u8,
+    /// DSCP for calls with video.
+    pub dscp_video: u8,
+    /// SO_RCVBUF, 0 for the system default.
+    pub recv_buffer_bytes: usize,
+    /// SO_SNDBUF, 0 for the system default.
+    pub send_buffer_bytes: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind_v4: IpAddr::from([0, 0, 0, 0]),
+            bind_v6: IpAddr::from([0u16; 8]),
+            port_min: 40000,
+            port_max: 49999,
+            dscp_audio: 46,
+            dscp_video: 34,
+            recv_buffer_bytes: 1 << 20,
+            send_buffer_bytes: 1 << 20,
+        }
+    }
+}
+
+/// `[srtp]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrtpConfig {
+    /// Replay window per stream.
+    pub replay_window: usize,
+}
+
+impl Default for SrtpConfig {
+    fn default() -> Self {
+        SrtpConfig { replay_window: 1024 }
+    }
+}
+
+/// `[calls]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// Most concurrent calls.
+    pub max_calls: usize,
+    /// How long candidate checks are retried, ms.
+    pub candidate_check_timeout_ms: u64,
+    /// Keepalive after this long without sending, ms.
+    pub keepalive_interval_ms: u64,
+    /// RTCP report interval, ms.
+    pub rtcp_interval_ms: u64,
+    /// Media timeout, s.
+    pub media_timeout_s: u64,
+    /// Media timeout while the peer is muted or on hold, s.
+    pub media_timeout_held_s: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            max_calls: 1000,
+            candidate_check_timeout_ms: 3000,
+            keepalive_interval_ms: 5000,
+            rtcp_interval_ms: 5000,
+            media_timeout_s: 30,
+            media_timeout_held_s: 120,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// error, warn, info, debug or trace.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads and validates a TOML configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let m = &self.media;
+        if m.port_min == 0 || m.port_min > m.port_max {
+            return Err(ConfigError::Invalid(format!(
+                "media.port_min ({}) must be at least 1 and at most media.port_max ({})",
+                m.port_min, m.port_max
+            )));
+        }
+        if m.dscp_audio > 63 || m.dscp_video > 63 {
+            return Err(ConfigError::Invalid("media.dscp_audio and media.dscp_video must be 0..=63".into()));
+        }
+        if self.srtp.replay_window < 64 {
+            return Err(ConfigError::Invalid("srtp.replay_window must be at least 64".into()));
+        }
+        if self.calls.max_calls == 0 {
+            return Err(ConfigError::Invalid("calls.max_calls must be at least 1".into()));
+        }
+        if self.control.max_line_bytes < 1024 {
+            return Err(ConfigError::Invalid("control.max_line_bytes must be at least 1024".into()));
+        }
+        Ok(())
+    }
+
+    /// The control socket path: the configured one, or `srtpd.sock` in the runtime directory.
+    pub fn socket_path(&self) -> PathBuf {
+        if !self.control.socket.as_os_str().is_empty() {
+            return self.control.socket.clone();
+        }
+        runtime_dir().join("srtpd.sock")
+    }
+}
+
+/// `$XDG_RUNTIME_DIR`, or `/tmp/srtpd-<uid>` where that is unset.
+pub fn runtime_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        // SAFETY: getuid has no preconditions and cannot fail.
+        _ => std::env::temp_dir().join(format!("srtpd-{}", unsafe { libc::getuid() })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_file_equals_the_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/srtpd.toml");
+        assert_eq!(Config::from_file(&path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_ranges_are_refused() {
+        let err = toml::from_str::<Config>("[media]\nport_mni = 3\n").unwrap_err();
+        assert!(err.to_string().contains("port_mni"), "{err}");
+        let mut c = Config::default();
+        c.media.port_min = 50000;
+        assert!(c.validate().unwrap_err().to_string().contains("media.port_min"));
+    }
+}

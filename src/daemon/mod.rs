@@ -1,0 +1,370 @@
+//! The daemon: the registry of running calls and the control methods that act on them.
+
+mod call_task;
+pub mod params;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use self::call_task::{CallTask, Command, TrackIo};
+use self::params::{
+    CallIdParams, MuteParams, SinkParams, SourceParams, StartParams, TerminateParams, TrackParamsIn, VideoParams,
+    parse_bind,
+};
+use crate::call::{CallSession, CallSetup, CallStats, CallTimers, Candidate, MediaKind, TrackParams, TrackSetup};
+use crate::config::Config;
+use crate::control::{
+    CALL_EXISTS, INTERNAL_ERROR, METHOD_NOT_FOUND, NO_FREE_PORT, RpcError, TOO_MANY_CALLS, decode_params,
+};
+use crate::net::{BindError, MediaSocketOptions, bind_media, bind_udp};
+use crate::srtp::SrtpOptions;
+
+struct CallHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+/// The daemon's state, shared by the control connections.
+pub struct Daemon {
+    config: Config,
+    calls: Mutex<HashMap<String, CallHandle>>,
+    events: broadcast::Sender<Value>,
+    started: Instant,
+    shutdown: watch::Sender<bool>,
+}
+
+/// The methods `Daemon::handle` answers, for `srtpctl` and error messages.
+pub const METHODS: &[&str] = &[
+    "call.start",
+    "call.mute",
+    "call.video",
+    "call.stats",
+    "call.list",
+    "call.terminate",
+    "events.subscribe",
+    "daemon.status",
+    "daemon.shutdown",
+];
+
+impl Daemon {
+    /// A daemon with `config` and no calls.
+    pub fn new(config: Config) -> Arc<Self> {
+        let (events, _) = broadcast::channel(1024);
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Daemon {
+            config,
+            calls: Mutex::new(HashMap::new()),
+            events,
+            started: Instant::now(),
+            shutdown,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A receiver of event notifications' params.
+    pub fn subscribe(&self) -> broadcast::Receiver<Value> {
+        self.events.subscribe()
+    }
+
+    /// Resolves when shutdown was requested.
+    pub fn shutdown_requested(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Asks the daemon to shut down.
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Answers one control method (`events.subscribe` is the connection's business).
+    pub async fn handle(&self, method: &str, params: &Value) -> Result<Value, RpcError> {
+        match method {
+            "call.start" => self.start(decode_params(params)?).await,
+            "call.mute" => {
+                let p: MuteParams = decode_params(params)?;
+                self.gate(&p.call_id, p.media, p.muted).await?;
+                Ok(json!({"call_id": p.call_id, "media": p.media, "muted": p.muted}))
+            }
+            "call.video" => {
+                let p: VideoParams = decode_params(params)?;
+                self.gate(&p.call_id, MediaKind::Video, !p.enabled).await?;
+                Ok(json!({"call_id": p.call_id, "enabled": p.enabled}))
+            }
+            "call.stats" => {
+                let p: CallIdParams = decode_params(params)?;
+                Ok(json!(self.stats(&p.call_id).await?))
+            }
+            "call.list" => Ok(json!(self.list().await)),
+            "call.terminate" => {
+                let p: TerminateParams = decode_params(params)?;
+                let reason = p.reason.unwrap_or_else(|| "terminated".to_owned());
+                Ok(json!(self.terminate(&p.call_id, reason).await?))
+            }
+            "daemon.status" => Ok(json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptime_s": self.started.elapsed().as_secs(),
+                "calls": self.calls.lock().expect("calls lock").len(),
+            })),
+            "daemon.shutdown" => {
+                self.request_shutdown();
+                Ok(json!({"shutting_down": true}))
+            }
+            other => Err(RpcError::new(
+                METHOD_NOT_FOUND,
+                format!("method not found: {other:?}; methods are {}", METHODS.join(", ")),
+            )),
+        }
+    }
+
+    fn handle_of(&self, call_id: &str) -> Result<mpsc::Sender<Command>, RpcError> {
+        self.calls
+            .lock()
+            .expect("calls lock")
+            .get(call_id)
+            .map(|h| h.commands.clone())
+            .ok_or_else(|| RpcError::no_such_call(call_id))
+    }
+
+    async fn gate(&self, call_id: &str, kind: MediaKind, gated: bool) -> Result<(), RpcError> {
+        let commands = self.handle_of(call_id)?;
+        let (reply, answer) = oneshot::channel();
+        commands
+            .send(Command::Gate { kind, gated, reply })
+            .await
+            .map_err(|_| RpcError::no_such_call(call_id))?;
+        match answer.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RpcError::invalid_param("media", format!("call {call_id:?} has no {} track", kind.name()))),
+            Err(_) => Err(RpcError::no_such_call(call_id)),
+        }
+    }
+
+    /// Tells a call whether its peer is muted or on hold.
+    pub async fn set_peer_muted(&self, call_id: &str, muted: bool) -> Result<(), RpcError> {
+        let commands = self.handle_of(call_id)?;
+        commands
+            .send(Command::PeerMuted(muted))
+            .await
+            .map_err(|_| RpcError::no_such_call(call_id))
+    }
+
+    async fn stats(&self, call_id: &str) -> Result<CallStats, RpcError> {
+        let commands = self.handle_of(call_id)?;
+        let (reply, answer) = oneshot::channel();
+        commands
+            .send(Command::Stats(reply))
+            .await
+            .map_err(|_| RpcError::no_such_call(call_id))?;
+        answer.await.map_err(|_| RpcError::no_such_call(call_id))
+    }
+
+    async fn list(&self) -> Vec<Value> {
+        let ids: Vec<String> = self.calls.lock().expect("calls lock").keys().cloned().collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Ok(s) = self.stats(&id).await {
+                out.push(json!({"call_id": s.call_id, "state": s.state, "remote": s.remote}));
+            }
+        }
+        out
+    }
+
+    /// Ends a call: its media stops, its sockets close, and `call.ended` is published.
+    pub async fn terminate(&self, call_id: &str, reason: String) -> Result<CallStats, RpcError> {
+        let handle = self
+            .calls
+            .lock()
+            .expect("calls lock")
+            .remove(call_id)
+            .ok_or_else(|| RpcError::no_such_call(call_id))?;
+        let (reply, answer) = oneshot::channel();
+        handle
+            .commands
+            .send(Command::Terminate { reason, reply })
+            .await
+            .map_err(|_| RpcError::no_such_call(call_id))?;
+        answer.await.map_err(|_| RpcError::no_such_call(call_id))
+    }
+
+    /// Terminates every call (on shutdown).
+    pub async fn terminate_all(&self, reason: &str) {
+        let ids: Vec<String> = self.calls.lock().expect("calls lock").keys().cloned().collect();
+        for id in ids {
+            let _ = self.terminate(&id, reason.to_owned()).await;
+        }
+    }
+
+    async fn start(&self, p: StartParams) -> Result<Value, RpcError> {
+        p.validate()?;
+        let keys = p.call_keys()?;
+        {
+            let calls = self.calls.lock().expect("calls lock");
+            if calls.contains_key(&p.call_id) {
+                return Err(RpcError::new(CALL_EXISTS, format!("call already exists: {:?}", p.call_id)));
+            }
+            if calls.len() >= self.config.calls.max_calls {
+                return Err(RpcError::new(
+                    TOO_MANY_CALLS,
+                    format!("too many calls: the daemon carries at most {}", self.config.calls.max_calls),
+                ));
+            }
+        }
+
+        let media = self.bind_media_socket(&p)?;
+        let local = media.local_addr().map_err(internal)?;
+        let audio = open_track_io(p.audio.as_ref(), "audio")?;
+        let video = open_track_io(p.video.as_ref(), "video")?;
+
+        let track_setup = |t: &Option<TrackParamsIn>, kind| {
+            t.as_ref().map(|t| TrackSetup {
+                params: TrackParams {
+                    payload_type: t.payload_type,
+                    clock_rate: t.clock_rate,
+                    ptime_ms: t.ptime_ms,
+                },
+                ssrc: p.ssrc(kind),
+            })
+        };
+        let c = &self.config.calls;
+        let setup = CallSetup {
+            call_id: p.call_id.clone(),
+            keys,
+            srtp: SrtpOptions {
+                replay_window: self.config.srtp.replay_window,
+                ..SrtpOptions::default()
+            },
+            candidates: p
+                .candidates
+                .iter()
+                .map(|c| Candidate {
+                    addr: SocketAddr::new(c.ip, c.port),
+                    priority: c.priority,
+                })
+                .collect(),
+            audio: track_setup(&p.audio, MediaKind::Audio),
+            video: track_setup(&p.video, MediaKind::Video),
+            timers: CallTimers {
+                check_timeout: Duration::from_millis(c.candidate_check_timeout_ms),
+                keepalive: Duration::from_millis(c.keepalive_interval_ms),
+                rtcp_interval: Duration::from_millis(c.rtcp_interval_ms),
+                media_timeout: Duration::from_secs(c.media_timeout_s),
+                media_timeout_held: Duration::from_secs(c.media_timeout_held_s),
+            },
+        };
+        let (now, wall) = call_task::clocks();
+        let session = CallSession::new(setup, now, wall).map_err(|e| RpcError::new(crate::control::BAD_KEYING, format!("bad keying: {e}")))?;
+
+        let mut result = json!({"call_id": p.call_id, "local": local});
+        for (name, io) in [("audio", &audio), ("video", &video)] {
+            if let Some(source) = &io.source {
+                result[name] = json!({"source": source.local_addr().map_err(internal)?});
+            }
+        }
+
+        let (commands, receiver) = mpsc::channel(16);
+        {
+            let mut calls = self.calls.lock().expect("calls lock");
+            if calls.contains_key(&p.call_id) {
+                return Err(RpcError::new(CALL_EXISTS, format!("call already exists: {:?}", p.call_id)));
+            }
+            calls.insert(p.call_id.clone(), CallHandle { commands });
+        }
+        let task = CallTask {
+            session,
+            media,
+            audio,
+            video,
+            commands: receiver,
+            events: self.events.clone(),
+        };
+        tokio::spawn(task.run());
+        tracing::info!(call_id = %p.call_id, %local, "call started");
+        let _ = self.events.send(json!({"event": "call.started", "call_id": p.call_id, "local": local}));
+        Ok(result)
+    }
+
+    fn bind_media_socket(&self, p: &StartParams) -> Result<UdpSocket, RpcError> {
+        let m = &self.config.media;
+        let (ip, port) = match &p.bind {
+            Some(b) => parse_bind(b)?,
+            None => {
+                let v6 = p.candidates.first().is_some_and(|c| c.ip.is_ipv6());
+                (if v6 { m.bind_v6 } else { m.bind_v4 }, 0)
+            }
+        };
+        if let Some((i, c)) = p.candidates.iter().enumerate().find(|(_, c)| c.ip.is_ipv6() != ip.is_ipv6()) {
+            return Err(RpcError::invalid_param(
+                &format!("candidates[{i}].ip"),
+                format!("{} is not in the address family of the bind address {ip}", c.ip),
+            ));
+        }
+        let options = MediaSocketOptions {
+            dscp: if p.video.is_some() { m.dscp_video } else { m.dscp_audio },
+            recv_buffer: m.recv_buffer_bytes,
+            send_buffer: m.send_buffer_bytes,
+        };
+        let socket = bind_media(ip, port, m.port_min..=m.port_max, options).map_err(|e| match e {
+            BindError::NoFreePort { .. } => RpcError::new(NO_FREE_PORT, e.to_string()),
+            BindError::Bind { .. } => RpcError::new(NO_FREE_PORT, e.to_string()),
+        })?;
+        UdpSocket::from_std(socket).map_err(internal)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> RpcError {
+    RpcError::new(INTERNAL_ERROR, format!("internal error: {e}"))
+}
+
+/// Opens a track's local source and sink sockets.
+fn open_track_io(track: Option<&TrackParamsIn>, name: &str) -> Result<TrackIo, RpcError> {
+    let Some(track) = track else {
+        return Ok(TrackIo { source: None, sink: None });
+    };
+    let plain = MediaSocketOptions {
+        dscp: 0,
+        recv_buffer: 0,
+        send_buffer: 0,
+    };
+    let bind = |addr: SocketAddr, field: String| {
+        bind_udp(addr, plain)
+            .and_then(UdpSocket::from_std)
+            .map_err(|e| RpcError::invalid_param(&field, format!("cannot bind {addr}: {e}")))
+    };
+    let source = match track.source {
+        SourceParams::None => None,
+        SourceParams::Rtp { listen } => {
+            let addr = listen.unwrap_or_else(|| SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0));
+            Some(bind(addr, format!("{name}.source.listen"))?)
+        }
+    };
+    let sink = match track.sink {
+        SinkParams::None => None,
+        SinkParams::Rtp { forward } => {
+            let from = if forward.ip().is_loopback() {
+                SocketAddr::new(
+                    if forward.is_ipv6() {
+                        IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])
+                    } else {
+                        IpAddr::from([127, 0, 0, 1])
+                    },
+                    0,
+                )
+            } else if forward.is_ipv6() {
+                SocketAddr::new(IpAddr::from([0u16; 8]), 0)
+            } else {
+                SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)
+            };
+            Some((bind(from, format!("{name}.sink.forward"))?, forward))
+        }
+    };
+    Ok(TrackIo { source, sink })
+}

@@ -1,0 +1,272 @@
+//! Parameters of the control methods, as the contract in docs/PROTOCOL.md gives them.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Deserialize;
+
+use crate::call::MediaKind;
+use crate::control::{BAD_KEYING, RpcError};
+use crate::keying::wa_e2e::{self, CallKey, SsrcSlot};
+use crate::keying::{CallKeys, sdes};
+use crate::rtp::Ssrc;
+
+/// Which side of the call we are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// We placed the call.
+    Caller,
+    /// We answered it.
+    #[default]
+    Callee,
+}
+
+/// `call.start`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct StartParams {
+    /// The call id.
+    pub call_id: String,
+    /// The JID that created the call.
+    #[serde(default)]
+    pub call_creator: Option<String>,
+    /// Caller or callee.
+    #[serde(default)]
+    pub role: Role,
+    /// Our device id (required for wa-e2e).
+    #[serde(rename = "self", default)]
+    pub self_id: Option<String>,
+    /// The peer's device id (required for wa-e2e).
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// Bind address, with or without a port.
+    #[serde(default)]
+    pub bind: Option<String>,
+    /// The peer's candidates.
+    #[serde(default)]
+    pub candidates: Vec<CandidateParams>,
+    /// Keying material.
+    pub keying: KeyingParams,
+    /// The audio track.
+    #[serde(default)]
+    pub audio: Option<TrackParamsIn>,
+    /// The video track.
+    #[serde(default)]
+    pub video: Option<TrackParamsIn>,
+}
+
+/// One candidate.
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct CandidateParams {
+    /// Address.
+    pub ip: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Preference; higher first.
+    #[serde(default)]
+    pub priority: u32,
+}
+
+/// Keying material, by scheme.
+#[derive(Clone, Deserialize)]
+#[serde(tag = "scheme")]
+pub enum KeyingParams {
+    /// RFC 4568 SDES.
+    #[serde(rename = "sdes")]
+    Sdes {
+        /// Crypto suite name.
+        profile: String,
+        /// Our base64 key‖salt.
+        tx: String,
+        /// The peer's base64 key‖salt.
+        rx: String,
+    },
+    /// The wa-e2e call key.
+    #[serde(rename = "wa-e2e")]
+    WaE2e {
+        /// Base64 of the 32-byte call key.
+        #[serde(default)]
+        call_key: Option<String>,
+        /// Base64 of the decrypted enc payload.
+        #[serde(default)]
+        enc_plaintext: Option<String>,
+        /// RTP tag length (default 4).
+        #[serde(default)]
+        tag_len: Option<usize>,
+    },
+}
+
+impl std::fmt::Debug for KeyingParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyingParams::Sdes { profile, .. } => write!(f, "Sdes {{ {profile}, keys redacted }}"),
+            KeyingParams::WaE2e { .. } => f.write_str("WaE2e { key redacted }"),
+        }
+    }
+}
+
+/// A track's parameters.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TrackParamsIn {
+    /// RTP payload type.
+    pub payload_type: u8,
+    /// RTP clock rate.
+    pub clock_rate: u32,
+    /// Packet time, ms.
+    #[serde(default = "default_ptime")]
+    pub ptime_ms: u32,
+    /// Where outgoing media comes from.
+    #[serde(default)]
+    pub source: SourceParams,
+    /// Where incoming media goes.
+    #[serde(default)]
+    pub sink: SinkParams,
+}
+
+fn default_ptime() -> u32 {
+    20
+}
+
+/// A track's source.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceParams {
+    /// Nothing is sent.
+    #[default]
+    None,
+    /// Plain RTP arrives on a local UDP port.
+    Rtp {
+        /// Where to listen (default 127.0.0.1, any port).
+        #[serde(default)]
+        listen: Option<SocketAddr>,
+    },
+}
+
+/// A track's sink.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SinkParams {
+    /// Received media is counted and discarded.
+    #[default]
+    None,
+    /// Decrypted RTP goes to a local address.
+    Rtp {
+        /// The address.
+        forward: SocketAddr,
+    },
+}
+
+/// `{"call_id"}`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CallIdParams {
+    /// The call id.
+    pub call_id: String,
+}
+
+/// `call.mute`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct MuteParams {
+    /// The call id.
+    pub call_id: String,
+    /// Which track.
+    pub media: MediaKind,
+    /// Muted or not.
+    pub muted: bool,
+}
+
+/// `call.video`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct VideoParams {
+    /// The call id.
+    pub call_id: String,
+    /// Video on or off.
+    pub enabled: bool,
+}
+
+/// `call.terminate`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TerminateParams {
+    /// The call id.
+    pub call_id: String,
+    /// Why (reported in `call.ended`).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Parses a bind parameter: an address with or without a port.
+pub fn parse_bind(text: &str) -> Result<(IpAddr, u16), RpcError> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok((addr.ip(), addr.port()));
+    }
+    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>()
+        .map(|ip| (ip, 0))
+        .map_err(|_| RpcError::invalid_param("bind", format!("{text:?} is not an IP address or IP:port")))
+}
+
+impl StartParams {
+    /// Checks what serde cannot: a non-empty call id and at least one track.
+    pub fn validate(&self) -> Result<(), RpcError> {
+        if self.call_id.trim().is_empty() {
+            return Err(RpcError::invalid_param("call_id", "must not be empty"));
+        }
+        if self.audio.is_none() && self.video.is_none() {
+            return Err(RpcError::invalid_param("audio", "a call needs an audio or a video track"));
+        }
+        for (i, c) in self.candidates.iter().enumerate() {
+            if c.port == 0 {
+                return Err(RpcError::invalid_param(&format!("candidates[{i}].port"), "must not be 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The call keys the keying parameters give, or -32004 (or -32602 for a missing id).
+    pub fn call_keys(&self) -> Result<CallKeys, RpcError> {
+        let bad = |e: crate::keying::KeyingError| RpcError::new(BAD_KEYING, format!("bad keying: {e}"));
+        match &self.keying {
+            KeyingParams::Sdes { profile, tx, rx } => sdes::call_keys(profile, tx, rx).map_err(bad),
+            KeyingParams::WaE2e {
+                call_key,
+                enc_plaintext,
+                tag_len,
+            } => {
+                let self_id = self.device_id(self.self_id.as_deref(), "self")?;
+                let peer = self.device_id(self.peer.as_deref(), "peer")?;
+                let key = match (call_key, enc_plaintext) {
+                    (Some(k), None) => CallKey::from_base64(k),
+                    (None, Some(p)) => CallKey::from_enc_plaintext_base64(p),
+                    _ => {
+                        return Err(RpcError::invalid_param(
+                            "keying",
+                            "wa-e2e needs exactly one of call_key and enc_plaintext",
+                        ));
+                    }
+                }
+                .map_err(bad)?;
+                key.call_keys(self_id, peer, *tag_len).map_err(bad)
+            }
+        }
+    }
+
+    fn device_id<'a>(&self, id: Option<&'a str>, field: &str) -> Result<&'a str, RpcError> {
+        match id {
+            Some(id) if !id.trim().is_empty() => Ok(id),
+            _ => Err(RpcError::invalid_param(field, "required for wa-e2e keying")),
+        }
+    }
+
+    /// Our SSRC for `kind`: derived from the call id and our device id under wa-e2e, random
+    /// otherwise.
+    pub fn ssrc(&self, kind: MediaKind) -> Ssrc {
+        match (&self.keying, &self.self_id) {
+            (KeyingParams::WaE2e { .. }, Some(self_id)) => {
+                let slot = match kind {
+                    MediaKind::Audio => SsrcSlot::Audio,
+                    MediaKind::Video => SsrcSlot::Video,
+                };
+                wa_e2e::derive_ssrc(&self.call_id, self_id, slot)
+            }
+            _ => Ssrc(rand::random()),
+        }
+    }
+}
