@@ -1,0 +1,208 @@
+//! Starts the real `srtpd` binary with a temporary config and socket, and talks to it over
+//! the control socket as a signaling client would.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A running srtpd, killed on drop.
+pub struct TestDaemon {
+    child: Child,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDaemon {
+    /// Starts srtpd with `extra` TOML appended to a config that sets the socket, fast timers
+    /// and a loopback bind.
+    pub fn start_with(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("srtpd.sock");
+        let config = dir.path().join("srtpd.toml");
+        let mut text = format!(
+            "[control]\nsocket = {socket:?}\n\n[media]\nbind_v4 = \"127.0.0.1\"\nbind_v6 = \"::1\"\n\n{extra}\n"
+        );
+        if !extra.contains("[calls]") {
+            text.push_str("[calls]\nrtcp_interval_ms = 500\nkeepalive_interval_ms = 1000\n");
+        }
+        std::fs::write(&config, text).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_srtpd"))
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "srtpd=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("srtpd.log")).unwrap()))
+            .spawn()
+            .expect("srtpd starts");
+        let daemon = TestDaemon { child, socket, dir };
+        daemon.wait_for_socket();
+        daemon
+    }
+
+    pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    fn wait_for_socket(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("srtpd did not open {}: {}", self.socket.display(), self.log());
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("srtpd.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A control connection.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    next_id: u64,
+    pending_events: VecDeque<Value>,
+}
+
+impl Client {
+    pub fn connect(path: &Path) -> Self {
+        let stream = UnixStream::connect(path).expect("control socket connects");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            next_id: 1,
+            pending_events: VecDeque::new(),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+    }
+
+    /// Reads one line (a response or a notification).
+    pub fn read_line(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(serde_json::from_str(&line).expect("srtpd writes JSON lines")),
+        }
+    }
+
+    /// Calls `method`; `Err((code, message))` for an error response.
+    pub fn call(&mut self, method: &str, params: Value) -> Result<Value, (i64, String)> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send_raw(format!("{line}\n").as_bytes());
+        loop {
+            let v = self.read_line().expect("a response");
+            if v.get("method").is_some() {
+                self.pending_events.push_back(v["params"].clone());
+                continue;
+            }
+            assert_eq!(v["id"], json!(id), "response id");
+            if let Some(e) = v.get("error") {
+                return Err((e["code"].as_i64().unwrap(), e["message"].as_str().unwrap().to_owned()));
+            }
+            return Ok(v["result"].clone());
+        }
+    }
+
+    pub fn ok(&mut self, method: &str, params: Value) -> Value {
+        self.call(method, params)
+            .unwrap_or_else(|e| panic!("{method} failed: {e:?}"))
+    }
+
+    /// Waits up to `within` for an event named `name` (for `call_id`, if given).
+    pub fn wait_event(&mut self, name: &str, call_id: Option<&str>, within: Duration) -> Option<Value> {
+        let matches = |e: &Value| e["event"] == name && call_id.is_none_or(|id| e["call_id"] == id);
+        if let Some(i) = self.pending_events.iter().position(matches) {
+            return self.pending_events.remove(i);
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            self.writer.set_read_timeout(Some(left)).unwrap();
+            let Some(v) = self.read_line() else { break };
+            if v.get("method").is_some() {
+                let e = v["params"].clone();
+                if matches(&e) {
+                    self.writer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    return Some(e);
+                }
+                self.pending_events.push_back(e);
+            }
+        }
+        self.writer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        None
+    }
+}
+
+/// A free UDP port on `ip` (bound and released: good enough on a test machine).
+pub fn free_port(ip: &str) -> u16 {
+    UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// A UDP socket on loopback with a receive timeout.
+pub fn udp(ip: &str) -> UdpSocket {
+    let s = UdpSocket::bind((ip, 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    s
+}
+
+/// Receives datagrams until `count` arrived or `idle` passes with none.
+pub fn receive_all(socket: &UdpSocket, count: usize, idle: Duration) -> Vec<(Vec<u8>, SocketAddr)> {
+    socket.set_read_timeout(Some(idle)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while out.len() < count {
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => out.push((buf[..n].to_vec(), from)),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+pub fn addr(v: &Value) -> SocketAddr {
+    v.as_str().expect("an address string").parse().expect("a socket address")
+}
