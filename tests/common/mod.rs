@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod peer;
 
 /// Bytes from hex, ignoring whitespace.
 pub fn unhex(s: &str) -> Vec<u8> {
