@@ -1,0 +1,381 @@
+//! srtpctl: drives a running srtpd over its control socket. Every control method is a
+//! subcommand; output is readable by default and raw JSON with --json.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value, json};
+
+/// Control a running srtpd.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// The daemon's control socket (default: srtpd's default, or $SRTPD_SOCKET).
+    #[arg(long, global = true, env = "SRTPD_SOCKET")]
+    socket: Option<PathBuf>,
+    /// Print the raw JSON result instead of readable text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Start media for an accepted call (call.start).
+    Start(StartArgs),
+    /// Mute or unmute a track (call.mute).
+    Mute {
+        /// The call id.
+        #[arg(long)]
+        call_id: String,
+        /// audio or video.
+        #[arg(long, default_value = "audio")]
+        media: String,
+        /// Unmute instead.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Turn our video on or off (call.video).
+    Video {
+        /// The call id.
+        #[arg(long)]
+        call_id: String,
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// A call's statistics (call.stats).
+    Stats {
+        /// The call id.
+        #[arg(long)]
+        call_id: String,
+    },
+    /// The calls the daemon carries (call.list).
+    List,
+    /// End a call (call.terminate).
+    Terminate {
+        /// The call id.
+        #[arg(long)]
+        call_id: String,
+        /// Why (reported in call.ended).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Version, uptime and call count (daemon.status).
+    Status,
+    /// Stop the daemon (daemon.shutdown).
+    Shutdown,
+    /// Follow events until interrupted (events.subscribe).
+    Events {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+    /// Call any method with JSON params.
+    Call {
+        /// The method, e.g. call.stats.
+        method: String,
+        /// The params object.
+        #[arg(default_value = "{}")]
+        params: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct StartArgs {
+    /// The call id.
+    #[arg(long)]
+    call_id: String,
+    /// A peer candidate, IP:PORT or IP:PORT@PRIORITY (repeatable).
+    #[arg(long = "candidate")]
+    candidates: Vec<String>,
+    /// Bind address, with or without a port.
+    #[arg(long)]
+    bind: Option<String>,
+    /// SDES profile (e.g. AES_CM_128_HMAC_SHA1_80); needs --tx and --rx.
+    #[arg(long, conflicts_with_all = ["call_key", "enc_plaintext"])]
+    sdes: Option<String>,
+    /// Our base64 key||salt (SDES).
+    #[arg(long, requires = "sdes")]
+    tx: Option<String>,
+    /// The peer's base64 key||salt (SDES).
+    #[arg(long, requires = "sdes")]
+    rx: Option<String>,
+    /// wa-e2e: base64 of the 32-byte call key.
+    #[arg(long)]
+    call_key: Option<String>,
+    /// wa-e2e: base64 of the decrypted enc payload.
+    #[arg(long, conflicts_with = "call_key")]
+    enc_plaintext: Option<String>,
+    /// Our device id (wa-e2e).
+    #[arg(long = "self")]
+    self_id: Option<String>,
+    /// The peer's device id (wa-e2e).
+    #[arg(long)]
+    peer: Option<String>,
+    /// Audio payload type.
+    #[arg(long, default_value_t = 111)]
+    audio_pt: u8,
+    /// Audio clock rate.
+    #[arg(long, default_value_t = 48000)]
+    audio_clock: u32,
+    /// Audio packet time, ms.
+    #[arg(long, default_value_t = 20)]
+    audio_ptime: u32,
+    /// Audio source: none, rtp or rtp:LISTEN_ADDR.
+    #[arg(long, default_value = "rtp")]
+    audio_source: String,
+    /// Audio sink: none or rtp:FORWARD_ADDR.
+    #[arg(long, default_value = "none")]
+    audio_sink: String,
+    /// Add a video track with this payload type.
+    #[arg(long)]
+    video_pt: Option<u8>,
+    /// Video clock rate.
+    #[arg(long, default_value_t = 90000)]
+    video_clock: u32,
+    /// Video source: none, rtp or rtp:LISTEN_ADDR.
+    #[arg(long, default_value = "none")]
+    video_source: String,
+    /// Video sink: none or rtp:FORWARD_ADDR.
+    #[arg(long, default_value = "none")]
+    video_sink: String,
+}
+
+fn endpoint(spec: &str, field: &str, is_sink: bool) -> Result<Value, String> {
+    match spec.split_once(':') {
+        None if spec == "none" => Ok(json!({"kind": "none"})),
+        None if spec == "rtp" && !is_sink => Ok(json!({"kind": "rtp"})),
+        Some(("rtp", addr)) if is_sink => Ok(json!({"kind": "rtp", "forward": addr})),
+        Some(("rtp", addr)) => Ok(json!({"kind": "rtp", "listen": addr})),
+        _ => Err(format!(
+            "--{field}: expected {}",
+            if is_sink { "none or rtp:ADDR" } else { "none, rtp or rtp:ADDR" }
+        )),
+    }
+}
+
+fn start_params(a: &StartArgs) -> Result<Value, String> {
+    let mut candidates = Vec::new();
+    for c in &a.candidates {
+        let (addr, priority) = match c.rsplit_once('@') {
+            Some((addr, p)) => (addr, p.parse::<u32>().map_err(|_| format!("--candidate {c}: bad priority"))?),
+            None => (c.as_str(), 1),
+        };
+        let addr: std::net::SocketAddr = addr.parse().map_err(|_| format!("--candidate {c}: expected IP:PORT"))?;
+        candidates.push(json!({"ip": addr.ip(), "port": addr.port(), "priority": priority}));
+    }
+    let keying = match (&a.sdes, &a.call_key, &a.enc_plaintext) {
+        (Some(profile), None, None) => json!({
+            "scheme": "sdes", "profile": profile,
+            "tx": a.tx.as_deref().ok_or("--sdes needs --tx")?,
+            "rx": a.rx.as_deref().ok_or("--sdes needs --rx")?,
+        }),
+        (None, Some(k), None) => json!({"scheme": "wa-e2e", "call_key": k}),
+        (None, None, Some(p)) => json!({"scheme": "wa-e2e", "enc_plaintext": p}),
+        _ => return Err("give --sdes PROFILE --tx KEY --rx KEY, or --call-key, or --enc-plaintext".into()),
+    };
+    let mut p = Map::new();
+    p.insert("call_id".into(), json!(a.call_id));
+    p.insert("candidates".into(), json!(candidates));
+    p.insert("keying".into(), keying);
+    if let Some(b) = &a.bind {
+        p.insert("bind".into(), json!(b));
+    }
+    if let Some(s) = &a.self_id {
+        p.insert("self".into(), json!(s));
+    }
+    if let Some(s) = &a.peer {
+        p.insert("peer".into(), json!(s));
+    }
+    p.insert(
+        "audio".into(),
+        json!({
+            "payload_type": a.audio_pt, "clock_rate": a.audio_clock, "ptime_ms": a.audio_ptime,
+            "source": endpoint(&a.audio_source, "audio-source", false)?,
+            "sink": endpoint(&a.audio_sink, "audio-sink", true)?,
+        }),
+    );
+    if let Some(pt) = a.video_pt {
+        p.insert(
+            "video".into(),
+            json!({
+                "payload_type": pt, "clock_rate": a.video_clock,
+                "source": endpoint(&a.video_source, "video-source", false)?,
+                "sink": endpoint(&a.video_sink, "video-sink", true)?,
+            }),
+        );
+    }
+    Ok(Value::Object(p))
+}
+
+struct Connection {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Connection {
+    fn open(path: &PathBuf) -> Result<Self, String> {
+        let stream = UnixStream::connect(path)
+            .map_err(|e| format!("cannot connect to srtpd at {}: {e}", path.display()))?;
+        Ok(Connection {
+            reader: BufReader::new(stream.try_clone().map_err(|e| e.to_string())?),
+            writer: stream,
+        })
+    }
+
+    fn read(&mut self) -> Result<Value, String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => Err("srtpd closed the connection".into()),
+            Ok(_) => serde_json::from_str(&line).map_err(|e| format!("srtpd sent invalid JSON: {e}")),
+            Err(e) => Err(format!("reading from srtpd: {e}")),
+        }
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        writeln!(self.writer, "{request}").map_err(|e| format!("writing to srtpd: {e}"))?;
+        loop {
+            let v = self.read()?;
+            if v.get("id") != Some(&json!(1)) {
+                continue;
+            }
+            if let Some(e) = v.get("error") {
+                return Err(format!("{} ({})", e["message"].as_str().unwrap_or("error"), e["code"]));
+            }
+            return Ok(v["result"].clone());
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("srtpctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let path = cli.socket.clone().unwrap_or_else(|| srtpd::config::Config::default().socket_path());
+    let mut conn = Connection::open(&path)?;
+    let (method, params) = match &cli.command {
+        Cmd::Start(a) => ("call.start", start_params(a)?),
+        Cmd::Mute { call_id, media, off } => ("call.mute", json!({"call_id": call_id, "media": media, "muted": !off})),
+        Cmd::Video { call_id, state } => ("call.video", json!({"call_id": call_id, "enabled": state == "on"})),
+        Cmd::Stats { call_id } => ("call.stats", json!({"call_id": call_id})),
+        Cmd::List => ("call.list", json!({})),
+        Cmd::Terminate { call_id, reason } => ("call.terminate", json!({"call_id": call_id, "reason": reason})),
+        Cmd::Status => ("daemon.status", json!({})),
+        Cmd::Shutdown => ("daemon.shutdown", json!({})),
+        Cmd::Events { count } => return follow_events(&mut conn, *count, cli.json),
+        Cmd::Call { method, params } => {
+            let params: Value = serde_json::from_str(params).map_err(|e| format!("params are not JSON: {e}"))?;
+            (method.as_str(), params)
+        }
+    };
+    let result = conn.call(method, params)?;
+    if cli.json {
+        println!("{result}");
+    } else {
+        print!("{}", render(method, &result));
+    }
+    Ok(())
+}
+
+fn follow_events(conn: &mut Connection, count: Option<usize>, raw: bool) -> Result<(), String> {
+    conn.call("events.subscribe", json!({}))?;
+    let mut seen = 0;
+    while count.is_none_or(|c| seen < c) {
+        let v = conn.read()?;
+        if v.get("method") == Some(&json!("event")) {
+            let e = &v["params"];
+            if raw {
+                println!("{e}");
+            } else {
+                let mut rest = e.as_object().cloned().unwrap_or_default();
+                let name = rest.remove("event").unwrap_or(Value::Null);
+                let call = rest.remove("call_id").unwrap_or(Value::Null);
+                println!("{} {} {}", name.as_str().unwrap_or("?"), call.as_str().unwrap_or("-"), Value::Object(rest));
+            }
+            std::io::stdout().flush().ok();
+            seen += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Readable output for a method's result.
+fn render(method: &str, r: &Value) -> String {
+    match method {
+        "call.stats" | "call.terminate" => render_stats(r),
+        "call.list" => {
+            let calls = r.as_array().cloned().unwrap_or_default();
+            if calls.is_empty() {
+                return "no calls\n".into();
+            }
+            let mut out = format!("{:<28} {:<10} {}\n", "CALL", "STATE", "REMOTE");
+            for c in calls {
+                out += &format!(
+                    "{:<28} {:<10} {}\n",
+                    c["call_id"].as_str().unwrap_or("?"),
+                    c["state"].as_str().unwrap_or("?"),
+                    c["remote"].as_str().unwrap_or("-")
+                );
+            }
+            out
+        }
+        _ => match r.as_object() {
+            Some(obj) => obj.iter().map(|(k, v)| format!("{k}: {}\n", plain(v))).collect(),
+            None => format!("{}\n", plain(r)),
+        },
+    }
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn render_stats(s: &Value) -> String {
+    let mut out = format!(
+        "call {}  state {}  remote {}  rtt {}\n",
+        plain(&s["call_id"]),
+        plain(&s["state"]),
+        s["remote"].as_str().unwrap_or("-"),
+        s["rtt_ms"].as_f64().map_or("-".into(), |r| format!("{r:.1} ms")),
+    );
+    out += &format!(
+        "{:<6} {:>9} {:>11} {:>9} {:>11} {:>6} {:>10} {:>16} {:>6}\n",
+        "TRACK", "SENT", "SENT B", "RECV", "RECV B", "LOST", "JITTER", "DROP a/r/o", "MUTED"
+    );
+    for kind in ["audio", "video"] {
+        let t = &s[kind];
+        if t.is_null() {
+            continue;
+        }
+        out += &format!(
+            "{:<6} {:>9} {:>11} {:>9} {:>11} {:>6} {:>7.2} ms {:>16} {:>6}\n",
+            kind,
+            t["sent"]["packets"],
+            t["sent"]["bytes"],
+            t["received"]["packets"],
+            t["received"]["bytes"],
+            t["received"]["lost"],
+            t["received"]["jitter_ms"].as_f64().unwrap_or(0.0),
+            format!("{}/{}/{}", t["dropped"]["auth"], t["dropped"]["replay"], t["dropped"]["other"]),
+            t["muted"],
+        );
+    }
+    out
+}

@@ -1,0 +1,100 @@
+//! srtpctl drives every method of a running srtpd, through the binary.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine;
+use common::daemon::TestDaemon;
+use serde_json::Value;
+
+fn ctl(daemon: &TestDaemon, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srtpctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(args)
+        .output()
+        .expect("srtpctl runs")
+}
+
+fn ok(daemon: &TestDaemon, args: &[&str]) -> String {
+    let out = ctl(daemon, args);
+    assert!(
+        out.status.success(),
+        "srtpctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(daemon: &TestDaemon, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(daemon, &all)).expect("--json prints JSON")
+}
+
+#[test]
+fn drives_every_method() {
+    let mut daemon = TestDaemon::start();
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 30]);
+
+    let status = ok(&daemon, &["status"]);
+    assert!(status.contains("version: 0.1.0") && status.contains("calls: 0"), "{status}");
+    assert_eq!(json(&daemon, &["status"])["calls"], 0);
+
+    // Follow events in the background while the call runs.
+    let events = Command::new(env!("CARGO_BIN_EXE_srtpctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["events", "--count", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let started = json(
+        &daemon,
+        &[
+            "start", "--call-id", "CTL-1", "--bind", "127.0.0.1", "--candidate", "127.0.0.1:40999@5",
+            "--sdes", "AES_CM_128_HMAC_SHA1_80", "--tx", &key, "--rx", &key,
+            "--audio-source", "rtp", "--audio-sink", "rtp:127.0.0.1:6000", "--video-pt", "97",
+        ],
+    );
+    assert_eq!(started["call_id"], "CTL-1");
+    assert!(started["local"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(started["audio"]["source"].is_string());
+
+    let list = ok(&daemon, &["list"]);
+    assert!(list.contains("CTL-1") && list.contains("checking") && list.contains("127.0.0.1:40999"), "{list}");
+
+    ok(&daemon, &["mute", "--call-id", "CTL-1", "--media", "audio"]);
+    let stats = ok(&daemon, &["stats", "--call-id", "CTL-1"]);
+    assert!(stats.contains("call CTL-1") && stats.contains("audio") && stats.contains("video"), "{stats}");
+    assert_eq!(json(&daemon, &["stats", "--call-id", "CTL-1"])["audio"]["muted"], true);
+    ok(&daemon, &["mute", "--call-id", "CTL-1", "--media", "audio", "--off"]);
+    assert_eq!(json(&daemon, &["stats", "--call-id", "CTL-1"])["audio"]["muted"], false);
+
+    ok(&daemon, &["video", "--call-id", "CTL-1", "off"]);
+    assert_eq!(json(&daemon, &["stats", "--call-id", "CTL-1"])["video"]["muted"], true);
+    ok(&daemon, &["video", "--call-id", "CTL-1", "on"]);
+    assert_eq!(json(&daemon, &["stats", "--call-id", "CTL-1"])["video"]["muted"], false);
+
+    let generic = json(&daemon, &["call", "call.stats", r#"{"call_id":"CTL-1"}"#]);
+    assert_eq!(generic["state"], "checking");
+
+    let failed = ctl(&daemon, &["stats", "--call-id", "nope"]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("-32001"));
+
+    let ended = json(&daemon, &["terminate", "--call-id", "CTL-1", "--reason", "done"]);
+    assert_eq!(ended["call_id"], "CTL-1");
+    assert_eq!(ok(&daemon, &["list"]), "no calls\n");
+
+    let out = events.wait_with_output().unwrap();
+    let lines = String::from_utf8(out.stdout).unwrap();
+    assert!(lines.contains("call.started CTL-1"), "{lines}");
+    assert!(lines.contains("call.ended CTL-1"), "{lines}");
+
+    ok(&daemon, &["shutdown"]);
+    assert!(daemon.wait_exit(std::time::Duration::from_secs(5)).unwrap().success());
+}
