@@ -88,7 +88,9 @@ pub struct SrtpConfig {
 
 impl Default for SrtpConfig {
     fn default() -> Self {
-        SrtpConfig { replay_window: 1024 }
+        SrtpConfig {
+            replay_window: 1024,
+        }
     }
 }
 
@@ -201,16 +203,24 @@ impl Config {
             )));
         }
         if m.dscp_audio > 63 || m.dscp_video > 63 {
-            return Err(ConfigError::Invalid("media.dscp_audio and media.dscp_video must be 0..=63".into()));
+            return Err(ConfigError::Invalid(
+                "media.dscp_audio and media.dscp_video must be 0..=63".into(),
+            ));
         }
         if self.srtp.replay_window < 64 {
-            return Err(ConfigError::Invalid("srtp.replay_window must be at least 64".into()));
+            return Err(ConfigError::Invalid(
+                "srtp.replay_window must be at least 64".into(),
+            ));
         }
         if self.calls.max_calls == 0 {
-            return Err(ConfigError::Invalid("calls.max_calls must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "calls.max_calls must be at least 1".into(),
+            ));
         }
         if self.control.max_line_bytes < 1024 {
-            return Err(ConfigError::Invalid("control.max_line_bytes must be at least 1024".into()));
+            return Err(ConfigError::Invalid(
+                "control.max_line_bytes must be at least 1024".into(),
+            ));
         }
         Ok(())
     }
@@ -249,6 +259,11 @@ mod tests {
         assert!(err.to_string().contains("port_mni"), "{err}");
         let mut c = Config::default();
         c.media.port_min = 50000;
-        assert!(c.validate().unwrap_err().to_string().contains("media.port_min"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("media.port_min")
+        );
     }
 }

@@ -13,7 +13,11 @@ use serde_json::{Value, json};
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 fn key_b64(seed: u8, len: usize) -> String {
-    B64.encode((0..len).map(|i| (i as u8).wrapping_mul(7) ^ seed).collect::<Vec<u8>>())
+    B64.encode(
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(7) ^ seed)
+            .collect::<Vec<u8>>(),
+    )
 }
 
 fn audio(source: bool, sink: Option<SocketAddr>) -> Value {
@@ -28,7 +32,9 @@ fn audio(source: bool, sink: Option<SocketAddr>) -> Value {
 fn producer_packets(count: usize, ssrc: u32, tag: u8) -> Vec<Vec<u8>> {
     (0..count)
         .map(|i| {
-            let payload: Vec<u8> = (0..(40 + i % 120)).map(|j| (i as u8) ^ (j as u8) ^ tag).collect();
+            let payload: Vec<u8> = (0..(40 + i % 120))
+                .map(|j| (i as u8) ^ (j as u8) ^ tag)
+                .collect();
             rtp_packet(96, 1000 + i as u16, (i * 960) as u32, ssrc, &payload)
         })
         .collect()
@@ -54,7 +60,13 @@ fn two_party_call(keying_a: Value, keying_b: Value, ids: (&str, &str)) {
     let (mut ca, mut cb) = (a.client(), b.client());
     let (port_a, port_b) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
     let (sink_a, sink_b) = (udp("127.0.0.1"), udp("127.0.0.1"));
-    let start = |client: &mut common::daemon::Client, keying: &Value, own: u16, other: u16, sink: &UdpSocket, self_id: &str, peer: &str| {
+    let start = |client: &mut common::daemon::Client,
+                 keying: &Value,
+                 own: u16,
+                 other: u16,
+                 sink: &UdpSocket,
+                 self_id: &str,
+                 peer: &str| {
         client.ok(
             "call.start",
             json!({
@@ -84,12 +96,26 @@ fn two_party_call(keying_a: Value, keying_b: Value, ids: (&str, &str)) {
     assert_eq!(at_b.len(), 500, "A→B delivered {} of 500", at_b.len());
     assert_eq!(at_a.len(), 500, "B→A delivered {} of 500", at_a.len());
     let sent_payloads = |ps: &[Vec<u8>]| ps.iter().map(|p| p[12..].to_vec()).collect::<Vec<_>>();
-    assert_eq!(payloads(&at_b), sent_payloads(&from_a), "A→B payloads differ");
-    assert_eq!(payloads(&at_a), sent_payloads(&from_b), "B→A payloads differ");
+    assert_eq!(
+        payloads(&at_b),
+        sent_payloads(&from_a),
+        "A→B payloads differ"
+    );
+    assert_eq!(
+        payloads(&at_a),
+        sent_payloads(&from_b),
+        "B→A payloads differ"
+    );
 
     // srtpd owns the outgoing sequence: gap-free, one SSRC, the configured payload type.
-    let seqs: Vec<u16> = at_b.iter().map(|(d, _)| u16::from_be_bytes([d[2], d[3]])).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "sequence not gap-free");
+    let seqs: Vec<u16> = at_b
+        .iter()
+        .map(|(d, _)| u16::from_be_bytes([d[2], d[3]]))
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "sequence not gap-free"
+    );
     assert!(at_b.iter().all(|(d, _)| d[1] & 0x7f == 111));
 
     let stats = cb.ok("call.stats", json!({"call_id": "CALLID-0001"}));

@@ -39,7 +39,10 @@ fn malformed_requests_get_json_rpc_errors_and_the_connection_stays_usable() {
     assert_eq!(c.read_line().unwrap()["error"]["code"], -32600);
     c.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":7}\n");
     let r = c.read_line().unwrap();
-    assert_eq!((r["error"]["code"].clone(), r["id"].clone()), (json!(-32600), json!(5)));
+    assert_eq!(
+        (r["error"]["code"].clone(), r["id"].clone()),
+        (json!(-32600), json!(5))
+    );
 
     let (code, msg) = c.call("call.dance", json!({})).unwrap_err();
     assert_eq!(code, -32601);
@@ -62,30 +65,64 @@ fn malformed_requests_get_json_rpc_errors_and_the_connection_stays_usable() {
     assert!(msg.contains("audio.payload_type"), "{msg}");
 
     let good = B64.encode([1u8; 30]);
-    let (code, msg) = c.call("call.start", start_params("X", sdes("%%%", &good))).unwrap_err();
+    let (code, msg) = c
+        .call("call.start", start_params("X", sdes("%%%", &good)))
+        .unwrap_err();
     assert_eq!(code, -32004);
     assert!(msg.contains("tx") && msg.contains("base64"), "{msg}");
-    let (code, msg) = c.call("call.start", start_params("X", sdes(&good, &B64.encode([1u8; 16])))).unwrap_err();
+    let (code, msg) = c
+        .call(
+            "call.start",
+            start_params("X", sdes(&good, &B64.encode([1u8; 16]))),
+        )
+        .unwrap_err();
     assert_eq!(code, -32004);
     assert!(msg.contains("rx: 16 bytes, expected 30"), "{msg}");
     let (code, msg) = c
-        .call("call.start", start_params("X", json!({"scheme": "wa-e2e", "call_key": B64.encode([0u8; 31])})))
+        .call(
+            "call.start",
+            start_params(
+                "X",
+                json!({"scheme": "wa-e2e", "call_key": B64.encode([0u8; 31])}),
+            ),
+        )
         .unwrap_err();
     assert_eq!(code, -32602, "wa-e2e without self/peer: {msg}");
-    let mut p = start_params("X", json!({"scheme": "wa-e2e", "call_key": B64.encode([0u8; 31])}));
+    let mut p = start_params(
+        "X",
+        json!({"scheme": "wa-e2e", "call_key": B64.encode([0u8; 31])}),
+    );
     p["self"] = json!("1@lid");
     p["peer"] = json!("2@lid");
     let (code, msg) = c.call("call.start", p).unwrap_err();
     assert_eq!(code, -32004);
     assert!(msg.contains("call_key: 31 bytes, expected 32"), "{msg}");
 
-    assert_eq!(c.call("call.terminate", json!({"call_id": "nope"})).unwrap_err().0, -32001);
-    assert_eq!(c.call("call.mute", json!({"call_id": "nope", "media": "audio", "muted": true})).unwrap_err().0, -32001);
+    assert_eq!(
+        c.call("call.terminate", json!({"call_id": "nope"}))
+            .unwrap_err()
+            .0,
+        -32001
+    );
+    assert_eq!(
+        c.call(
+            "call.mute",
+            json!({"call_id": "nope", "media": "audio", "muted": true})
+        )
+        .unwrap_err()
+        .0,
+        -32001
+    );
 
     // Nothing was created by any of that, and the connection still works.
     assert_eq!(c.ok("daemon.status", json!({}))["calls"], 0);
     c.ok("call.start", start_params("X", sdes(&good, &good)));
-    assert_eq!(c.call("call.start", start_params("X", sdes(&good, &good))).unwrap_err().0, -32002);
+    assert_eq!(
+        c.call("call.start", start_params("X", sdes(&good, &good)))
+            .unwrap_err()
+            .0,
+        -32002
+    );
     assert_eq!(c.ok("daemon.status", json!({}))["calls"], 1);
 }
 
@@ -94,14 +131,25 @@ fn an_oversized_line_is_refused_and_other_clients_are_served() {
     let daemon = TestDaemon::start();
     let mut other = daemon.client();
     let mut big = daemon.client();
-    let mut line = br#"{"jsonrpc":"2.0","id":1,"method":"daemon.status","params":{"pad":""#.to_vec();
+    let mut line =
+        br#"{"jsonrpc":"2.0","id":1,"method":"daemon.status","params":{"pad":""#.to_vec();
     line.extend(std::iter::repeat_n(b'x', (1 << 20) + 10));
     line.extend(b"\"}}\n");
     big.send_raw(&line);
-    let r = big.read_line().expect("an error before the connection closes");
+    let r = big
+        .read_line()
+        .expect("an error before the connection closes");
     assert_eq!(r["error"]["code"], -32600, "{r}");
-    assert!(r["error"]["message"].as_str().unwrap().contains("longer than 1048576"));
-    assert!(big.read_line().is_none(), "the oversized connection is closed");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 1048576")
+    );
+    assert!(
+        big.read_line().is_none(),
+        "the oversized connection is closed"
+    );
 
     assert_eq!(other.ok("daemon.status", json!({}))["calls"], 0);
     let mut again = daemon.client();
@@ -120,7 +168,10 @@ fn many_clients_at_once() {
                 let mut c = Client::connect(&path);
                 let id = format!("C{i}");
                 c.ok("call.start", start_params(&id, sdes(&good, &good)));
-                assert_eq!(c.ok("call.stats", json!({"call_id": id}))["call_id"], json!(id));
+                assert_eq!(
+                    c.ok("call.stats", json!({"call_id": id}))["call_id"],
+                    json!(id)
+                );
                 c.ok("call.terminate", json!({"call_id": id}));
             });
         }
@@ -131,7 +182,11 @@ fn many_clients_at_once() {
 #[test]
 fn socket_is_private_stale_files_are_replaced_and_a_live_daemon_is_not() {
     let daemon = TestDaemon::start();
-    let mode = std::fs::metadata(&daemon.socket).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&daemon.socket)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 
     // A second daemon on the same socket refuses to start.
@@ -156,7 +211,12 @@ fn socket_is_private_stale_files_are_replaced_and_a_live_daemon_is_not() {
         .spawn()
         .unwrap();
     let mut first_line = [0u8; 200];
-    let n = child.stdout.as_mut().unwrap().read(&mut first_line).unwrap();
+    let n = child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read(&mut first_line)
+        .unwrap();
     let printed = String::from_utf8_lossy(&first_line[..n]).to_string();
     assert!(printed.contains(&stale.display().to_string()), "{printed}");
     let mut c = Client::connect(&stale);
@@ -175,9 +235,13 @@ fn sigterm_ends_calls_with_final_events_and_removes_the_socket() {
     c.ok("call.start", start_params("S1", sdes(&good, &good)));
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(daemon.pid() as i32, libc::SIGTERM) }, 0);
-    let ended = c.wait_event("call.ended", Some("S1"), Duration::from_secs(5)).expect("call.ended on SIGTERM");
+    let ended = c
+        .wait_event("call.ended", Some("S1"), Duration::from_secs(5))
+        .expect("call.ended on SIGTERM");
     assert_eq!(ended["reason"], "shutdown");
-    let status = daemon.wait_exit(Duration::from_secs(5)).expect("srtpd exits on SIGTERM");
+    let status = daemon
+        .wait_exit(Duration::from_secs(5))
+        .expect("srtpd exits on SIGTERM");
     assert!(status.success());
     assert!(!daemon.socket.exists());
 }

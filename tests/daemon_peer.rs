@@ -28,7 +28,13 @@ fn keys(len: usize) -> Keys {
     }
 }
 
-fn start_call(client: &mut Client, profile: &str, k: &Keys, candidates: Value, sink: Option<SocketAddr>) -> Value {
+fn start_call(
+    client: &mut Client,
+    profile: &str,
+    k: &Keys,
+    candidates: Value,
+    sink: Option<SocketAddr>,
+) -> Value {
     client.ok(
         "call.start",
         json!({
@@ -58,13 +64,22 @@ fn feed(source: SocketAddr, first_seq: u16, count: usize) {
 }
 
 fn audio_packets(peer: &Peer) -> Vec<&Vec<u8>> {
-    peer.seen.rtp.iter().filter(|p| p[1] & 0x7f == 111).collect()
+    peer.seen
+        .rtp
+        .iter()
+        .filter(|p| p[1] & 0x7f == 111)
+        .collect()
 }
 
 #[test]
 fn interop_with_a_webrtc_srtp_peer_both_ways() {
     for (profile, theirs, key_len, total) in [
-        ("AES_CM_128_HMAC_SHA1_80", ProtectionProfile::Aes128CmHmacSha1_80, 16, 30),
+        (
+            "AES_CM_128_HMAC_SHA1_80",
+            ProtectionProfile::Aes128CmHmacSha1_80,
+            16,
+            30,
+        ),
         ("AEAD_AES_128_GCM", ProtectionProfile::AeadAes128Gcm, 16, 28),
     ] {
         let daemon = TestDaemon::start();
@@ -84,12 +99,30 @@ fn interop_with_a_webrtc_srtp_peer_both_ways() {
         feed(source, 100, 200);
         peer.pump(Duration::from_secs(3), 200);
         let got = audio_packets(&peer);
-        assert_eq!(got.len(), 200, "{profile}: peer decrypted {} of 200", got.len());
-        assert!(got.iter().enumerate().all(|(i, p)| p[12..] == [(100 + i) as u8; 80]), "{profile}");
+        assert_eq!(
+            got.len(),
+            200,
+            "{profile}: peer decrypted {} of 200",
+            got.len()
+        );
+        assert!(
+            got.iter()
+                .enumerate()
+                .all(|(i, p)| p[12..] == [(100 + i) as u8; 80]),
+            "{profile}"
+        );
         assert_eq!(peer.seen.undecryptable, 0, "{profile}");
 
         let sent: Vec<Vec<u8>> = (0..200u16)
-            .map(|i| rtp_packet(111, 5000 + i, u32::from(i) * 960, 0xfeed, &[i as u8 ^ 0x33; 64]))
+            .map(|i| {
+                rtp_packet(
+                    111,
+                    5000 + i,
+                    u32::from(i) * 960,
+                    0xfeed,
+                    &[i as u8 ^ 0x33; 64],
+                )
+            })
             .collect();
         let received = std::thread::scope(|s| {
             let r = s.spawn(|| common::daemon::receive_all(&sink, 200, Duration::from_secs(2)));
@@ -102,7 +135,10 @@ fn interop_with_a_webrtc_srtp_peer_both_ways() {
             r.join().unwrap()
         });
         let received: Vec<Vec<u8>> = received.into_iter().map(|(d, _)| d).collect();
-        assert_eq!(received, sent, "{profile}: the sink got other bytes than the peer sent");
+        assert_eq!(
+            received, sent,
+            "{profile}: the sink got other bytes than the peer sent"
+        );
     }
 }
 
@@ -127,10 +163,17 @@ fn the_candidate_answering_stun_wins_and_forged_packets_move_nothing() {
         None,
     );
     let local = addr(&r["local"]);
-    assert_eq!(client.ok("call.stats", json!({"call_id": CALL}))["remote"], json!(dead_addr), "highest priority first");
+    assert_eq!(
+        client.ok("call.stats", json!({"call_id": CALL}))["remote"],
+        json!(dead_addr),
+        "highest priority first"
+    );
 
     live.pump(Duration::from_millis(500), 1);
-    assert!(live.seen.stun_requests >= 1, "the live candidate was checked");
+    assert!(
+        live.seen.stun_requests >= 1,
+        "the live candidate was checked"
+    );
     let connected = client
         .wait_event("call.connected", Some(CALL), Duration::from_secs(3))
         .expect("call.connected");
@@ -139,10 +182,17 @@ fn the_candidate_answering_stun_wins_and_forged_packets_move_nothing() {
     let switched = client
         .wait_event("call.remote_changed", Some(CALL), Duration::from_secs(1))
         .expect("call.remote_changed from the first choice to the answering candidate");
-    assert_eq!((&switched["from"], &switched["remote"]), (&json!(dead_addr), &json!(live.addr())));
-    assert_eq!(client.ok("call.stats", json!({"call_id": CALL}))["remote"], json!(live.addr()));
+    assert_eq!(
+        (&switched["from"], &switched["remote"]),
+        (&json!(dead_addr), &json!(live.addr()))
+    );
+    assert_eq!(
+        client.ok("call.stats", json!({"call_id": CALL}))["remote"],
+        json!(live.addr())
+    );
     // The dead candidate was sent checks too.
-    dead.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    dead.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     assert!(dead.recv_from(&mut [0u8; 1500]).is_ok());
 
     // Packets with a bad tag, from a third address, change nothing.
@@ -162,8 +212,15 @@ fn the_candidate_answering_stun_wins_and_forged_packets_move_nothing() {
     }
     std::thread::sleep(Duration::from_millis(200));
     let stats = client.ok("call.stats", json!({"call_id": CALL}));
-    assert_eq!(stats["remote"], json!(live.addr()), "a forged packet moved the remote");
-    assert!(stats["audio"]["dropped"]["auth"].as_u64().unwrap() >= 20, "{stats}");
+    assert_eq!(
+        stats["remote"],
+        json!(live.addr()),
+        "a forged packet moved the remote"
+    );
+    assert!(
+        stats["audio"]["dropped"]["auth"].as_u64().unwrap() >= 20,
+        "{stats}"
+    );
 
     // An authenticated packet from a new address does move it (NAT rebinding).
     let mut moved = Peer::new("127.0.0.1", profile, &k.theirs, &k.ours, 16);
@@ -180,7 +237,13 @@ fn a_candidate_that_never_answers_stun_keeps_the_media() {
     let daemon = TestDaemon::start();
     let mut client = daemon.client();
     let k = keys(30);
-    let mut relay = Peer::new("127.0.0.1", ProtectionProfile::Aes128CmHmacSha1_80, &k.theirs, &k.ours, 16);
+    let mut relay = Peer::new(
+        "127.0.0.1",
+        ProtectionProfile::Aes128CmHmacSha1_80,
+        &k.theirs,
+        &k.ours,
+        16,
+    );
     relay.answer_stun = false;
     let r = start_call(
         &mut client,
@@ -206,13 +269,19 @@ fn without_candidates_the_first_authenticated_packet_decides() {
     let profile = ProtectionProfile::Aes128CmHmacSha1_80;
     let r = start_call(&mut client, "AES_CM_128_HMAC_SHA1_80", &k, json!([]), None);
     let local = addr(&r["local"]);
-    assert_eq!(client.ok("call.stats", json!({"call_id": CALL}))["state"], "waiting");
+    assert_eq!(
+        client.ok("call.stats", json!({"call_id": CALL}))["state"],
+        "waiting"
+    );
 
     // A stranger with the wrong key is ignored.
     let mut stranger = Peer::new("127.0.0.1", profile, &k.ours, &k.ours, 16);
     stranger.send_rtp(&rtp_packet(111, 1, 0, 7, &[0; 20]), local);
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(client.ok("call.stats", json!({"call_id": CALL}))["remote"], Value::Null);
+    assert_eq!(
+        client.ok("call.stats", json!({"call_id": CALL}))["remote"],
+        Value::Null
+    );
 
     let mut peer = Peer::new("127.0.0.1", profile, &k.theirs, &k.ours, 16);
     peer.send_rtp(&rtp_packet(111, 1, 0, 7, &[0; 20]), local);
@@ -231,7 +300,13 @@ fn muting_audio_stops_it_on_the_wire_and_unmuting_resumes_it() {
     let daemon = TestDaemon::start();
     let mut client = daemon.client();
     let k = keys(30);
-    let mut peer = Peer::new("127.0.0.1", ProtectionProfile::Aes128CmHmacSha1_80, &k.theirs, &k.ours, 16);
+    let mut peer = Peer::new(
+        "127.0.0.1",
+        ProtectionProfile::Aes128CmHmacSha1_80,
+        &k.theirs,
+        &k.ours,
+        16,
+    );
     let r = start_call(
         &mut client,
         "AES_CM_128_HMAC_SHA1_80",
@@ -245,22 +320,46 @@ fn muting_audio_stops_it_on_the_wire_and_unmuting_resumes_it() {
     peer.pump(Duration::from_secs(2), 50);
     assert_eq!(audio_packets(&peer).len(), 50);
 
-    client.ok("call.mute", json!({"call_id": CALL, "media": "audio", "muted": true}));
+    client.ok(
+        "call.mute",
+        json!({"call_id": CALL, "media": "audio", "muted": true}),
+    );
     feed(source, 50, 50);
     peer.pump(Duration::from_millis(600), usize::MAX);
     assert_eq!(audio_packets(&peer).len(), 50, "audio left while muted");
-    assert!(client.ok("call.stats", json!({"call_id": CALL}))["audio"]["muted"].as_bool().unwrap());
+    assert!(
+        client.ok("call.stats", json!({"call_id": CALL}))["audio"]["muted"]
+            .as_bool()
+            .unwrap()
+    );
 
-    client.ok("call.mute", json!({"call_id": CALL, "media": "audio", "muted": false}));
+    client.ok(
+        "call.mute",
+        json!({"call_id": CALL, "media": "audio", "muted": false}),
+    );
     feed(source, 100, 50);
     peer.pump(Duration::from_secs(2), 100);
     let got = audio_packets(&peer);
     assert_eq!(got.len(), 100);
-    let seqs: Vec<u16> = got.iter().map(|p| u16::from_be_bytes([p[2], p[3]])).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "sequence gap across the mute");
-    assert!(got[50][1] & 0x80 != 0, "marker on the first packet after unmute");
+    let seqs: Vec<u16> = got
+        .iter()
+        .map(|p| u16::from_be_bytes([p[2], p[3]]))
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "sequence gap across the mute"
+    );
+    assert!(
+        got[50][1] & 0x80 != 0,
+        "marker on the first packet after unmute"
+    );
 
-    let err = client.call("call.mute", json!({"call_id": CALL, "media": "video", "muted": true})).unwrap_err();
+    let err = client
+        .call(
+            "call.mute",
+            json!({"call_id": CALL, "media": "video", "muted": true}),
+        )
+        .unwrap_err();
     assert_eq!(err.0, -32602, "{err:?}");
 }
 
@@ -270,7 +369,13 @@ fn terminate_returns_final_stats_and_frees_the_port() {
     let mut client = daemon.client();
     client.ok("events.subscribe", json!({}));
     let k = keys(30);
-    let mut peer = Peer::new("127.0.0.1", ProtectionProfile::Aes128CmHmacSha1_80, &k.theirs, &k.ours, 16);
+    let mut peer = Peer::new(
+        "127.0.0.1",
+        ProtectionProfile::Aes128CmHmacSha1_80,
+        &k.theirs,
+        &k.ours,
+        16,
+    );
     let r = start_call(
         &mut client,
         "AES_CM_128_HMAC_SHA1_80",
@@ -286,10 +391,15 @@ fn terminate_returns_final_stats_and_frees_the_port() {
     peer.pump(Duration::from_secs(2), 20);
     std::thread::sleep(Duration::from_millis(100));
 
-    let stats = client.ok("call.terminate", json!({"call_id": CALL, "reason": "hangup"}));
+    let stats = client.ok(
+        "call.terminate",
+        json!({"call_id": CALL, "reason": "hangup"}),
+    );
     assert_eq!(stats["audio"]["sent"]["packets"], 20);
     assert_eq!(stats["audio"]["received"]["packets"], 10);
-    let ended = client.wait_event("call.ended", Some(CALL), Duration::from_secs(2)).expect("call.ended");
+    let ended = client
+        .wait_event("call.ended", Some(CALL), Duration::from_secs(2))
+        .expect("call.ended");
     assert_eq!(ended["reason"], "hangup");
     assert_eq!(ended["stats"]["audio"]["sent"]["packets"], 20);
 
@@ -297,7 +407,13 @@ fn terminate_returns_final_stats_and_frees_the_port() {
     std::thread::sleep(Duration::from_millis(100));
     let rebound = UdpSocket::bind(local).expect("the media port was released");
     drop(rebound);
-    assert_eq!(client.call("call.stats", json!({"call_id": CALL})).unwrap_err().0, -32001);
+    assert_eq!(
+        client
+            .call("call.stats", json!({"call_id": CALL}))
+            .unwrap_err()
+            .0,
+        -32001
+    );
     assert_eq!(client.ok("daemon.status", json!({}))["calls"], 0);
     assert_eq!(client.ok("call.list", json!({})), json!([]));
 }

@@ -39,7 +39,10 @@ fn drives_every_method() {
     let key = base64::engine::general_purpose::STANDARD.encode([7u8; 30]);
 
     let status = ok(&daemon, &["status"]);
-    assert!(status.contains("version: 0.1.0") && status.contains("calls: 0"), "{status}");
+    assert!(
+        status.contains("version: 0.1.0") && status.contains("calls: 0"),
+        "{status}"
+    );
     assert_eq!(json(&daemon, &["status"])["calls"], 0);
 
     // Follow events in the background while the call runs.
@@ -55,9 +58,25 @@ fn drives_every_method() {
     let started = json(
         &daemon,
         &[
-            "start", "--call-id", "CTL-1", "--bind", "127.0.0.1", "--candidate", "127.0.0.1:40999@5",
-            "--sdes", "AES_CM_128_HMAC_SHA1_80", "--tx", &key, "--rx", &key,
-            "--audio-source", "rtp", "--audio-sink", "rtp:127.0.0.1:6000", "--video-pt", "97",
+            "start",
+            "--call-id",
+            "CTL-1",
+            "--bind",
+            "127.0.0.1",
+            "--candidate",
+            "127.0.0.1:40999@5",
+            "--sdes",
+            "AES_CM_128_HMAC_SHA1_80",
+            "--tx",
+            &key,
+            "--rx",
+            &key,
+            "--audio-source",
+            "rtp",
+            "--audio-sink",
+            "rtp:127.0.0.1:6000",
+            "--video-pt",
+            "97",
         ],
     );
     assert_eq!(started["call_id"], "CTL-1");
@@ -65,19 +84,40 @@ fn drives_every_method() {
     assert!(started["audio"]["source"].is_string());
 
     let list = ok(&daemon, &["list"]);
-    assert!(list.contains("CTL-1") && list.contains("checking") && list.contains("127.0.0.1:40999"), "{list}");
+    assert!(
+        list.contains("CTL-1") && list.contains("checking") && list.contains("127.0.0.1:40999"),
+        "{list}"
+    );
 
     ok(&daemon, &["mute", "--call-id", "CTL-1", "--media", "audio"]);
     let stats = ok(&daemon, &["stats", "--call-id", "CTL-1"]);
-    assert!(stats.contains("call CTL-1") && stats.contains("audio") && stats.contains("video"), "{stats}");
-    assert_eq!(json(&daemon, &["stats", "--call-id", "CTL-1"])["audio"]["muted"], true);
-    ok(&daemon, &["mute", "--call-id", "CTL-1", "--media", "audio", "--off"]);
-    assert_eq!(json(&daemon, &["stats", "--call-id", "CTL-1"])["audio"]["muted"], false);
+    assert!(
+        stats.contains("call CTL-1") && stats.contains("audio") && stats.contains("video"),
+        "{stats}"
+    );
+    assert_eq!(
+        json(&daemon, &["stats", "--call-id", "CTL-1"])["audio"]["muted"],
+        true
+    );
+    ok(
+        &daemon,
+        &["mute", "--call-id", "CTL-1", "--media", "audio", "--off"],
+    );
+    assert_eq!(
+        json(&daemon, &["stats", "--call-id", "CTL-1"])["audio"]["muted"],
+        false
+    );
 
     ok(&daemon, &["video", "--call-id", "CTL-1", "off"]);
-    assert_eq!(json(&daemon, &["stats", "--call-id", "CTL-1"])["video"]["muted"], true);
+    assert_eq!(
+        json(&daemon, &["stats", "--call-id", "CTL-1"])["video"]["muted"],
+        true
+    );
     ok(&daemon, &["video", "--call-id", "CTL-1", "on"]);
-    assert_eq!(json(&daemon, &["stats", "--call-id", "CTL-1"])["video"]["muted"], false);
+    assert_eq!(
+        json(&daemon, &["stats", "--call-id", "CTL-1"])["video"]["muted"],
+        false
+    );
 
     let generic = json(&daemon, &["call", "call.stats", r#"{"call_id":"CTL-1"}"#]);
     assert_eq!(generic["state"], "checking");
@@ -86,7 +126,10 @@ fn drives_every_method() {
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("-32001"));
 
-    let ended = json(&daemon, &["terminate", "--call-id", "CTL-1", "--reason", "done"]);
+    let ended = json(
+        &daemon,
+        &["terminate", "--call-id", "CTL-1", "--reason", "done"],
+    );
     assert_eq!(ended["call_id"], "CTL-1");
     assert_eq!(ok(&daemon, &["list"]), "no calls\n");
 
@@ -96,5 +139,10 @@ fn drives_every_method() {
     assert!(lines.contains("call.ended CTL-1"), "{lines}");
 
     ok(&daemon, &["shutdown"]);
-    assert!(daemon.wait_exit(std::time::Duration::from_secs(5)).unwrap().success());
+    assert!(
+        daemon
+            .wait_exit(std::time::Duration::from_secs(5))
+            .unwrap()
+            .success()
+    );
 }

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Start media for an accepted call (call.start).
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Mute or unmute a track (call.mute).
     Mute {
         /// The call id.
@@ -154,7 +154,11 @@ fn endpoint(spec: &str, field: &str, is_sink: bool) -> Result<Value, String> {
         Some(("rtp", addr)) => Ok(json!({"kind": "rtp", "listen": addr})),
         _ => Err(format!(
             "--{field}: expected {}",
-            if is_sink { "none or rtp:ADDR" } else { "none, rtp or rtp:ADDR" }
+            if is_sink {
+                "none or rtp:ADDR"
+            } else {
+                "none, rtp or rtp:ADDR"
+            }
         )),
     }
 }
@@ -163,10 +167,16 @@ fn start_params(a: &StartArgs) -> Result<Value, String> {
     let mut candidates = Vec::new();
     for c in &a.candidates {
         let (addr, priority) = match c.rsplit_once('@') {
-            Some((addr, p)) => (addr, p.parse::<u32>().map_err(|_| format!("--candidate {c}: bad priority"))?),
+            Some((addr, p)) => (
+                addr,
+                p.parse::<u32>()
+                    .map_err(|_| format!("--candidate {c}: bad priority"))?,
+            ),
             None => (c.as_str(), 1),
         };
-        let addr: std::net::SocketAddr = addr.parse().map_err(|_| format!("--candidate {c}: expected IP:PORT"))?;
+        let addr: std::net::SocketAddr = addr
+            .parse()
+            .map_err(|_| format!("--candidate {c}: expected IP:PORT"))?;
         candidates.push(json!({"ip": addr.ip(), "port": addr.port(), "priority": priority}));
     }
     let keying = match (&a.sdes, &a.call_key, &a.enc_plaintext) {
@@ -177,7 +187,11 @@ fn start_params(a: &StartArgs) -> Result<Value, String> {
         }),
         (None, Some(k), None) => json!({"scheme": "wa-e2e", "call_key": k}),
         (None, None, Some(p)) => json!({"scheme": "wa-e2e", "enc_plaintext": p}),
-        _ => return Err("give --sdes PROFILE --tx KEY --rx KEY, or --call-key, or --enc-plaintext".into()),
+        _ => {
+            return Err(
+                "give --sdes PROFILE --tx KEY --rx KEY, or --call-key, or --enc-plaintext".into(),
+            );
+        }
     };
     let mut p = Map::new();
     p.insert("call_id".into(), json!(a.call_id));
@@ -232,7 +246,9 @@ impl Connection {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) => Err("srtpd closed the connection".into()),
-            Ok(_) => serde_json::from_str(&line).map_err(|e| format!("srtpd sent invalid JSON: {e}")),
+            Ok(_) => {
+                serde_json::from_str(&line).map_err(|e| format!("srtpd sent invalid JSON: {e}"))
+            }
             Err(e) => Err(format!("reading from srtpd: {e}")),
         }
     }
@@ -246,7 +262,11 @@ impl Connection {
                 continue;
             }
             if let Some(e) = v.get("error") {
-                return Err(format!("{} ({})", e["message"].as_str().unwrap_or("error"), e["code"]));
+                return Err(format!(
+                    "{} ({})",
+                    e["message"].as_str().unwrap_or("error"),
+                    e["code"]
+                ));
             }
             return Ok(v["result"].clone());
         }
@@ -265,20 +285,37 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let path = cli.socket.clone().unwrap_or_else(|| srtpd::config::Config::default().socket_path());
+    let path = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| srtpd::config::Config::default().socket_path());
     let mut conn = Connection::open(&path)?;
     let (method, params) = match &cli.command {
         Cmd::Start(a) => ("call.start", start_params(a)?),
-        Cmd::Mute { call_id, media, off } => ("call.mute", json!({"call_id": call_id, "media": media, "muted": !off})),
-        Cmd::Video { call_id, state } => ("call.video", json!({"call_id": call_id, "enabled": state == "on"})),
+        Cmd::Mute {
+            call_id,
+            media,
+            off,
+        } => (
+            "call.mute",
+            json!({"call_id": call_id, "media": media, "muted": !off}),
+        ),
+        Cmd::Video { call_id, state } => (
+            "call.video",
+            json!({"call_id": call_id, "enabled": state == "on"}),
+        ),
         Cmd::Stats { call_id } => ("call.stats", json!({"call_id": call_id})),
         Cmd::List => ("call.list", json!({})),
-        Cmd::Terminate { call_id, reason } => ("call.terminate", json!({"call_id": call_id, "reason": reason})),
+        Cmd::Terminate { call_id, reason } => (
+            "call.terminate",
+            json!({"call_id": call_id, "reason": reason}),
+        ),
         Cmd::Status => ("daemon.status", json!({})),
         Cmd::Shutdown => ("daemon.shutdown", json!({})),
         Cmd::Events { count } => return follow_events(&mut conn, *count, cli.json),
         Cmd::Call { method, params } => {
-            let params: Value = serde_json::from_str(params).map_err(|e| format!("params are not JSON: {e}"))?;
+            let params: Value =
+                serde_json::from_str(params).map_err(|e| format!("params are not JSON: {e}"))?;
             (method.as_str(), params)
         }
     };
@@ -304,7 +341,12 @@ fn follow_events(conn: &mut Connection, count: Option<usize>, raw: bool) -> Resu
                 let mut rest = e.as_object().cloned().unwrap_or_default();
                 let name = rest.remove("event").unwrap_or(Value::Null);
                 let call = rest.remove("call_id").unwrap_or(Value::Null);
-                println!("{} {} {}", name.as_str().unwrap_or("?"), call.as_str().unwrap_or("-"), Value::Object(rest));
+                println!(
+                    "{} {} {}",
+                    name.as_str().unwrap_or("?"),
+                    call.as_str().unwrap_or("-"),
+                    Value::Object(rest)
+                );
             }
             std::io::stdout().flush().ok();
             seen += 1;
@@ -334,7 +376,10 @@ fn render(method: &str, r: &Value) -> String {
             out
         }
         _ => match r.as_object() {
-            Some(obj) => obj.iter().map(|(k, v)| format!("{k}: {}\n", plain(v))).collect(),
+            Some(obj) => obj
+                .iter()
+                .map(|(k, v)| format!("{k}: {}\n", plain(v)))
+                .collect(),
             None => format!("{}\n", plain(r)),
         },
     }
@@ -353,7 +398,9 @@ fn render_stats(s: &Value) -> String {
         plain(&s["call_id"]),
         plain(&s["state"]),
         s["remote"].as_str().unwrap_or("-"),
-        s["rtt_ms"].as_f64().map_or("-".into(), |r| format!("{r:.1} ms")),
+        s["rtt_ms"]
+            .as_f64()
+            .map_or("-".into(), |r| format!("{r:.1} ms")),
     );
     out += &format!(
         "{:<6} {:>9} {:>11} {:>9} {:>11} {:>6} {:>10} {:>16} {:>6}\n",
@@ -373,7 +420,10 @@ fn render_stats(s: &Value) -> String {
             t["received"]["bytes"],
             t["received"]["lost"],
             t["received"]["jitter_ms"].as_f64().unwrap_or(0.0),
-            format!("{}/{}/{}", t["dropped"]["auth"], t["dropped"]["replay"], t["dropped"]["other"]),
+            format!(
+                "{}/{}/{}",
+                t["dropped"]["auth"], t["dropped"]["replay"], t["dropped"]["other"]
+            ),
             t["muted"],
         );
     }

@@ -47,11 +47,18 @@ fn main() -> ExitCode {
         config.log.level = level;
     }
     if let Some(format) = cli.log_format {
-        config.log.format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
+        config.log.format = if format == "json" {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        };
     }
     init_logging(&config);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("srtpd: cannot start the runtime: {e}");
@@ -62,7 +69,8 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -79,11 +87,18 @@ async fn run(config: Config) -> ExitCode {
     let listener = match bind_control_socket(&path) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("srtpd: cannot open the control socket {}: {e}", path.display());
+            eprintln!(
+                "srtpd: cannot open the control socket {}: {e}",
+                path.display()
+            );
             return ExitCode::FAILURE;
         }
     };
-    println!("srtpd {} listening on control socket {}", env!("CARGO_PKG_VERSION"), path.display());
+    println!(
+        "srtpd {} listening on control socket {}",
+        env!("CARGO_PKG_VERSION"),
+        path.display()
+    );
     tracing::info!(socket = %path.display(), "srtpd started");
 
     let daemon = Daemon::new(config);

@@ -8,8 +8,8 @@ mod stun;
 mod track;
 
 pub use session::{
-    CallEvent, CallSession, CallSetup, CallState, CallStats, CallTimers, Candidate, DropReason, Inbound, TrackSetup,
-    TrackStats, Transmit,
+    CallEvent, CallSession, CallSetup, CallState, CallStats, CallTimers, Candidate, DropReason,
+    Inbound, TrackSetup, TrackStats, Transmit,
 };
 pub use stats::{DropStats, RecvSnapshot, RecvStats, SendStats};
 pub use track::{InboundTrack, MediaKind, OutboundTrack, TrackParams};

@@ -103,7 +103,8 @@ pub fn parse(packet: &[u8]) -> Option<Received> {
     };
     for p in &packets {
         if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
-            out.sender_reports.push((sr.ssrc, (sr.ntp_time >> 16) as u32));
+            out.sender_reports
+                .push((sr.ssrc, (sr.ntp_time >> 16) as u32));
             out.blocks.extend(sr.reports.iter().map(block));
         } else if let Some(rr) = p.as_any().downcast_ref::<ReceiverReport>() {
             out.blocks.extend(rr.reports.iter().map(block));

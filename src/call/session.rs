@@ -342,7 +342,13 @@ impl CallSession {
     /// [`Self::overhead`] spare bytes behind it: rewritten and protected in place. Returns the
     /// datagram length and where to send it, or `None` if it is not sent (gated, no remote
     /// yet, malformed).
-    pub fn on_source(&mut self, kind: MediaKind, buf: &mut [u8], len: usize, now: Instant) -> Option<(usize, SocketAddr)> {
+    pub fn on_source(
+        &mut self,
+        kind: MediaKind,
+        buf: &mut [u8],
+        len: usize,
+        now: Instant,
+    ) -> Option<(usize, SocketAddr)> {
         let remote = self.remote?;
         let track = self.track_mut(kind)?;
         let mut packet = RtpPacket::new_checked(buf.get_mut(..len)?).ok()?;
@@ -385,12 +391,16 @@ impl CallSession {
         self.on_authenticated(from, "media");
         let arrival = now.duration_since(self.epoch.0).as_secs_f64();
         let packet = RtpPacket::new_checked(&buf[..len]).expect("authenticated packets parse");
-        let track = self.track_mut(kind).expect("kind_of returns existing tracks");
+        let track = self
+            .track_mut(kind)
+            .expect("kind_of returns existing tracks");
         track.inb.remote_ssrc = Some(packet.ssrc());
-        track
-            .inb
-            .stats
-            .record(packet.seq().0, packet.timestamp(), packet.payload().len(), arrival);
+        track.inb.stats.record(
+            packet.seq().0,
+            packet.timestamp(),
+            packet.payload().len(),
+            arrival,
+        );
         self.last_media_in = now;
         self.timed_out = false;
         Inbound::Media { kind, len }
@@ -435,7 +445,8 @@ impl CallSession {
         }
         if self.state != CallState::Connected {
             self.state = CallState::Connected;
-            self.events.push_back(CallEvent::Connected { remote: from, how });
+            self.events
+                .push_back(CallEvent::Connected { remote: from, how });
         }
         if how == "media" {
             self.checks.clear();
@@ -449,10 +460,9 @@ impl CallSession {
                 data: stun::success(txid, from),
             }),
             Some(Binding::Success(txid, _)) => {
-                let answered = self
-                    .checks
-                    .iter()
-                    .any(|c| c.txid == txid && c.candidate.addr == from && now <= self.checks_until);
+                let answered = self.checks.iter().any(|c| {
+                    c.txid == txid && c.candidate.addr == from && now <= self.checks_until
+                });
                 if answered {
                     self.checks.clear();
                     self.on_authenticated(from, "stun");
@@ -466,9 +476,14 @@ impl CallSession {
     }
 
     fn on_rtcp(&mut self, plain: &[u8], now: Instant) {
-        let Some(received) = rtcp::parse(plain) else { return };
+        let Some(received) = rtcp::parse(plain) else {
+            return;
+        };
         for (ssrc, lsr) in received.sender_reports {
-            for t in [self.audio.as_mut(), self.video.as_mut()].into_iter().flatten() {
+            for t in [self.audio.as_mut(), self.video.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 if t.inb.remote_ssrc == Some(Ssrc(ssrc)) {
                     t.inb.last_sr = Some((lsr, now));
                 }
@@ -579,7 +594,10 @@ impl CallSession {
         let mut sent = SendStats::default();
         let mut rtp_time = 0;
         let mut sender_ssrc = None;
-        for t in [self.audio.as_mut(), self.video.as_mut()].into_iter().flatten() {
+        for t in [self.audio.as_mut(), self.video.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             sender_ssrc.get_or_insert(t.out.ssrc());
             if t.out.sent.packets > 0 && sent.packets == 0 {
                 rtp_time = t.out.last_timestamp();
@@ -588,7 +606,10 @@ impl CallSession {
             sent.bytes += t.out.sent.bytes;
             if let (Some(ssrc), true) = (t.inb.remote_ssrc, t.inb.stats.started()) {
                 let (lsr, dlsr) = t.inb.last_sr.map_or((0, 0), |(lsr, at)| {
-                    (lsr, (now.saturating_duration_since(at).as_secs_f64() * 65536.0) as u32)
+                    (
+                        lsr,
+                        (now.saturating_duration_since(at).as_secs_f64() * 65536.0) as u32,
+                    )
                 });
                 blocks.push(ReportBlock {
                     ssrc: ssrc.0,

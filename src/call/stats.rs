@@ -155,7 +155,10 @@ mod tests {
     fn counts_loss_across_the_wrap() {
         let mut s = RecvStats::new(8000);
         let mut t = 0.0;
-        for seq in (65530u16..=65535).chain(0..10).filter(|s| *s != 2 && *s != 65533) {
+        for seq in (65530u16..=65535)
+            .chain(0..10)
+            .filter(|s| *s != 2 && *s != 65533)
+        {
             s.record(seq, u32::from(seq) * 160, 100, t);
             t += 0.02;
         }

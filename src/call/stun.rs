@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use stun::agent::TransactionId;
 use stun::fingerprint::FINGERPRINT;
 use stun::message::{
-    BINDING_REQUEST, BINDING_SUCCESS, CLASS_INDICATION, Getter, METHOD_BINDING, Message, MessageType, Setter,
+    BINDING_REQUEST, BINDING_SUCCESS, CLASS_INDICATION, Getter, METHOD_BINDING, Message,
+    MessageType, Setter,
 };
 use stun::xoraddr::XorMappedAddress;
 
@@ -26,7 +27,8 @@ pub enum Binding {
 
 fn encode(setters: &[Box<dyn Setter>]) -> Vec<u8> {
     let mut m = Message::new();
-    m.build(setters).expect("building a Binding message cannot fail");
+    m.build(setters)
+        .expect("building a Binding message cannot fail");
     m.raw
 }
 
@@ -74,7 +76,10 @@ pub fn parse(datagram: &[u8]) -> Option<Binding> {
         Some(Binding::Request(txid))
     } else if m.typ == BINDING_SUCCESS {
         let mut mapped = XorMappedAddress::default();
-        let addr = mapped.get_from(&m).ok().map(|_| SocketAddr::new(mapped.ip, mapped.port));
+        let addr = mapped
+            .get_from(&m)
+            .ok()
+            .map(|_| SocketAddr::new(mapped.ip, mapped.port));
         Some(Binding::Success(txid, addr))
     } else if m.typ.class == CLASS_INDICATION {
         Some(Binding::Indication)
@@ -92,11 +97,20 @@ mod tests {
         let id = [7u8; 12];
         assert_eq!(parse(&request(id)), Some(Binding::Request(id)));
         let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        assert_eq!(parse(&success(id, addr)), Some(Binding::Success(id, Some(addr))));
+        assert_eq!(
+            parse(&success(id, addr)),
+            Some(Binding::Success(id, Some(addr)))
+        );
         let addr6: SocketAddr = "[::1]:4000".parse().unwrap();
-        assert_eq!(parse(&success(id, addr6)), Some(Binding::Success(id, Some(addr6))));
+        assert_eq!(
+            parse(&success(id, addr6)),
+            Some(Binding::Success(id, Some(addr6)))
+        );
         assert_eq!(parse(&indication()), Some(Binding::Indication));
         assert_eq!(parse(&[0, 1, 0, 0]), None);
-        assert_eq!(crate::rtp::classify(&request(id)), crate::rtp::PacketKind::Stun);
+        assert_eq!(
+            crate::rtp::classify(&request(id)),
+            crate::rtp::PacketKind::Stun
+        );
     }
 }

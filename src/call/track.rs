@@ -169,12 +169,22 @@ mod tests {
             let mut p = packet(7000 + i as u16, 1000 + i * 960);
             let mut view = RtpPacket::new_checked(&mut p[..]).unwrap();
             if t.prepare(&mut view) {
-                sent.push((view.seq().0, view.timestamp(), view.marker(), view.ssrc(), view.payload_type()));
+                sent.push((
+                    view.seq().0,
+                    view.timestamp(),
+                    view.marker(),
+                    view.ssrc(),
+                    view.payload_type(),
+                ));
             }
         }
         let seqs: Vec<u16> = sent.iter().map(|s| s.0).collect();
         assert_eq!(seqs, (100..107).collect::<Vec<_>>());
-        assert_eq!(sent[3].1 - sent[2].1, 4 * 960, "timestamp jumps by the gated time");
+        assert_eq!(
+            sent[3].1 - sent[2].1,
+            4 * 960,
+            "timestamp jumps by the gated time"
+        );
         assert!(sent[3].2, "marker after resume");
         assert!(sent.iter().enumerate().all(|(i, s)| s.2 == (i == 3)));
         assert!(sent.iter().all(|s| s.3 == Ssrc(9) && s.4 == 111));

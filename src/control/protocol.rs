@@ -73,8 +73,12 @@ pub struct Request {
 
 /// Parses one line. On failure returns the id (when one could be read) and the error.
 pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
-    let value: Value = serde_json::from_slice(line)
-        .map_err(|e| (Value::Null, RpcError::new(PARSE_ERROR, format!("parse error: {e}"))))?;
+    let value: Value = serde_json::from_slice(line).map_err(|e| {
+        (
+            Value::Null,
+            RpcError::new(PARSE_ERROR, format!("parse error: {e}")),
+        )
+    })?;
     let Value::Object(mut obj) = value else {
         return Err((
             Value::Null,
@@ -83,7 +87,12 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
     };
     let id = obj.remove("id");
     let id_for_error = id.clone().unwrap_or(Value::Null);
-    let invalid = |msg: &str| (id_for_error.clone(), RpcError::new(INVALID_REQUEST, format!("invalid request: {msg}")));
+    let invalid = |msg: &str| {
+        (
+            id_for_error.clone(),
+            RpcError::new(INVALID_REQUEST, format!("invalid request: {msg}")),
+        )
+    };
     if let Some(id) = &id {
         if !(id.is_string() || id.is_number() || id.is_null()) {
             return Err(invalid("id must be a string, a number or null"));
@@ -164,8 +173,17 @@ mod tests {
             payload_type: u8,
         }
         let e = decode_params::<P>(&json!({})).unwrap_err();
-        assert!(e.message.contains("missing field `call_id`"), "{}", e.message);
-        let e = decode_params::<P>(&json!({"call_id": "x", "audio": {"payload_type": 300}})).unwrap_err();
-        assert!(e.message.starts_with("invalid params: audio.payload_type:"), "{}", e.message);
+        assert!(
+            e.message.contains("missing field `call_id`"),
+            "{}",
+            e.message
+        );
+        let e = decode_params::<P>(&json!({"call_id": "x", "audio": {"payload_type": 300}}))
+            .unwrap_err();
+        assert!(
+            e.message.starts_with("invalid params: audio.payload_type:"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -11,7 +11,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-use super::protocol::{INVALID_REQUEST, RpcError, error_response, event_notification, parse_request, response};
+use super::protocol::{
+    INVALID_REQUEST, RpcError, error_response, event_notification, parse_request, response,
+};
 use crate::daemon::Daemon;
 
 /// Binds the control socket at `path` with mode 0600. A stale socket file left by a dead
@@ -24,19 +26,24 @@ pub fn bind_control_socket(path: &Path) -> io::Result<UnixListener> {
         }
     }
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("another srtpd is already listening on {}", path.display()),
-                ));
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("another srtpd is already listening on {}", path.display()),
+                    ));
+                }
+                Err(_) => std::fs::remove_file(path)?,
             }
-            Err(_) => std::fs::remove_file(path)?,
-        },
+        }
         Ok(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a socket; not replacing it", path.display()),
+                format!(
+                    "{} exists and is not a socket; not replacing it",
+                    path.display()
+                ),
             ));
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -82,7 +89,11 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
     let mut forwarder = None;
     loop {
         line.clear();
-        let n = match (&mut reader).take(max as u64 + 1).read_until(b'\n', &mut line).await {
+        let n = match (&mut reader)
+            .take(max as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await
+        {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };

@@ -14,13 +14,16 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use self::call_task::{CallTask, Command, TrackIo};
 use self::params::{
-    CallIdParams, MuteParams, SinkParams, SourceParams, StartParams, TerminateParams, TrackParamsIn, VideoParams,
-    parse_bind,
+    CallIdParams, MuteParams, SinkParams, SourceParams, StartParams, TerminateParams,
+    TrackParamsIn, VideoParams, parse_bind,
 };
-use crate::call::{CallSession, CallSetup, CallStats, CallTimers, Candidate, MediaKind, TrackParams, TrackSetup};
+use crate::call::{
+    CallSession, CallSetup, CallStats, CallTimers, Candidate, MediaKind, TrackParams, TrackSetup,
+};
 use crate::config::Config;
 use crate::control::{
-    CALL_EXISTS, INTERNAL_ERROR, METHOD_NOT_FOUND, NO_FREE_PORT, RpcError, TOO_MANY_CALLS, decode_params,
+    CALL_EXISTS, INTERNAL_ERROR, METHOD_NOT_FOUND, NO_FREE_PORT, RpcError, TOO_MANY_CALLS,
+    decode_params,
 };
 use crate::net::{BindError, MediaSocketOptions, bind_media, bind_udp};
 use crate::srtp::SrtpOptions;
@@ -120,7 +123,10 @@ impl Daemon {
             }
             other => Err(RpcError::new(
                 METHOD_NOT_FOUND,
-                format!("method not found: {other:?}; methods are {}", METHODS.join(", ")),
+                format!(
+                    "method not found: {other:?}; methods are {}",
+                    METHODS.join(", ")
+                ),
             )),
         }
     }
@@ -143,7 +149,10 @@ impl Daemon {
             .map_err(|_| RpcError::no_such_call(call_id))?;
         match answer.await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(RpcError::invalid_param("media", format!("call {call_id:?} has no {} track", kind.name()))),
+            Ok(false) => Err(RpcError::invalid_param(
+                "media",
+                format!("call {call_id:?} has no {} track", kind.name()),
+            )),
             Err(_) => Err(RpcError::no_such_call(call_id)),
         }
     }
@@ -168,7 +177,13 @@ impl Daemon {
     }
 
     async fn list(&self) -> Vec<Value> {
-        let ids: Vec<String> = self.calls.lock().expect("calls lock").keys().cloned().collect();
+        let ids: Vec<String> = self
+            .calls
+            .lock()
+            .expect("calls lock")
+            .keys()
+            .cloned()
+            .collect();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Ok(s) = self.stats(&id).await {
@@ -197,7 +212,13 @@ impl Daemon {
 
     /// Terminates every call (on shutdown).
     pub async fn terminate_all(&self, reason: &str) {
-        let ids: Vec<String> = self.calls.lock().expect("calls lock").keys().cloned().collect();
+        let ids: Vec<String> = self
+            .calls
+            .lock()
+            .expect("calls lock")
+            .keys()
+            .cloned()
+            .collect();
         for id in ids {
             let _ = self.terminate(&id, reason.to_owned()).await;
         }
@@ -209,12 +230,18 @@ impl Daemon {
         {
             let calls = self.calls.lock().expect("calls lock");
             if calls.contains_key(&p.call_id) {
-                return Err(RpcError::new(CALL_EXISTS, format!("call already exists: {:?}", p.call_id)));
+                return Err(RpcError::new(
+                    CALL_EXISTS,
+                    format!("call already exists: {:?}", p.call_id),
+                ));
             }
             if calls.len() >= self.config.calls.max_calls {
                 return Err(RpcError::new(
                     TOO_MANY_CALLS,
-                    format!("too many calls: the daemon carries at most {}", self.config.calls.max_calls),
+                    format!(
+                        "too many calls: the daemon carries at most {}",
+                        self.config.calls.max_calls
+                    ),
                 ));
             }
         }
@@ -261,7 +288,8 @@ impl Daemon {
             },
         };
         let (now, wall) = call_task::clocks();
-        let session = CallSession::new(setup, now, wall).map_err(|e| RpcError::new(crate::control::BAD_KEYING, format!("bad keying: {e}")))?;
+        let session = CallSession::new(setup, now, wall)
+            .map_err(|e| RpcError::new(crate::control::BAD_KEYING, format!("bad keying: {e}")))?;
 
         let mut result = json!({"call_id": p.call_id, "local": local});
         for (name, io) in [("audio", &audio), ("video", &video)] {
@@ -274,7 +302,10 @@ impl Daemon {
         {
             let mut calls = self.calls.lock().expect("calls lock");
             if calls.contains_key(&p.call_id) {
-                return Err(RpcError::new(CALL_EXISTS, format!("call already exists: {:?}", p.call_id)));
+                return Err(RpcError::new(
+                    CALL_EXISTS,
+                    format!("call already exists: {:?}", p.call_id),
+                ));
             }
             calls.insert(p.call_id.clone(), CallHandle { commands });
         }
@@ -288,7 +319,9 @@ impl Daemon {
         };
         tokio::spawn(task.run());
         tracing::info!(call_id = %p.call_id, %local, "call started");
-        let _ = self.events.send(json!({"event": "call.started", "call_id": p.call_id, "local": local}));
+        let _ = self
+            .events
+            .send(json!({"event": "call.started", "call_id": p.call_id, "local": local}));
         Ok(result)
     }
 
@@ -301,21 +334,34 @@ impl Daemon {
                 (if v6 { m.bind_v6 } else { m.bind_v4 }, 0)
             }
         };
-        if let Some((i, c)) = p.candidates.iter().enumerate().find(|(_, c)| c.ip.is_ipv6() != ip.is_ipv6()) {
+        if let Some((i, c)) = p
+            .candidates
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.ip.is_ipv6() != ip.is_ipv6())
+        {
             return Err(RpcError::invalid_param(
                 &format!("candidates[{i}].ip"),
-                format!("{} is not in the address family of the bind address {ip}", c.ip),
+                format!(
+                    "{} is not in the address family of the bind address {ip}",
+                    c.ip
+                ),
             ));
         }
         let options = MediaSocketOptions {
-            dscp: if p.video.is_some() { m.dscp_video } else { m.dscp_audio },
+            dscp: if p.video.is_some() {
+                m.dscp_video
+            } else {
+                m.dscp_audio
+            },
             recv_buffer: m.recv_buffer_bytes,
             send_buffer: m.send_buffer_bytes,
         };
-        let socket = bind_media(ip, port, m.port_min..=m.port_max, options).map_err(|e| match e {
-            BindError::NoFreePort { .. } => RpcError::new(NO_FREE_PORT, e.to_string()),
-            BindError::Bind { .. } => RpcError::new(NO_FREE_PORT, e.to_string()),
-        })?;
+        let socket =
+            bind_media(ip, port, m.port_min..=m.port_max, options).map_err(|e| match e {
+                BindError::NoFreePort { .. } => RpcError::new(NO_FREE_PORT, e.to_string()),
+                BindError::Bind { .. } => RpcError::new(NO_FREE_PORT, e.to_string()),
+            })?;
         UdpSocket::from_std(socket).map_err(internal)
     }
 }
@@ -327,7 +373,10 @@ fn internal(e: impl std::fmt::Display) -> RpcError {
 /// Opens a track's local source and sink sockets.
 fn open_track_io(track: Option<&TrackParamsIn>, name: &str) -> Result<TrackIo, RpcError> {
     let Some(track) = track else {
-        return Ok(TrackIo { source: None, sink: None });
+        return Ok(TrackIo {
+            source: None,
+            sink: None,
+        });
     };
     let plain = MediaSocketOptions {
         dscp: 0,

@@ -198,9 +198,9 @@ pub fn parse_bind(text: &str) -> Result<(IpAddr, u16), RpcError> {
         return Ok((addr.ip(), addr.port()));
     }
     let bare = text.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>()
-        .map(|ip| (ip, 0))
-        .map_err(|_| RpcError::invalid_param("bind", format!("{text:?} is not an IP address or IP:port")))
+    bare.parse::<IpAddr>().map(|ip| (ip, 0)).map_err(|_| {
+        RpcError::invalid_param("bind", format!("{text:?} is not an IP address or IP:port"))
+    })
 }
 
 impl StartParams {
@@ -210,11 +210,17 @@ impl StartParams {
             return Err(RpcError::invalid_param("call_id", "must not be empty"));
         }
         if self.audio.is_none() && self.video.is_none() {
-            return Err(RpcError::invalid_param("audio", "a call needs an audio or a video track"));
+            return Err(RpcError::invalid_param(
+                "audio",
+                "a call needs an audio or a video track",
+            ));
         }
         for (i, c) in self.candidates.iter().enumerate() {
             if c.port == 0 {
-                return Err(RpcError::invalid_param(&format!("candidates[{i}].port"), "must not be 0"));
+                return Err(RpcError::invalid_param(
+                    &format!("candidates[{i}].port"),
+                    "must not be 0",
+                ));
             }
         }
         Ok(())
@@ -222,7 +228,8 @@ impl StartParams {
 
     /// The call keys the keying parameters give, or -32004 (or -32602 for a missing id).
     pub fn call_keys(&self) -> Result<CallKeys, RpcError> {
-        let bad = |e: crate::keying::KeyingError| RpcError::new(BAD_KEYING, format!("bad keying: {e}"));
+        let bad =
+            |e: crate::keying::KeyingError| RpcError::new(BAD_KEYING, format!("bad keying: {e}"));
         match &self.keying {
             KeyingParams::Sdes { profile, tx, rx } => sdes::call_keys(profile, tx, rx).map_err(bad),
             KeyingParams::WaE2e {

@@ -39,7 +39,11 @@ mod tests {
         assert_eq!(classify(&[0x00, 0x01]), PacketKind::Stun);
         assert_eq!(classify(&[22, 0xfe]), PacketKind::Dtls);
         assert_eq!(classify(&[0x80, 111]), PacketKind::Rtp);
-        assert_eq!(classify(&[0x80, 0xe0]), PacketKind::Rtp, "PT 96 with the marker bit");
+        assert_eq!(
+            classify(&[0x80, 0xe0]),
+            PacketKind::Rtp,
+            "PT 96 with the marker bit"
+        );
         assert_eq!(classify(&[0x81, 200]), PacketKind::Rtcp);
         assert_eq!(classify(&[0x80]), PacketKind::Other);
         assert_eq!(classify(&[]), PacketKind::Other);

@@ -38,7 +38,9 @@ impl TestDaemon {
             .arg(&config)
             .env("RUST_LOG", "srtpd=debug")
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("srtpd.log")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("srtpd.log")).unwrap(),
+            ))
             .spawn()
             .expect("srtpd starts");
         let daemon = TestDaemon { child, socket, dir };
@@ -58,7 +60,11 @@ impl TestDaemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("srtpd did not open {}: {}", self.socket.display(), self.log());
+        panic!(
+            "srtpd did not open {}: {}",
+            self.socket.display(),
+            self.log()
+        );
     }
 
     pub fn client(&self) -> Client {
@@ -104,7 +110,9 @@ pub struct Client {
 impl Client {
     pub fn connect(path: &Path) -> Self {
         let stream = UnixStream::connect(path).expect("control socket connects");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         Client {
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
@@ -141,7 +149,10 @@ impl Client {
             }
             assert_eq!(v["id"], json!(id), "response id");
             if let Some(e) = v.get("error") {
-                return Err((e["code"].as_i64().unwrap(), e["message"].as_str().unwrap().to_owned()));
+                return Err((
+                    e["code"].as_i64().unwrap(),
+                    e["message"].as_str().unwrap().to_owned(),
+                ));
             }
             return Ok(v["result"].clone());
         }
@@ -153,39 +164,55 @@ impl Client {
     }
 
     /// Waits up to `within` for an event named `name` (for `call_id`, if given).
-    pub fn wait_event(&mut self, name: &str, call_id: Option<&str>, within: Duration) -> Option<Value> {
+    pub fn wait_event(
+        &mut self,
+        name: &str,
+        call_id: Option<&str>,
+        within: Duration,
+    ) -> Option<Value> {
         let matches = |e: &Value| e["event"] == name && call_id.is_none_or(|id| e["call_id"] == id);
         if let Some(i) = self.pending_events.iter().position(matches) {
             return self.pending_events.remove(i);
         }
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
             self.writer.set_read_timeout(Some(left)).unwrap();
             let Some(v) = self.read_line() else { break };
             if v.get("method").is_some() {
                 let e = v["params"].clone();
                 if matches(&e) {
-                    self.writer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    self.writer
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .unwrap();
                     return Some(e);
                 }
                 self.pending_events.push_back(e);
             }
         }
-        self.writer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        self.writer
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         None
     }
 }
 
 /// A free UDP port on `ip` (bound and released: good enough on a test machine).
 pub fn free_port(ip: &str) -> u16 {
-    UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    UdpSocket::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A UDP socket on loopback with a receive timeout.
 pub fn udp(ip: &str) -> UdpSocket {
     let s = UdpSocket::bind((ip, 0)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
     s
 }
 
@@ -204,5 +231,8 @@ pub fn receive_all(socket: &UdpSocket, count: usize, idle: Duration) -> Vec<(Vec
 }
 
 pub fn addr(v: &Value) -> SocketAddr {
-    v.as_str().expect("an address string").parse().expect("a socket address")
+    v.as_str()
+        .expect("an address string")
+        .parse()
+        .expect("a socket address")
 }

@@ -79,9 +79,13 @@ impl Peer {
         let deadline = Instant::now() + duration;
         let mut buf = [0u8; 2048];
         while Instant::now() < deadline && self.seen.rtp.len() < rtp_count {
-            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
             self.socket.set_read_timeout(Some(left)).unwrap();
-            let Ok((n, from)) = self.socket.recv_from(&mut buf) else { break };
+            let Ok((n, from)) = self.socket.recv_from(&mut buf) else {
+                break;
+            };
             self.handle(&buf[..n], from);
         }
     }
@@ -113,7 +117,8 @@ impl Peer {
                     self.seen.stun_other += 1;
                 }
             }
-            Some(128..=191) if matches!(d.get(1), Some(192..=223)) => match self.rx.decrypt_rtcp(d) {
+            Some(128..=191) if matches!(d.get(1), Some(192..=223)) => match self.rx.decrypt_rtcp(d)
+            {
                 Ok(_) => self.seen.rtcp += 1,
                 Err(_) => self.seen.undecryptable += 1,
             },
@@ -124,4 +129,24 @@ impl Peer {
             _ => self.seen.undecryptable += 1,
         }
     }
+}
+
+/// An RTP packet built by the `rtp` crate (webrtc-rs), not by srtpd's code.
+pub fn independent_rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    use webrtc_util::marshal::Marshal;
+    let packet = rtp::packet::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            payload_type: pt,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            ..Default::default()
+        },
+        payload: bytes::Bytes::copy_from_slice(payload),
+    };
+    packet
+        .marshal()
+        .expect("the rtp crate marshals its packet")
+        .to_vec()
 }

@@ -1,0 +1,173 @@
+//! ffmpeg as an external SRTP peer: audio ffmpeg sends through its srtp:// output reaches
+//! srtpd's sink, and audio srtpd sends decodes in ffmpeg (SDP input with a=crypto).
+//! Needs ffmpeg on PATH, so it is ignored by a plain `cargo test`; .ci/run installs ffmpeg and
+//! runs it with `cargo test -- --ignored`.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::daemon::{TestDaemon, addr, free_port, udp};
+use common::rtp_packet;
+use serde_json::json;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+fn ffmpeg() -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]);
+    c
+}
+
+#[test]
+#[ignore = "needs ffmpeg; run by .ci/run"]
+fn audio_from_ffmpeg_reaches_the_sink() {
+    let daemon = TestDaemon::start();
+    let mut client = daemon.client();
+    let key = B64.encode((0..30u8).map(|i| i ^ 0x3c).collect::<Vec<u8>>());
+    let other = B64.encode([1u8; 30]);
+    let sink = udp("127.0.0.1");
+    let r = client.ok(
+        "call.start",
+        json!({
+            "call_id": "FF-IN", "bind": "127.0.0.1", "candidates": [],
+            "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": other, "rx": key},
+            "audio": {"payload_type": 0, "clock_rate": 8000, "sink": {"kind": "rtp", "forward": sink.local_addr().unwrap()}},
+        }),
+    );
+    let local = addr(&r["local"]);
+    // Two seconds of a 440 Hz tone as PCMU in 20 ms packets, over SRTP, RTCP muxed on the port.
+    let status = ffmpeg()
+        .args([
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=2:sample_rate=8000",
+        ])
+        .args([
+            "-c:a",
+            "pcm_mulaw",
+            "-ar",
+            "8000",
+            "-ac",
+            "1",
+            "-payload_type",
+            "0",
+        ])
+        .args([
+            "-f",
+            "rtp",
+            "-srtp_out_suite",
+            "AES_CM_128_HMAC_SHA1_80",
+            "-srtp_out_params",
+            &key,
+        ])
+        .arg(format!(
+            "srtp://127.0.0.1:{}?rtcpport={}&pkt_size=200",
+            local.port(),
+            local.port()
+        ))
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+
+    let got = common::daemon::receive_all(&sink, 1000, Duration::from_millis(1500));
+    // 2 s of 8 kHz audio is 16000 samples; ffmpeg packs them into RTP packets of at most
+    // 200 bytes, so at least 16000 / 188 of them.
+    let samples: usize = got.iter().map(|(d, _)| d.len() - 12).sum();
+    assert!(
+        samples >= 15_000,
+        "only {samples} samples arrived in {} packets",
+        got.len()
+    );
+    assert!(
+        got.iter().all(|(d, _)| d[1] & 0x7f == 0),
+        "PCMU payload type"
+    );
+    let stats = client.ok("call.stats", json!({"call_id": "FF-IN"}));
+    assert_eq!(stats["state"], "connected");
+    assert_eq!(stats["audio"]["dropped"]["auth"], 0, "{stats}");
+}
+
+#[test]
+#[ignore = "needs ffmpeg; run by .ci/run"]
+fn audio_from_srtpd_decodes_in_ffmpeg() {
+    let daemon = TestDaemon::start();
+    let mut client = daemon.client();
+    let key = B64.encode((0..30u8).map(|i| i.wrapping_mul(3)).collect::<Vec<u8>>());
+    let ff_port = free_port("127.0.0.1") & !1;
+    let dir = tempfile::tempdir().unwrap();
+    let sdp = dir.path().join("in.sdp");
+    std::fs::write(
+        &sdp,
+        format!(
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=srtpd\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {ff_port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
+        ),
+    )
+    .unwrap();
+    let wav = dir.path().join("out.wav");
+    let mut ff = ffmpeg()
+        .args(["-protocol_whitelist", "file,udp,rtp,srtp", "-i"])
+        .arg(&sdp)
+        .args(["-t", "1.5", "-c:a", "pcm_s16le"])
+        .arg(&wav)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg runs");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let r = client.ok(
+        "call.start",
+        json!({
+            "call_id": "FF-OUT", "bind": "127.0.0.1",
+            "candidates": [{"ip": "127.0.0.1", "port": ff_port}],
+            "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": key, "rx": key},
+            "audio": {"payload_type": 0, "clock_rate": 8000, "source": {"kind": "rtp"}},
+        }),
+    );
+    let source = addr(&r["audio"]["source"]);
+    // Three seconds of PCMU (a square wave) fed in real time, 20 ms per packet.
+    let producer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let start = Instant::now();
+    for i in 0..150u32 {
+        let payload: Vec<u8> = (0..160)
+            .map(|j| if (j / 10) % 2 == 0 { 0x20 } else { 0xa0 })
+            .collect();
+        producer
+            .send_to(&rtp_packet(0, i as u16, i * 160, 0x77, &payload), source)
+            .unwrap();
+        let due = start + Duration::from_millis(20 * u64::from(i + 1));
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        if ff.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ff.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = ff.kill();
+    let out = ff.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::metadata(&wav).unwrap().len();
+    // 1.5 s of 8 kHz 16-bit mono is 24000 bytes of samples plus the WAV header.
+    assert!(
+        bytes >= 23_000,
+        "ffmpeg decoded only {bytes} bytes of audio"
+    );
+    let stats = client.ok("call.stats", json!({"call_id": "FF-OUT"}));
+    assert!(
+        stats["audio"]["sent"]["packets"].as_u64().unwrap() >= 75,
+        "{stats}"
+    );
+}
