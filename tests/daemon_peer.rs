@@ -51,6 +51,30 @@ fn start_call(
     )
 }
 
+/// A daemon with one SDES call whose only candidate is a webrtc-srtp peer; returns the daemon,
+/// a client, the peer and the call.start result.
+fn call_with_peer(answer_stun: bool) -> (TestDaemon, Client, Peer, Value) {
+    let daemon = TestDaemon::start();
+    let mut client = daemon.client();
+    let k = keys(30);
+    let mut peer = Peer::new(
+        "127.0.0.1",
+        ProtectionProfile::Aes128CmHmacSha1_80,
+        &k.theirs,
+        &k.ours,
+        16,
+    );
+    peer.answer_stun = answer_stun;
+    let r = start_call(
+        &mut client,
+        "AES_CM_128_HMAC_SHA1_80",
+        &k,
+        json!([{"ip": "127.0.0.1", "port": peer.addr().port()}]),
+        None,
+    );
+    (daemon, client, peer, r)
+}
+
 fn feed(source: SocketAddr, first_seq: u16, count: usize) {
     let producer = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..count {
@@ -234,24 +258,7 @@ fn the_candidate_answering_stun_wins_and_forged_packets_move_nothing() {
 
 #[test]
 fn a_candidate_that_never_answers_stun_keeps_the_media() {
-    let daemon = TestDaemon::start();
-    let mut client = daemon.client();
-    let k = keys(30);
-    let mut relay = Peer::new(
-        "127.0.0.1",
-        ProtectionProfile::Aes128CmHmacSha1_80,
-        &k.theirs,
-        &k.ours,
-        16,
-    );
-    relay.answer_stun = false;
-    let r = start_call(
-        &mut client,
-        "AES_CM_128_HMAC_SHA1_80",
-        &k,
-        json!([{"ip": "127.0.0.1", "port": relay.addr().port()}]),
-        None,
-    );
+    let (_daemon, mut client, mut relay, r) = call_with_peer(false);
     // Media flows to the only candidate from the first packet, before any check answered.
     feed(addr(&r["audio"]["source"]), 1, 50);
     relay.pump(Duration::from_secs(2), 50);
@@ -297,23 +304,7 @@ fn without_candidates_the_first_authenticated_packet_decides() {
 
 #[test]
 fn muting_audio_stops_it_on_the_wire_and_unmuting_resumes_it() {
-    let daemon = TestDaemon::start();
-    let mut client = daemon.client();
-    let k = keys(30);
-    let mut peer = Peer::new(
-        "127.0.0.1",
-        ProtectionProfile::Aes128CmHmacSha1_80,
-        &k.theirs,
-        &k.ours,
-        16,
-    );
-    let r = start_call(
-        &mut client,
-        "AES_CM_128_HMAC_SHA1_80",
-        &k,
-        json!([{"ip": "127.0.0.1", "port": peer.addr().port()}]),
-        None,
-    );
+    let (_daemon, mut client, mut peer, r) = call_with_peer(true);
     let source = addr(&r["audio"]["source"]);
 
     feed(source, 0, 50);
@@ -365,24 +356,8 @@ fn muting_audio_stops_it_on_the_wire_and_unmuting_resumes_it() {
 
 #[test]
 fn terminate_returns_final_stats_and_frees_the_port() {
-    let daemon = TestDaemon::start();
-    let mut client = daemon.client();
+    let (_daemon, mut client, mut peer, r) = call_with_peer(true);
     client.ok("events.subscribe", json!({}));
-    let k = keys(30);
-    let mut peer = Peer::new(
-        "127.0.0.1",
-        ProtectionProfile::Aes128CmHmacSha1_80,
-        &k.theirs,
-        &k.ours,
-        16,
-    );
-    let r = start_call(
-        &mut client,
-        "AES_CM_128_HMAC_SHA1_80",
-        &k,
-        json!([{"ip": "127.0.0.1", "port": peer.addr().port()}]),
-        None,
-    );
     let local = addr(&r["local"]);
     feed(addr(&r["audio"]["source"]), 0, 20);
     for i in 0..10u16 {

@@ -140,20 +140,35 @@ impl Daemon {
             .ok_or_else(|| RpcError::no_such_call(call_id))
     }
 
-    async fn gate(&self, call_id: &str, kind: MediaKind, gated: bool) -> Result<(), RpcError> {
-        let commands = self.handle_of(call_id)?;
+    /// Sends a command carrying a reply channel to a call's task and waits for the answer.
+    async fn ask<T>(
+        commands: mpsc::Sender<Command>,
+        call_id: &str,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, RpcError> {
         let (reply, answer) = oneshot::channel();
         commands
-            .send(Command::Gate { kind, gated, reply })
+            .send(command(reply))
             .await
             .map_err(|_| RpcError::no_such_call(call_id))?;
-        match answer.await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(RpcError::invalid_param(
+        answer.await.map_err(|_| RpcError::no_such_call(call_id))
+    }
+
+    async fn gate(&self, call_id: &str, kind: MediaKind, gated: bool) -> Result<(), RpcError> {
+        let commands = self.handle_of(call_id)?;
+        if Self::ask(commands, call_id, |reply| Command::Gate {
+            kind,
+            gated,
+            reply,
+        })
+        .await?
+        {
+            Ok(())
+        } else {
+            Err(RpcError::invalid_param(
                 "media",
                 format!("call {call_id:?} has no {} track", kind.name()),
-            )),
-            Err(_) => Err(RpcError::no_such_call(call_id)),
+            ))
         }
     }
 
@@ -167,23 +182,20 @@ impl Daemon {
     }
 
     async fn stats(&self, call_id: &str) -> Result<CallStats, RpcError> {
-        let commands = self.handle_of(call_id)?;
-        let (reply, answer) = oneshot::channel();
-        commands
-            .send(Command::Stats(reply))
-            .await
-            .map_err(|_| RpcError::no_such_call(call_id))?;
-        answer.await.map_err(|_| RpcError::no_such_call(call_id))
+        Self::ask(self.handle_of(call_id)?, call_id, Command::Stats).await
     }
 
-    async fn list(&self) -> Vec<Value> {
-        let ids: Vec<String> = self
-            .calls
+    fn call_ids(&self) -> Vec<String> {
+        self.calls
             .lock()
             .expect("calls lock")
             .keys()
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    async fn list(&self) -> Vec<Value> {
+        let ids = self.call_ids();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Ok(s) = self.stats(&id).await {
@@ -201,24 +213,16 @@ impl Daemon {
             .expect("calls lock")
             .remove(call_id)
             .ok_or_else(|| RpcError::no_such_call(call_id))?;
-        let (reply, answer) = oneshot::channel();
-        handle
-            .commands
-            .send(Command::Terminate { reason, reply })
-            .await
-            .map_err(|_| RpcError::no_such_call(call_id))?;
-        answer.await.map_err(|_| RpcError::no_such_call(call_id))
+        Self::ask(handle.commands, call_id, |reply| Command::Terminate {
+            reason,
+            reply,
+        })
+        .await
     }
 
     /// Terminates every call (on shutdown).
     pub async fn terminate_all(&self, reason: &str) {
-        let ids: Vec<String> = self
-            .calls
-            .lock()
-            .expect("calls lock")
-            .keys()
-            .cloned()
-            .collect();
+        let ids = self.call_ids();
         for id in ids {
             let _ = self.terminate(&id, reason.to_owned()).await;
         }
