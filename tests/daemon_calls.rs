@@ -124,6 +124,17 @@ fn two_party_call(keying_a: Value, keying_b: Value, ids: (&str, &str)) {
     assert_eq!(stats["audio"]["sent"]["packets"], 500);
     assert_eq!(stats["state"], "connected");
     assert_eq!(stats["audio"]["dropped"]["auth"], 0);
+
+    // RTCP both ways (every 500 ms in the test config): each side's RR answers the other's SR,
+    // which gives both a round-trip time.
+    std::thread::sleep(Duration::from_millis(1300));
+    for client in [&mut ca, &mut cb] {
+        let stats = client.ok("call.stats", json!({"call_id": "CALLID-0001"}));
+        let rtt = stats["rtt_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no RTT from RTCP: {stats}"));
+        assert!((0.0..100.0).contains(&rtt), "loopback RTT {rtt} ms");
+    }
 }
 
 #[test]

@@ -51,10 +51,10 @@ fn start_call(
     )
 }
 
-/// A daemon with one SDES call whose only candidate is a webrtc-srtp peer; returns the daemon,
-/// a client, the peer and the call.start result.
-fn call_with_peer(answer_stun: bool) -> (TestDaemon, Client, Peer, Value) {
-    let daemon = TestDaemon::start();
+/// A daemon (with `config` added to the test config) with one SDES call whose only candidate
+/// is a webrtc-srtp peer; returns the daemon, a client, the peer and the call.start result.
+fn call_with_peer(answer_stun: bool, config: &str) -> (TestDaemon, Client, Peer, Value) {
+    let daemon = TestDaemon::start_with(config);
     let mut client = daemon.client();
     let k = keys(30);
     let mut peer = Peer::new(
@@ -258,7 +258,7 @@ fn the_candidate_answering_stun_wins_and_forged_packets_move_nothing() {
 
 #[test]
 fn a_candidate_that_never_answers_stun_keeps_the_media() {
-    let (_daemon, mut client, mut relay, r) = call_with_peer(false);
+    let (_daemon, mut client, mut relay, r) = call_with_peer(false, "");
     // Media flows to the only candidate from the first packet, before any check answered.
     feed(addr(&r["audio"]["source"]), 1, 50);
     relay.pump(Duration::from_secs(2), 50);
@@ -304,7 +304,7 @@ fn without_candidates_the_first_authenticated_packet_decides() {
 
 #[test]
 fn muting_audio_stops_it_on_the_wire_and_unmuting_resumes_it() {
-    let (_daemon, mut client, mut peer, r) = call_with_peer(true);
+    let (_daemon, mut client, mut peer, r) = call_with_peer(true, "");
     let source = addr(&r["audio"]["source"]);
 
     feed(source, 0, 50);
@@ -356,7 +356,7 @@ fn muting_audio_stops_it_on_the_wire_and_unmuting_resumes_it() {
 
 #[test]
 fn terminate_returns_final_stats_and_frees_the_port() {
-    let (_daemon, mut client, mut peer, r) = call_with_peer(true);
+    let (_daemon, mut client, mut peer, r) = call_with_peer(true, "");
     client.ok("events.subscribe", json!({}));
     let local = addr(&r["local"]);
     feed(addr(&r["audio"]["source"]), 0, 20);
@@ -391,4 +391,53 @@ fn terminate_returns_final_stats_and_frees_the_port() {
     );
     assert_eq!(client.ok("daemon.status", json!({}))["calls"], 0);
     assert_eq!(client.ok("call.list", json!({})), json!([]));
+}
+
+#[test]
+fn srtcp_reports_decrypt_at_a_webrtc_srtp_peer() {
+    let (_daemon, _client, mut peer, _r) = call_with_peer(true, "");
+    // The test config sends RTCP every 500 ms.
+    peer.pump(Duration::from_millis(2600), usize::MAX);
+    assert!(
+        peer.seen.rtcp >= 3,
+        "SRTCP reports decrypted by webrtc-srtp: {:?}",
+        peer.seen
+    );
+    assert_eq!(peer.seen.undecryptable, 0, "{:?}", peer.seen);
+    assert!(
+        peer.seen.stun_requests >= 1,
+        "candidate checks: {:?}",
+        peer.seen
+    );
+}
+
+#[test]
+fn keepalives_go_out_while_muted() {
+    let config = "[calls]\nkeepalive_interval_ms = 200\nrtcp_interval_ms = 60000\n";
+    let (_daemon, mut client, mut peer, r) = call_with_peer(true, config);
+    client.ok(
+        "call.mute",
+        json!({"call_id": CALL, "media": "audio", "muted": true}),
+    );
+    feed(addr(&r["audio"]["source"]), 0, 20);
+    peer.pump(Duration::from_millis(1100), usize::MAX);
+    assert!(audio_packets(&peer).is_empty());
+    assert!(
+        peer.seen.stun_other >= 3,
+        "STUN Binding indications while muted: {:?}",
+        peer.seen
+    );
+}
+
+#[test]
+fn silence_from_the_peer_raises_media_timeout() {
+    let config = "[calls]\nmedia_timeout_s = 1\nrtcp_interval_ms = 60000\n";
+    let (_daemon, mut client, mut peer, r) = call_with_peer(true, config);
+    client.ok("events.subscribe", json!({}));
+    peer.send_rtp(&rtp_packet(111, 1, 0, 9, &[0; 20]), addr(&r["local"]));
+    let timeout = client
+        .wait_event("call.media_timeout", Some(CALL), Duration::from_secs(3))
+        .expect("call.media_timeout");
+    assert_eq!(timeout["peer_muted"], false);
+    assert!(timeout["silent_s"].as_u64().unwrap() >= 1);
 }
