@@ -128,6 +128,17 @@ pub fn decode_params<T: DeserializeOwned>(params: &Value) -> Result<T, RpcError>
     })
 }
 
+/// Overwrites every string in `value` (request params can carry key material) before it is
+/// dropped.
+pub fn wipe_strings(value: &mut Value) {
+    match value {
+        Value::String(s) => zeroize::Zeroize::zeroize(s),
+        Value::Array(items) => items.iter_mut().for_each(wipe_strings),
+        Value::Object(map) => map.values_mut().for_each(wipe_strings),
+        _ => {}
+    }
+}
+
 /// A success response line.
 pub fn response(id: &Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
@@ -184,6 +195,16 @@ mod tests {
             e.message.starts_with("invalid params: audio.payload_type:"),
             "{}",
             e.message
+        );
+    }
+
+    #[test]
+    fn wipes_every_string() {
+        let mut v = json!({"keying": {"tx": "c2VjcmV0", "list": ["a", {"rx": "b"}]}, "n": 1});
+        wipe_strings(&mut v);
+        assert_eq!(
+            v,
+            json!({"keying": {"tx": "", "list": ["", {"rx": ""}]}, "n": 1})
         );
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::protocol::{
     INVALID_REQUEST, RpcError, error_response, event_notification, parse_request, response,
+    wipe_strings,
 };
 use crate::daemon::Daemon;
 
@@ -102,6 +103,7 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
                 INVALID_REQUEST,
                 format!("invalid request: line longer than {max} bytes; closing the connection"),
             );
+            zeroize::Zeroize::zeroize(&mut line);
             let _ = out.send(error_response(&Value::Null, &e)).await;
             break;
         }
@@ -109,7 +111,10 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
         if text.is_empty() {
             continue;
         }
-        let request = match parse_request(text) {
+        let parsed = parse_request(text);
+        // The line may carry key material: wipe it as soon as it is parsed.
+        zeroize::Zeroize::zeroize(&mut line);
+        let mut request = match parsed {
             Ok(r) => r,
             Err((id, e)) => {
                 let _ = out.send(error_response(&id, &e)).await;
@@ -124,6 +129,7 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
         } else {
             daemon.handle(&request.method, &request.params).await
         };
+        wipe_strings(&mut request.params);
         if let Err(e) = &result {
             tracing::debug!(method = %request.method, code = e.code, "request failed: {}", e.message);
         }

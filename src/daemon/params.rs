@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 use crate::call::MediaKind;
 use crate::control::{BAD_KEYING, RpcError};
@@ -76,19 +77,19 @@ pub enum KeyingParams {
         /// Crypto suite name.
         profile: String,
         /// Our base64 key‖salt.
-        tx: String,
+        tx: Zeroizing<String>,
         /// The peer's base64 key‖salt.
-        rx: String,
+        rx: Zeroizing<String>,
     },
     /// The wa-e2e call key.
     #[serde(rename = "wa-e2e")]
     WaE2e {
         /// Base64 of the 32-byte call key.
         #[serde(default)]
-        call_key: Option<String>,
+        call_key: Option<Zeroizing<String>>,
         /// Base64 of the decrypted enc payload.
         #[serde(default)]
-        enc_plaintext: Option<String>,
+        enc_plaintext: Option<Zeroizing<String>>,
         /// RTP tag length (default 4).
         #[serde(default)]
         tag_len: Option<usize>,
