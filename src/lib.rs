@@ -13,3 +13,4 @@ pub mod keying;
 pub mod net;
 pub mod rtp;
 pub mod srtp;
+pub mod stanza;
