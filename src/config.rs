@@ -20,6 +20,8 @@ pub struct Config {
     pub calls: CallsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Defaults for calls set up by `call.stanza`.
+    pub stanza: StanzaConfig,
 }
 
 /// `[control]`.
@@ -125,6 +127,49 @@ impl Default for CallsConfig {
     }
 }
 
+/// `[stanza]`: what a call set up from stanzas uses where the stanza and the request are silent.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StanzaConfig {
+    /// Audio payload type.
+    pub audio_payload_type: u8,
+    /// Audio clock rate when the stanza has no `<audio rate>`.
+    pub audio_clock_rate: u32,
+    /// Audio packet time, ms.
+    pub audio_ptime_ms: u32,
+    /// Audio source: `none`, `rtp` or `rtp:IP:PORT`.
+    pub audio_source: String,
+    /// Audio sink: `none` or `rtp:IP:PORT`.
+    pub audio_sink: String,
+    /// Video payload type.
+    pub video_payload_type: u8,
+    /// Video clock rate.
+    pub video_clock_rate: u32,
+    /// Video source: `none`, `rtp` or `rtp:IP:PORT`.
+    pub video_source: String,
+    /// Video sink: `none` or `rtp:IP:PORT`.
+    pub video_sink: String,
+    /// RTP tag length of wa-e2e calls.
+    pub tag_len: usize,
+}
+
+impl Default for StanzaConfig {
+    fn default() -> Self {
+        StanzaConfig {
+            audio_payload_type: 120,
+            audio_clock_rate: 16000,
+            audio_ptime_ms: 20,
+            audio_source: "rtp".into(),
+            audio_sink: "none".into(),
+            video_payload_type: 97,
+            video_clock_rate: 90000,
+            video_source: "none".into(),
+            video_sink: "none".into(),
+            tag_len: 4,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -216,6 +261,23 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "calls.max_calls must be at least 1".into(),
             ));
+        }
+        let st = &self.stanza;
+        for (field, spec, sink) in [
+            ("stanza.audio_source", &st.audio_source, false),
+            ("stanza.audio_sink", &st.audio_sink, true),
+            ("stanza.video_source", &st.video_source, false),
+            ("stanza.video_sink", &st.video_sink, true),
+        ] {
+            let parsed = if sink {
+                crate::daemon::params::SinkParams::from_spec(spec).map(|_| ())
+            } else {
+                crate::daemon::params::SourceParams::from_spec(spec).map(|_| ())
+            };
+            parsed.map_err(|e| ConfigError::Invalid(format!("{field}: {e}")))?;
+        }
+        if !(4..=10).contains(&st.tag_len) {
+            return Err(ConfigError::Invalid("stanza.tag_len must be 4..=10".into()));
         }
         if self.control.max_line_bytes < 1024 {
             return Err(ConfigError::Invalid(

@@ -65,12 +65,17 @@ pub struct CallSetup {
     pub video: Option<TrackSetup>,
     /// Timers.
     pub timers: CallTimers,
+    /// Start ringing: candidates are checked and keys are ready, but no media is sent until
+    /// [`CallSession::answer`].
+    pub ringing: bool,
 }
 
 /// Where the call stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CallState {
+    /// Offered and not yet answered: no media is sent.
+    Ringing,
     /// No remote address yet: waiting for the peer's first authenticated packet.
     Waiting,
     /// Sending to the preferred candidate, nothing confirmed yet.
@@ -176,6 +181,8 @@ pub struct CallStats {
     pub rtt_ms: Option<f64>,
     /// Whether the peer said it is muted.
     pub peer_muted: bool,
+    /// Whether the peer said its video is on, once it said anything.
+    pub peer_video: Option<bool>,
 }
 
 struct Track {
@@ -218,6 +225,9 @@ pub struct CallSession {
     timed_out: bool,
     next_rtcp: Instant,
     peer_muted: bool,
+    peer_video: Option<bool>,
+    ringing: bool,
+    srtp_options: SrtpOptions,
     rtt_ms: Option<f64>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<CallEvent>,
@@ -276,6 +286,9 @@ impl CallSession {
             timed_out: false,
             next_rtcp: now + setup.timers.rtcp_interval,
             peer_muted: false,
+            peer_video: None,
+            ringing: setup.ringing,
+            srtp_options: options,
             rtt_ms: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -294,7 +307,69 @@ impl CallSession {
 
     /// Where the call stands.
     pub fn state(&self) -> CallState {
-        self.state
+        if self.ringing {
+            CallState::Ringing
+        } else {
+            self.state
+        }
+    }
+
+    /// Whether the call is ringing (offered, not answered).
+    pub fn ringing(&self) -> bool {
+        self.ringing
+    }
+
+    /// The call was answered: media may flow. `candidates` (from the accept) join the ones
+    /// already known and are checked; the best one becomes the remote unless a remote was
+    /// already confirmed.
+    pub fn answer(&mut self, candidates: &[Candidate], now: Instant) {
+        self.ringing = false;
+        for &candidate in candidates {
+            if self
+                .checks
+                .iter()
+                .any(|c| c.candidate.addr == candidate.addr)
+            {
+                continue;
+            }
+            self.checks.push(Check {
+                candidate,
+                txid: rand::random(),
+                next_send: now,
+                interval: FIRST_CHECK_INTERVAL,
+            });
+        }
+        if !candidates.is_empty() {
+            self.checks_until = now + self.timers.check_timeout;
+        }
+        if self.state != CallState::Connected {
+            let best = candidates
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, c)| (c.priority, std::cmp::Reverse(*i)))
+                .map(|(_, c)| c.addr);
+            if let Some(best) = best {
+                self.remote = Some(best);
+                self.state = CallState::Checking;
+            }
+        }
+    }
+
+    /// Replaces the receive keys (the peer turned out to be another device than assumed).
+    /// Receive state starts afresh under the new keys.
+    pub fn rekey_rx(
+        &mut self,
+        profile: crate::srtp::SrtpProfile,
+        rx: &crate::srtp::MasterKey,
+    ) -> Result<(), SrtpError> {
+        self.rx = SrtpContext::new(profile, rx, &self.srtp_options)?;
+        self.rtcp_rx = SrtcpContext::new(profile, rx, &self.srtp_options)?;
+        Ok(())
+    }
+
+    /// Records the peer's video state.
+    pub fn set_peer_video(&mut self, on: bool) {
+        self.peer_video = Some(on);
     }
 
     /// Bytes `on_source` appends to a packet (the SRTP tag): keep this much room behind it.
@@ -349,6 +424,9 @@ impl CallSession {
         len: usize,
         now: Instant,
     ) -> Option<(usize, SocketAddr)> {
+        if self.ringing {
+            return None;
+        }
         let remote = self.remote?;
         let track = self.track_mut(kind)?;
         let mut packet = RtpPacket::new_checked(buf.get_mut(..len)?).ok()?;
@@ -654,12 +732,13 @@ impl CallSession {
         };
         CallStats {
             call_id: self.call_id.clone(),
-            state: self.state,
+            state: self.state(),
             remote: self.remote,
             audio: track(&self.audio),
             video: track(&self.video),
             rtt_ms: self.rtt_ms.map(|r| (r * 1000.0).round() / 1000.0),
             peer_muted: self.peer_muted,
+            peer_video: self.peer_video,
         }
     }
 }

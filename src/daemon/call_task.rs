@@ -9,7 +9,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::call::{CallEvent, CallSession, CallStats, Inbound, MediaKind};
+use crate::call::{CallEvent, CallSession, CallStats, Candidate, Inbound, MediaKind};
+use crate::srtp::{MasterKey, SrtpProfile};
 
 /// Largest datagram srtpd handles; larger ones are truncated by the kernel and fail
 /// authentication.
@@ -28,6 +29,19 @@ pub enum Command {
     },
     /// The peer's mute or hold state.
     PeerMuted(bool),
+    /// The peer's video state.
+    PeerVideo(bool),
+    /// The call was answered: start media with these candidates added, after re-deriving
+    /// the receive keys if the answering device is not the one assumed. Replies whether the
+    /// call was ringing.
+    Answer {
+        /// Candidates from the accept.
+        candidates: Vec<Candidate>,
+        /// New receive keys.
+        rekey: Option<(SrtpProfile, MasterKey)>,
+        /// Whether the call was ringing.
+        reply: oneshot::Sender<bool>,
+    },
     /// A statistics snapshot.
     Stats(oneshot::Sender<CallStats>),
     /// End the call; replies with the final statistics.
@@ -106,6 +120,17 @@ impl CallTask {
                         let _ = reply.send(self.session.set_gated(kind, gated));
                     }
                     Some(Command::PeerMuted(muted)) => self.session.set_peer_muted(muted),
+                    Some(Command::PeerVideo(on)) => self.session.set_peer_video(on),
+                    Some(Command::Answer { candidates, rekey, reply }) => {
+                        let was_ringing = self.session.ringing();
+                        if let Some((profile, rx)) = rekey {
+                            if let Err(e) = self.session.rekey_rx(profile, &rx) {
+                                tracing::warn!(call_id, "rekey failed: {e}");
+                            }
+                        }
+                        self.session.answer(&candidates, Instant::now().into_std());
+                        let _ = reply.send(was_ringing);
+                    }
                     Some(Command::Stats(reply)) => {
                         let _ = reply.send(self.session.stats());
                     }

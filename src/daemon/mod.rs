@@ -2,6 +2,7 @@
 
 mod call_task;
 pub mod params;
+mod stanza;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -30,6 +31,8 @@ use crate::srtp::SrtpOptions;
 
 struct CallHandle {
     commands: mpsc::Sender<Command>,
+    /// The wa-e2e call key, kept to re-derive receive keys when another device answers.
+    call_key: Option<(crate::keying::wa_e2e::CallKey, Option<usize>)>,
 }
 
 /// The daemon's state, shared by the control connections.
@@ -44,6 +47,7 @@ pub struct Daemon {
 /// The methods `Daemon::handle` answers, for `srtpctl` and error messages.
 pub const METHODS: &[&str] = &[
     "call.start",
+    "call.stanza",
     "call.mute",
     "call.video",
     "call.stats",
@@ -91,7 +95,8 @@ impl Daemon {
     /// Answers one control method (`events.subscribe` is the connection's business).
     pub async fn handle(&self, method: &str, params: &Value) -> Result<Value, RpcError> {
         match method {
-            "call.start" => self.start(decode_params(params)?).await,
+            "call.start" => self.start(decode_params(params)?, false).await,
+            "call.stanza" => self.stanza(decode_params(params)?).await,
             "call.mute" => {
                 let p: MuteParams = decode_params(params)?;
                 self.gate(&p.call_id, p.media, p.muted).await?;
@@ -172,6 +177,20 @@ impl Daemon {
         }
     }
 
+    /// Publishes an event to subscribers.
+    fn publish(&self, event: Value) {
+        let _ = self.events.send(event);
+    }
+
+    /// Tells a call whether the peer's video is on.
+    pub async fn set_peer_video(&self, call_id: &str, on: bool) -> Result<(), RpcError> {
+        let commands = self.handle_of(call_id)?;
+        commands
+            .send(Command::PeerVideo(on))
+            .await
+            .map_err(|_| RpcError::no_such_call(call_id))
+    }
+
     /// Tells a call whether its peer is muted or on hold.
     pub async fn set_peer_muted(&self, call_id: &str, muted: bool) -> Result<(), RpcError> {
         let commands = self.handle_of(call_id)?;
@@ -228,9 +247,11 @@ impl Daemon {
         }
     }
 
-    async fn start(&self, p: StartParams) -> Result<Value, RpcError> {
+    /// Starts a call (ringing: checks and keys ready, no media until answered).
+    async fn start(&self, p: StartParams, ringing: bool) -> Result<Value, RpcError> {
         p.validate()?;
-        let keys = p.call_keys()?;
+        let (keys, call_key) = p.call_keys()?;
+        let tag_len = keys.rtp_tag_len;
         {
             let calls = self.calls.lock().expect("calls lock");
             if calls.contains_key(&p.call_id) {
@@ -290,6 +311,7 @@ impl Daemon {
                 media_timeout: Duration::from_secs(c.media_timeout_s),
                 media_timeout_held: Duration::from_secs(c.media_timeout_held_s),
             },
+            ringing,
         };
         let (now, wall) = call_task::clocks();
         let session = CallSession::new(setup, now, wall)
@@ -311,7 +333,13 @@ impl Daemon {
                     format!("call already exists: {:?}", p.call_id),
                 ));
             }
-            calls.insert(p.call_id.clone(), CallHandle { commands });
+            calls.insert(
+                p.call_id.clone(),
+                CallHandle {
+                    commands,
+                    call_key: call_key.map(|k| (k, tag_len)),
+                },
+            );
         }
         let task = CallTask {
             session,

@@ -128,7 +128,7 @@ fn default_ptime() -> u32 {
 }
 
 /// A track's source.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SourceParams {
     /// Nothing is sent.
@@ -143,7 +143,7 @@ pub enum SourceParams {
 }
 
 /// A track's sink.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SinkParams {
     /// Received media is counted and discarded.
@@ -156,11 +156,72 @@ pub enum SinkParams {
     },
 }
 
+impl SourceParams {
+    /// Reads the short form `none`, `rtp` or `rtp:IP:PORT` (config files and srtpctl).
+    pub fn from_spec(spec: &str) -> Result<Self, String> {
+        match spec.split_once(':') {
+            None if spec == "none" => Ok(SourceParams::None),
+            None if spec == "rtp" => Ok(SourceParams::Rtp { listen: None }),
+            Some(("rtp", addr)) => addr
+                .parse()
+                .map(|a| SourceParams::Rtp { listen: Some(a) })
+                .map_err(|_| format!("{addr:?} is not IP:PORT")),
+            _ => Err(format!("{spec:?}: expected none, rtp or rtp:IP:PORT")),
+        }
+    }
+}
+
+impl SinkParams {
+    /// Reads the short form `none` or `rtp:IP:PORT` (config files and srtpctl).
+    pub fn from_spec(spec: &str) -> Result<Self, String> {
+        match spec.split_once(':') {
+            None if spec == "none" => Ok(SinkParams::None),
+            Some(("rtp", addr)) => addr
+                .parse()
+                .map(|forward| SinkParams::Rtp { forward })
+                .map_err(|_| format!("{addr:?} is not IP:PORT")),
+            _ => Err(format!("{spec:?}: expected none or rtp:IP:PORT")),
+        }
+    }
+}
+
 /// `{"call_id"}`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct CallIdParams {
     /// The call id.
     pub call_id: String,
+}
+
+/// `call.stanza`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct StanzaParams {
+    /// The stanza as XML.
+    #[serde(default)]
+    pub xml: Option<String>,
+    /// The stanza as a JSON node.
+    #[serde(default)]
+    pub node: Option<serde_json::Value>,
+    /// Our device id: decides whose stanza it is.
+    #[serde(rename = "self")]
+    pub self_id: String,
+    /// Base64 of the decrypted enc payload (wa-e2e).
+    #[serde(default)]
+    pub enc_plaintext: Option<Zeroizing<String>>,
+    /// Base64 of the call key (wa-e2e).
+    #[serde(default)]
+    pub call_key: Option<Zeroizing<String>>,
+    /// Keying instead of wa-e2e (e.g. SDES).
+    #[serde(default)]
+    pub keying: Option<KeyingParams>,
+    /// Bind address.
+    #[serde(default)]
+    pub bind: Option<String>,
+    /// Audio track instead of the `[stanza]` defaults.
+    #[serde(default)]
+    pub audio: Option<TrackParamsIn>,
+    /// Video track instead of the `[stanza]` defaults.
+    #[serde(default)]
+    pub video: Option<TrackParamsIn>,
 }
 
 /// `call.mute`.
@@ -227,12 +288,15 @@ impl StartParams {
         Ok(())
     }
 
-    /// The call keys the keying parameters give, or -32004 (or -32602 for a missing id).
-    pub fn call_keys(&self) -> Result<CallKeys, RpcError> {
+    /// The call keys the keying parameters give (and, for wa-e2e, the call key itself, to
+    /// re-derive receive keys later), or -32004 (or -32602 for a missing id).
+    pub fn call_keys(&self) -> Result<(CallKeys, Option<CallKey>), RpcError> {
         let bad =
             |e: crate::keying::KeyingError| RpcError::new(BAD_KEYING, format!("bad keying: {e}"));
         match &self.keying {
-            KeyingParams::Sdes { profile, tx, rx } => sdes::call_keys(profile, tx, rx).map_err(bad),
+            KeyingParams::Sdes { profile, tx, rx } => {
+                Ok((sdes::call_keys(profile, tx, rx).map_err(bad)?, None))
+            }
             KeyingParams::WaE2e {
                 call_key,
                 enc_plaintext,
@@ -251,7 +315,8 @@ impl StartParams {
                     }
                 }
                 .map_err(bad)?;
-                key.call_keys(self_id, peer, *tag_len).map_err(bad)
+                let keys = key.call_keys(self_id, peer, *tag_len).map_err(bad)?;
+                Ok((keys, Some(key)))
             }
         }
     }

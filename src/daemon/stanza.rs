@@ -1,0 +1,269 @@
+//! `call.stanza`: drives calls from `<call>` stanzas the signaling client forwards.
+//!
+//! Whose stanza it is decides what it does: one from our own device (`self`) describes what we
+//! did (our accept, our mute), one from another device what the peer did.
+
+use serde_json::{Value, json};
+
+use super::Daemon;
+use super::call_task::Command;
+use super::params::{
+    CandidateParams, KeyingParams, Role, SinkParams, SourceParams, StanzaParams, StartParams,
+    TrackParamsIn,
+};
+use crate::call::{Candidate, MediaKind};
+use crate::control::{INVALID_PARAMS, RpcError};
+use crate::keying::wa_e2e::normalize_device_id;
+use crate::stanza::{CallAction, CallStanza, MediaOffer, parse_json, parse_xml};
+
+/// A `[stanza]` source or sink spec, already checked when the config was loaded.
+fn spec<T>(field: &str, parsed: Result<T, String>) -> Result<T, RpcError> {
+    parsed.map_err(|e| RpcError::invalid_param(field, e))
+}
+
+/// Whether two device ids name the same device.
+fn same_device(a: &str, b: &str) -> bool {
+    normalize_device_id(a) == normalize_device_id(b)
+}
+
+impl Daemon {
+    pub(super) async fn stanza(&self, p: StanzaParams) -> Result<Value, RpcError> {
+        let stanza = match (&p.xml, &p.node) {
+            (Some(xml), None) => parse_xml(xml).map_err(|e| RpcError::invalid_param("xml", e))?,
+            (None, Some(node)) => {
+                parse_json(node).map_err(|e| RpcError::invalid_param("node", e))?
+            }
+            _ => {
+                return Err(RpcError::invalid_param(
+                    "xml",
+                    "give exactly one of xml and node",
+                ));
+            }
+        };
+        let ours = stanza
+            .from
+            .as_deref()
+            .is_some_and(|f| same_device(f, &p.self_id));
+        let by = if ours { "self" } else { "peer" };
+        let call_id = stanza.call_id.clone();
+        let mut result = match &stanza.action {
+            CallAction::Offer(media) => {
+                if self.handle_of(&call_id).is_ok() {
+                    json!({"call_id": call_id, "action": "ignored", "why": "the call already exists"})
+                } else {
+                    let role = if ours { Role::Caller } else { Role::Callee };
+                    let start = self.stanza_start_params(&p, &stanza, media, role)?;
+                    let mut r = self.start(start, true).await?;
+                    r["action"] = json!("ringing");
+                    r
+                }
+            }
+            CallAction::Accept(media) => match self.handle_of(&call_id) {
+                Ok(commands) => {
+                    // Another device answering our offer: receive with that device's keys.
+                    let rekey = match (&stanza.from, ours) {
+                        (Some(from), false) => self.rekey_for(&call_id, &p.self_id, from)?,
+                        _ => None,
+                    };
+                    let rekeyed = rekey.is_some();
+                    let candidates = media
+                        .candidates
+                        .iter()
+                        .map(|c| Candidate {
+                            addr: c.addr,
+                            priority: c.priority,
+                        })
+                        .collect();
+                    let was_ringing = Self::ask(commands, &call_id, |reply| Command::Answer {
+                        candidates,
+                        rekey,
+                        reply,
+                    })
+                    .await?;
+                    let action = if was_ringing {
+                        "started"
+                    } else if rekeyed {
+                        "rekeyed"
+                    } else {
+                        "ignored"
+                    };
+                    json!({"call_id": call_id, "action": action})
+                }
+                Err(_) => {
+                    let role = if ours { Role::Callee } else { Role::Caller };
+                    let start = self.stanza_start_params(&p, &stanza, media, role)?;
+                    let mut r = self.start(start, false).await?;
+                    r["action"] = json!("started");
+                    r
+                }
+            },
+            CallAction::Mute { media, muted } => {
+                if ours {
+                    self.gate(&call_id, *media, *muted).await?;
+                } else if *media == MediaKind::Audio {
+                    self.set_peer_muted(&call_id, *muted).await?;
+                    self.publish(
+                        json!({"event": "call.peer_state", "call_id": call_id, "muted": muted}),
+                    );
+                } else {
+                    self.set_peer_video(&call_id, !*muted).await?;
+                    self.publish(
+                        json!({"event": "call.peer_state", "call_id": call_id, "video": !*muted}),
+                    );
+                }
+                json!({"call_id": call_id, "action": if *muted { "muted" } else { "unmuted" }, "media": media, "by": by})
+            }
+            CallAction::Video(state) => {
+                self.handle_of(&call_id)?;
+                match state.sending() {
+                    None => {
+                        json!({"call_id": call_id, "action": "ignored", "why": format!("video state {state:?} changes nothing")})
+                    }
+                    Some(on) if ours => match self.gate(&call_id, MediaKind::Video, !on).await {
+                        Ok(()) => {
+                            json!({"call_id": call_id, "action": "video", "enabled": on, "by": by})
+                        }
+                        Err(e) if e.code == INVALID_PARAMS => {
+                            json!({"call_id": call_id, "action": "ignored", "why": "the call has no video track"})
+                        }
+                        Err(e) => return Err(e),
+                    },
+                    Some(on) => {
+                        self.set_peer_video(&call_id, on).await?;
+                        self.publish(
+                            json!({"event": "call.peer_state", "call_id": call_id, "video": on}),
+                        );
+                        json!({"call_id": call_id, "action": "video", "enabled": on, "by": by})
+                    }
+                }
+            }
+            CallAction::Terminate { reason } | CallAction::Reject { reason } => {
+                let default = if matches!(stanza.action, CallAction::Reject { .. }) {
+                    "rejected"
+                } else {
+                    "terminated"
+                };
+                let reason = reason.clone().unwrap_or_else(|| default.to_owned());
+                let stats = self.terminate(&call_id, reason.clone()).await?;
+                json!({"call_id": call_id, "action": "ended", "reason": reason, "by": by, "stats": stats})
+            }
+        };
+        result["skipped"] = json!(stanza.ignored);
+        Ok(result)
+    }
+
+    /// The receive keys for `answering_device`, if the call is wa-e2e keyed.
+    fn rekey_for(
+        &self,
+        call_id: &str,
+        self_id: &str,
+        answering_device: &str,
+    ) -> Result<Option<(crate::srtp::SrtpProfile, crate::srtp::MasterKey)>, RpcError> {
+        let calls = self.calls.lock().expect("calls lock");
+        let handle = calls
+            .get(call_id)
+            .ok_or_else(|| RpcError::no_such_call(call_id))?;
+        Ok(match &handle.call_key {
+            Some((key, tag_len)) => {
+                let keys = key
+                    .call_keys(self_id, answering_device, *tag_len)
+                    .map_err(|e| {
+                        RpcError::new(crate::control::BAD_KEYING, format!("bad keying: {e}"))
+                    })?;
+                Some((keys.profile, keys.rx))
+            }
+            None => None,
+        })
+    }
+
+    /// `call.start` parameters for a call an offer or accept creates.
+    fn stanza_start_params(
+        &self,
+        p: &StanzaParams,
+        stanza: &CallStanza,
+        media: &MediaOffer,
+        role: Role,
+    ) -> Result<StartParams, RpcError> {
+        let d = &self.config().stanza;
+        let peer = match role {
+            // We placed the call: the peer is whom it went to; an accept may name the device.
+            Role::Caller
+                if stanza
+                    .from
+                    .as_deref()
+                    .is_some_and(|f| same_device(f, &p.self_id)) =>
+            {
+                stanza.to.clone()
+            }
+            Role::Caller => stanza.from.clone(),
+            Role::Callee
+                if stanza
+                    .from
+                    .as_deref()
+                    .is_some_and(|f| same_device(f, &p.self_id)) =>
+            {
+                stanza.to.clone()
+            }
+            Role::Callee => stanza.from.clone(),
+        };
+        let keying = match &p.keying {
+            Some(k) => k.clone(),
+            None => KeyingParams::WaE2e {
+                call_key: p.call_key.clone(),
+                enc_plaintext: p.enc_plaintext.clone(),
+                tag_len: Some(d.tag_len),
+            },
+        };
+        let audio = match &p.audio {
+            Some(a) => a.clone(),
+            None => TrackParamsIn {
+                payload_type: d.audio_payload_type,
+                clock_rate: media
+                    .audio
+                    .first()
+                    .and_then(|a| a.rate)
+                    .unwrap_or(d.audio_clock_rate),
+                ptime_ms: d.audio_ptime_ms,
+                source: spec(
+                    "stanza.audio_source",
+                    SourceParams::from_spec(&d.audio_source),
+                )?,
+                sink: spec("stanza.audio_sink", SinkParams::from_spec(&d.audio_sink))?,
+            },
+        };
+        let video = match (&p.video, media.video) {
+            (Some(v), _) => Some(v.clone()),
+            (None, true) => Some(TrackParamsIn {
+                payload_type: d.video_payload_type,
+                clock_rate: d.video_clock_rate,
+                ptime_ms: 0,
+                source: spec(
+                    "stanza.video_source",
+                    SourceParams::from_spec(&d.video_source),
+                )?,
+                sink: spec("stanza.video_sink", SinkParams::from_spec(&d.video_sink))?,
+            }),
+            (None, false) => None,
+        };
+        Ok(StartParams {
+            call_id: stanza.call_id.clone(),
+            call_creator: stanza.call_creator.clone(),
+            role,
+            self_id: Some(p.self_id.clone()),
+            peer,
+            bind: p.bind.clone(),
+            candidates: media
+                .candidates
+                .iter()
+                .map(|c| CandidateParams {
+                    ip: c.addr.ip(),
+                    port: c.addr.port(),
+                    priority: c.priority,
+                })
+                .collect(),
+            keying,
+            audio: Some(audio),
+            video,
+        })
+    }
+}
