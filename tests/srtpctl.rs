@@ -146,3 +146,59 @@ fn drives_every_method() {
             .success()
     );
 }
+
+#[test]
+fn forwards_stanza_files() {
+    let daemon = TestDaemon::start();
+    let key = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let offer = dir.path().join("offer.xml");
+    // A candidate on loopback (127.0.0.1:40999) as 6-byte te2 content.
+    std::fs::write(
+        &offer,
+        r#"<call from="1:0@lid" to="2:0@lid"><offer call-id="CTL-ST"><relay><te2>7f000001a027</te2></relay></offer></call>"#,
+    )
+    .unwrap();
+    let ringing = json(
+        &daemon,
+        &[
+            "stanza",
+            offer.to_str().unwrap(),
+            "--self",
+            "2:0@lid",
+            "--call-key",
+            &key,
+            "--bind",
+            "127.0.0.1",
+        ],
+    );
+    assert_eq!(ringing["action"], "ringing");
+    assert_eq!(
+        json(&daemon, &["stats", "--call-id", "CTL-ST"])["remote"],
+        "127.0.0.1:40999"
+    );
+
+    let end = dir.path().join("end.xml");
+    std::fs::write(
+        &end,
+        r#"<call from="1:0@lid"><terminate call-id="CTL-ST" reason="timeout"/></call>"#,
+    )
+    .unwrap();
+    let text = ok(
+        &daemon,
+        &["stanza", end.to_str().unwrap(), "--self", "2:0@lid"],
+    );
+    assert!(
+        text.contains("action: ended") && text.contains("reason: timeout"),
+        "{text}"
+    );
+
+    let bad = dir.path().join("bad.xml");
+    std::fs::write(&bad, "<call><mute").unwrap();
+    let out = ctl(
+        &daemon,
+        &["stanza", bad.to_str().unwrap(), "--self", "2:0@lid"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not XML"));
+}

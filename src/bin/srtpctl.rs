@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value, json};
+use srtpd::daemon::params::{SinkParams, SourceParams};
 
 /// Control a running srtpd.
 #[derive(Parser, Debug)]
@@ -27,6 +28,23 @@ struct Cli {
 enum Cmd {
     /// Start media for an accepted call (call.start).
     Start(Box<StartArgs>),
+    /// Forward a <call> stanza (call.stanza).
+    Stanza {
+        /// The stanza, as an XML file (- for standard input).
+        file: PathBuf,
+        /// Our device id.
+        #[arg(long = "self")]
+        self_id: String,
+        /// Base64 of the decrypted enc payload (wa-e2e).
+        #[arg(long)]
+        enc_plaintext: Option<String>,
+        /// Base64 of the call key (wa-e2e).
+        #[arg(long, conflicts_with = "enc_plaintext")]
+        call_key: Option<String>,
+        /// Bind address, with or without a port.
+        #[arg(long)]
+        bind: Option<String>,
+    },
     /// Mute or unmute a track (call.mute).
     Mute {
         /// The call id.
@@ -146,21 +164,14 @@ struct StartArgs {
     video_sink: String,
 }
 
-fn endpoint(spec: &str, field: &str, is_sink: bool) -> Result<Value, String> {
-    match spec.split_once(':') {
-        None if spec == "none" => Ok(json!({"kind": "none"})),
-        None if spec == "rtp" && !is_sink => Ok(json!({"kind": "rtp"})),
-        Some(("rtp", addr)) if is_sink => Ok(json!({"kind": "rtp", "forward": addr})),
-        Some(("rtp", addr)) => Ok(json!({"kind": "rtp", "listen": addr})),
-        _ => Err(format!(
-            "--{field}: expected {}",
-            if is_sink {
-                "none or rtp:ADDR"
-            } else {
-                "none, rtp or rtp:ADDR"
-            }
-        )),
-    }
+fn source(spec: &str, flag: &str) -> Result<Value, String> {
+    let parsed = SourceParams::from_spec(spec).map_err(|e| format!("--{flag}: {e}"))?;
+    serde_json::to_value(parsed).map_err(|e| e.to_string())
+}
+
+fn sink(spec: &str, flag: &str) -> Result<Value, String> {
+    let parsed = SinkParams::from_spec(spec).map_err(|e| format!("--{flag}: {e}"))?;
+    serde_json::to_value(parsed).map_err(|e| e.to_string())
 }
 
 fn start_params(a: &StartArgs) -> Result<Value, String> {
@@ -210,8 +221,8 @@ fn start_params(a: &StartArgs) -> Result<Value, String> {
         "audio".into(),
         json!({
             "payload_type": a.audio_pt, "clock_rate": a.audio_clock, "ptime_ms": a.audio_ptime,
-            "source": endpoint(&a.audio_source, "audio-source", false)?,
-            "sink": endpoint(&a.audio_sink, "audio-sink", true)?,
+            "source": source(&a.audio_source, "audio-source")?,
+            "sink": sink(&a.audio_sink, "audio-sink")?,
         }),
     );
     if let Some(pt) = a.video_pt {
@@ -219,8 +230,8 @@ fn start_params(a: &StartArgs) -> Result<Value, String> {
             "video".into(),
             json!({
                 "payload_type": pt, "clock_rate": a.video_clock,
-                "source": endpoint(&a.video_source, "video-source", false)?,
-                "sink": endpoint(&a.video_sink, "video-sink", true)?,
+                "source": source(&a.video_source, "video-source")?,
+                "sink": sink(&a.video_sink, "video-sink")?,
             }),
         );
     }
@@ -292,6 +303,32 @@ fn run(cli: Cli) -> Result<(), String> {
     let mut conn = Connection::open(&path)?;
     let (method, params) = match &cli.command {
         Cmd::Start(a) => ("call.start", start_params(a)?),
+        Cmd::Stanza {
+            file,
+            self_id,
+            enc_plaintext,
+            call_key,
+            bind,
+        } => {
+            let xml = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .map_err(|e| format!("reading the stanza: {e}"))?
+            } else {
+                std::fs::read_to_string(file)
+                    .map_err(|e| format!("reading {}: {e}", file.display()))?
+            };
+            let mut p = json!({"xml": xml, "self": self_id});
+            for (k, v) in [
+                ("enc_plaintext", enc_plaintext),
+                ("call_key", call_key),
+                ("bind", bind),
+            ] {
+                if let Some(v) = v {
+                    p[k] = json!(v);
+                }
+            }
+            ("call.stanza", p)
+        }
         Cmd::Mute {
             call_id,
             media,

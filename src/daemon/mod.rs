@@ -33,6 +33,8 @@ struct CallHandle {
     commands: mpsc::Sender<Command>,
     /// The wa-e2e call key, kept to re-derive receive keys when another device answers.
     call_key: Option<(crate::keying::wa_e2e::CallKey, Option<usize>)>,
+    /// What `call.start` returned (bound addresses), repeated when an accept starts the call.
+    started: Value,
 }
 
 /// The daemon's state, shared by the control connections.
@@ -204,6 +206,15 @@ impl Daemon {
         Self::ask(self.handle_of(call_id)?, call_id, Command::Stats).await
     }
 
+    /// What `call.start` returned for a running call.
+    fn started(&self, call_id: &str) -> Option<Value> {
+        self.calls
+            .lock()
+            .expect("calls lock")
+            .get(call_id)
+            .map(|h| h.started.clone())
+    }
+
     fn call_ids(&self) -> Vec<String> {
         self.calls
             .lock()
@@ -338,6 +349,7 @@ impl Daemon {
                 CallHandle {
                     commands,
                     call_key: call_key.map(|k| (k, tag_len)),
+                    started: result.clone(),
                 },
             );
         }

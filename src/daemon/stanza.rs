@@ -87,7 +87,11 @@ impl Daemon {
                     } else {
                         "ignored"
                     };
-                    json!({"call_id": call_id, "action": action})
+                    let mut r = self
+                        .started(&call_id)
+                        .unwrap_or_else(|| json!({"call_id": call_id}));
+                    r["action"] = json!(action);
+                    r
                 }
                 Err(_) => {
                     let role = if ours { Role::Callee } else { Role::Caller };
