@@ -184,22 +184,22 @@ impl Daemon {
         let _ = self.events.send(event);
     }
 
-    /// Tells a call whether the peer's video is on.
-    pub async fn set_peer_video(&self, call_id: &str, on: bool) -> Result<(), RpcError> {
-        let commands = self.handle_of(call_id)?;
-        commands
-            .send(Command::PeerVideo(on))
+    /// Sends a call's task a command that needs no answer.
+    async fn tell(&self, call_id: &str, command: Command) -> Result<(), RpcError> {
+        self.handle_of(call_id)?
+            .send(command)
             .await
             .map_err(|_| RpcError::no_such_call(call_id))
     }
 
+    /// Tells a call whether the peer's video is on.
+    pub async fn set_peer_video(&self, call_id: &str, on: bool) -> Result<(), RpcError> {
+        self.tell(call_id, Command::PeerVideo(on)).await
+    }
+
     /// Tells a call whether its peer is muted or on hold.
     pub async fn set_peer_muted(&self, call_id: &str, muted: bool) -> Result<(), RpcError> {
-        let commands = self.handle_of(call_id)?;
-        commands
-            .send(Command::PeerMuted(muted))
-            .await
-            .map_err(|_| RpcError::no_such_call(call_id))
+        self.tell(call_id, Command::PeerMuted(muted)).await
     }
 
     async fn stats(&self, call_id: &str) -> Result<CallStats, RpcError> {

@@ -189,26 +189,16 @@ impl Daemon {
         role: Role,
     ) -> Result<StartParams, RpcError> {
         let d = &self.config().stanza;
-        let peer = match role {
-            // We placed the call: the peer is whom it went to; an accept may name the device.
-            Role::Caller
-                if stanza
-                    .from
-                    .as_deref()
-                    .is_some_and(|f| same_device(f, &p.self_id)) =>
-            {
-                stanza.to.clone()
-            }
-            Role::Caller => stanza.from.clone(),
-            Role::Callee
-                if stanza
-                    .from
-                    .as_deref()
-                    .is_some_and(|f| same_device(f, &p.self_id)) =>
-            {
-                stanza.to.clone()
-            }
-            Role::Callee => stanza.from.clone(),
+        // The peer is the other end of the stanza: whom our own stanza went to, or who sent
+        // theirs (for an accept, the device that answered).
+        let ours = stanza
+            .from
+            .as_deref()
+            .is_some_and(|f| same_device(f, &p.self_id));
+        let peer = if ours {
+            stanza.to.clone()
+        } else {
+            stanza.from.clone()
         };
         let keying = match &p.keying {
             Some(k) => k.clone(),
