@@ -112,6 +112,8 @@ pub struct CallsConfig {
     pub media_timeout_s: u64,
     /// Media timeout while the peer is muted or on hold, s.
     pub media_timeout_held_s: u64,
+    /// What muted audio sends: nothing, or silence packets at the packet time.
+    pub mute_mode: crate::call::MuteMode,
 }
 
 impl Default for CallsConfig {
@@ -123,6 +125,7 @@ impl Default for CallsConfig {
             rtcp_interval_ms: 5000,
             media_timeout_s: 30,
             media_timeout_held_s: 120,
+            mute_mode: crate::call::MuteMode::Silence,
         }
     }
 }

@@ -42,6 +42,8 @@ fn start_call(
             "bind": "127.0.0.1",
             "candidates": candidates,
             "keying": {"scheme": "sdes", "profile": profile, "tx": B64.encode(&k.ours), "rx": B64.encode(&k.theirs)},
+            // These tests check the drop mode: nothing of a muted track on the wire.
+            "mute_mode": "drop",
             "audio": {
                 "payload_type": 111, "clock_rate": 48000,
                 "source": {"kind": "rtp"},

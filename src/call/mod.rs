@@ -12,4 +12,4 @@ pub use session::{
     Inbound, TrackSetup, TrackStats, Transmit,
 };
 pub use stats::{DropStats, RecvSnapshot, RecvStats, SendStats};
-pub use track::{InboundTrack, MediaKind, OutboundTrack, TrackParams};
+pub use track::{InboundTrack, MediaKind, MuteMode, OPUS_SILENCE, OutboundTrack, TrackParams};

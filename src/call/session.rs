@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::rtcp::{self, ReportBlock, SenderInfo};
 use super::stats::{DropStats, RecvSnapshot, SendStats};
 use super::stun::{self, Binding, TxId};
-use super::track::{InboundTrack, MediaKind, OutboundTrack, TrackParams};
+use super::track::{InboundTrack, MediaKind, MuteMode, OutboundTrack, TrackParams};
 use crate::keying::CallKeys;
 use crate::rtp::{PacketKind, RtpPacket, SeqNo, Ssrc, classify};
 use crate::srtp::{SrtcpContext, SrtpContext, SrtpError, SrtpOptions};
@@ -68,6 +68,8 @@ pub struct CallSetup {
     /// Start ringing: candidates are checked and keys are ready, but no media is sent until
     /// [`CallSession::answer`].
     pub ringing: bool,
+    /// What muted audio sends.
+    pub mute_mode: MuteMode,
 }
 
 /// Where the call stands.
@@ -103,6 +105,11 @@ pub enum CallEvent {
         to: SocketAddr,
         /// Why.
         how: &'static str,
+    },
+    /// Our video was turned back on: the encoder must send a keyframe first.
+    KeyframeNeeded {
+        /// The track.
+        kind: MediaKind,
     },
     /// No inbound media for the configured time.
     MediaTimeout {
@@ -227,6 +234,8 @@ pub struct CallSession {
     peer_muted: bool,
     peer_video: Option<bool>,
     ringing: bool,
+    mute_mode: MuteMode,
+    next_comfort: Option<Instant>,
     srtp_options: SrtpOptions,
     rtt_ms: Option<f64>,
     transmits: VecDeque<Transmit>,
@@ -288,6 +297,8 @@ impl CallSession {
             peer_muted: false,
             peer_video: None,
             ringing: setup.ringing,
+            mute_mode: setup.mute_mode,
+            next_comfort: None,
             srtp_options: options,
             rtt_ms: None,
             transmits: VecDeque::new(),
@@ -398,14 +409,44 @@ impl CallSession {
 
     /// Gates (or ungates) our sending on track `kind`. Returns `false` if there is no such
     /// track.
-    pub fn set_gated(&mut self, kind: MediaKind, gated: bool) -> bool {
-        match self.track_mut(kind) {
-            Some(t) => {
-                t.out.set_gated(gated);
-                true
+    pub fn set_gated(&mut self, kind: MediaKind, gated: bool, now: Instant) -> bool {
+        let Some(t) = self.track_mut(kind) else {
+            return false;
+        };
+        let resumed = t.out.gated() && !gated;
+        t.out.set_gated(gated);
+        match kind {
+            MediaKind::Audio if gated && self.mute_mode == MuteMode::Silence => {
+                self.next_comfort.get_or_insert(now);
             }
-            None => false,
+            MediaKind::Audio => self.next_comfort = None,
+            MediaKind::Video if resumed => {
+                self.events.push_back(CallEvent::KeyframeNeeded { kind })
+            }
+            MediaKind::Video => {}
         }
+        true
+    }
+
+    /// The next comfort packet of a muted audio track in silence mode, written into `buf` and
+    /// protected; returns its length and destination. Call after every timer run until it
+    /// returns `None`.
+    pub fn poll_comfort(&mut self, buf: &mut [u8], now: Instant) -> Option<(usize, SocketAddr)> {
+        let due = self.next_comfort.filter(|&t| t <= now)?;
+        let remote = self.remote.filter(|_| !self.ringing)?;
+        let track = self.audio.as_mut()?;
+        let len = track.out.comfort(buf);
+        let ptime = track.out.ptime();
+        // Paced by absolute deadlines; after a stall, resume from now rather than burst.
+        let next = due + ptime;
+        self.next_comfort = Some(if next + ptime < now {
+            now + ptime
+        } else {
+            next
+        });
+        let n = self.tx.protect(buf, len).ok()?;
+        self.last_sent = now;
+        Some((n, remote))
     }
 
     /// Records whether the peer is muted or on hold (for stats and the media timeout).
@@ -622,6 +663,9 @@ impl CallSession {
         for c in &self.checks {
             next = next.min(c.next_send);
         }
+        if let Some(comfort) = self.next_comfort {
+            next = next.min(comfort);
+        }
         next
     }
 
@@ -748,5 +792,98 @@ fn drop_reason(e: &SrtpError) -> DropReason {
         SrtpError::AuthenticationFailed => DropReason::Auth,
         SrtpError::Replayed { .. } | SrtpError::TooOld { .. } => DropReason::Replay,
         _ => DropReason::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keying::sdes;
+
+    fn session(now: Instant) -> CallSession {
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
+        let setup = CallSetup {
+            call_id: "T".into(),
+            keys: sdes::call_keys("AES_CM_128_HMAC_SHA1_80", key, key).unwrap(),
+            srtp: SrtpOptions::default(),
+            candidates: vec![Candidate {
+                addr: "127.0.0.1:9".parse().unwrap(),
+                priority: 1,
+            }],
+            audio: Some(TrackSetup {
+                params: TrackParams {
+                    payload_type: 111,
+                    clock_rate: 48000,
+                    ptime_ms: 20,
+                },
+                ssrc: Ssrc(1),
+            }),
+            video: None,
+            timers: CallTimers {
+                check_timeout: Duration::from_secs(1),
+                keepalive: Duration::from_secs(100),
+                rtcp_interval: Duration::from_secs(100),
+                media_timeout: Duration::from_secs(10),
+                media_timeout_held: Duration::from_secs(30),
+            },
+            ringing: false,
+            mute_mode: MuteMode::Silence,
+        };
+        CallSession::new(setup, now, SystemTime::now()).unwrap()
+    }
+
+    fn timeouts(s: &mut CallSession) -> Vec<(u64, bool)> {
+        std::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| match e {
+                CallEvent::MediaTimeout { silent_s, held } => Some((silent_s, held)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn media_timeout_uses_the_longer_limit_while_the_peer_is_held() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        s.set_peer_muted(true);
+        s.handle_timeout(t0 + Duration::from_secs(11));
+        assert_eq!(timeouts(&mut s), vec![]);
+        assert_eq!(
+            s.poll_timeout(),
+            t0 + Duration::from_secs(30).min(Duration::from_secs(100))
+        );
+        s.handle_timeout(t0 + Duration::from_secs(31));
+        assert_eq!(timeouts(&mut s), vec![(31, true)]);
+
+        let mut s = session(t0);
+        s.handle_timeout(t0 + Duration::from_secs(11));
+        assert_eq!(timeouts(&mut s), vec![(11, false)]);
+        s.handle_timeout(t0 + Duration::from_secs(12));
+        assert_eq!(timeouts(&mut s), vec![], "raised once until media resumes");
+    }
+
+    #[test]
+    fn comfort_packets_are_paced_by_absolute_deadlines() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        s.set_gated(MediaKind::Audio, true, t0);
+        let mut buf = [0u8; 64];
+        let mut sent = 0;
+        // A timer that fires late still sends one packet per due deadline, then catches up
+        // without bursting past the clock.
+        for ms in [0u64, 20, 45, 60, 100] {
+            while s
+                .poll_comfort(&mut buf, t0 + Duration::from_millis(ms))
+                .is_some()
+            {
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 6, "deadlines 0, 20, 40, 60, 80, 100 ms");
+        s.set_gated(MediaKind::Audio, false, t0 + Duration::from_millis(110));
+        assert!(
+            s.poll_comfort(&mut buf, t0 + Duration::from_secs(1))
+                .is_none()
+        );
     }
 }

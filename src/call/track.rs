@@ -25,6 +25,20 @@ impl MediaKind {
     }
 }
 
+/// What a muted audio track sends.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MuteMode {
+    /// Nothing (keepalives go on).
+    Drop,
+    /// Comfort packets at the packet time, so relays and NAT bindings keep the flow open.
+    #[default]
+    Silence,
+}
+
+/// The Opus packet for 20 ms of silence (RFC 6716: TOC 0xf8, CELT FB 20 ms, one frame).
+pub const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
+
 /// The RTP parameters of a track.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct TrackParams {
@@ -53,6 +67,8 @@ pub struct OutboundTrack {
     pub sent: SendStats,
     /// Source packets dropped while gated.
     pub gated_drops: u64,
+    /// Comfort (silence) packets sent while gated.
+    pub comfort_sent: u64,
 }
 
 impl OutboundTrack {
@@ -69,6 +85,7 @@ impl OutboundTrack {
             marker_pending: false,
             sent: SendStats::default(),
             gated_drops: 0,
+            comfort_sent: 0,
         }
     }
 
@@ -93,6 +110,30 @@ impl OutboundTrack {
             self.marker_pending = true;
         }
         self.gated = gated;
+    }
+
+    /// Writes a comfort packet (Opus silence, one packet time after the last one sent) into
+    /// `buf` and returns its length. Sequence numbers stay gap-free across it.
+    pub fn comfort(&mut self, buf: &mut [u8]) -> usize {
+        let samples = u64::from(self.params.clock_rate) * u64::from(self.params.ptime_ms) / 1000;
+        let ts = self.last_ts.wrapping_add(samples as u32);
+        buf[0] = 0x80;
+        buf[1] = self.params.payload_type & 0x7f;
+        buf[2..4].copy_from_slice(&self.next_seq.0.to_be_bytes());
+        buf[4..8].copy_from_slice(&ts.to_be_bytes());
+        buf[8..12].copy_from_slice(&self.ssrc.0.to_be_bytes());
+        buf[12..15].copy_from_slice(&OPUS_SILENCE);
+        self.next_seq = self.next_seq.next();
+        self.last_ts = ts;
+        self.sent.packets += 1;
+        self.sent.bytes += OPUS_SILENCE.len() as u64;
+        self.comfort_sent += 1;
+        12 + OPUS_SILENCE.len()
+    }
+
+    /// The packet time.
+    pub fn ptime(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.params.ptime_ms.max(1)))
     }
 
     /// Rewrites a source packet in place for sending: SSRC, sequence number, timestamp,

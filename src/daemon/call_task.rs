@@ -91,6 +91,7 @@ impl CallTask {
         let mut net_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
         let mut audio_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
         let mut video_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
+        let mut comfort_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
         let room = self.session.overhead();
         self.session.handle_timeout(Instant::now().into_std());
         self.flush().await;
@@ -117,7 +118,8 @@ impl CallTask {
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Gate { kind, gated, reply }) => {
-                        let _ = reply.send(self.session.set_gated(kind, gated));
+                        let now = Instant::now().into_std();
+                        let _ = reply.send(self.session.set_gated(kind, gated, now));
                     }
                     Some(Command::PeerMuted(muted)) => self.session.set_peer_muted(muted),
                     Some(Command::PeerVideo(on)) => self.session.set_peer_video(on),
@@ -146,6 +148,10 @@ impl CallTask {
                 },
             }
             self.flush().await;
+            let now = Instant::now().into_std();
+            while let Some((n, to)) = self.session.poll_comfort(&mut comfort_buf, now) {
+                let _ = self.media.send_to(&comfort_buf[..n], to).await;
+            }
         }
     }
 
@@ -182,6 +188,9 @@ impl CallTask {
                 }
                 CallEvent::RemoteChanged { from, to, how } => {
                     json!({"event": "call.remote_changed", "call_id": call_id, "from": from, "remote": to, "via": how})
+                }
+                CallEvent::KeyframeNeeded { kind } => {
+                    json!({"event": "track.keyframe_needed", "call_id": call_id, "media": kind})
                 }
                 CallEvent::MediaTimeout { silent_s, held } => {
                     json!({"event": "call.media_timeout", "call_id": call_id, "silent_s": silent_s, "peer_muted": held})

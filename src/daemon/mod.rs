@@ -15,8 +15,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use self::call_task::{CallTask, Command, TrackIo};
 use self::params::{
-    CallIdParams, MuteParams, SinkParams, SourceParams, StartParams, TerminateParams,
-    TrackParamsIn, VideoParams, parse_bind,
+    CallIdParams, MuteParams, PeerStateParams, SinkParams, SourceParams, StartParams,
+    TerminateParams, TrackParamsIn, VideoParams, parse_bind,
 };
 use crate::call::{
     CallSession, CallSetup, CallStats, CallTimers, Candidate, MediaKind, TrackParams, TrackSetup,
@@ -52,6 +52,7 @@ pub const METHODS: &[&str] = &[
     "call.stanza",
     "call.mute",
     "call.video",
+    "call.peer_state",
     "call.stats",
     "call.list",
     "call.terminate",
@@ -108,6 +109,27 @@ impl Daemon {
                 let p: VideoParams = decode_params(params)?;
                 self.gate(&p.call_id, MediaKind::Video, !p.enabled).await?;
                 Ok(json!({"call_id": p.call_id, "enabled": p.enabled}))
+            }
+            "call.peer_state" => {
+                let p: PeerStateParams = decode_params(params)?;
+                if p.muted.is_none() && p.hold.is_none() && p.video.is_none() {
+                    return Err(RpcError::invalid_param(
+                        "muted",
+                        "give at least one of muted, hold and video",
+                    ));
+                }
+                self.handle_of(&p.call_id)?;
+                if p.muted.is_some() || p.hold.is_some() {
+                    let held = p.muted.unwrap_or(false) || p.hold.unwrap_or(false);
+                    self.set_peer_muted(&p.call_id, held).await?;
+                }
+                if let Some(on) = p.video {
+                    self.set_peer_video(&p.call_id, on).await?;
+                }
+                let stats = self.stats(&p.call_id).await?;
+                Ok(
+                    json!({"call_id": p.call_id, "peer_muted": stats.peer_muted, "peer_video": stats.peer_video}),
+                )
             }
             "call.stats" => {
                 let p: CallIdParams = decode_params(params)?;
@@ -323,6 +345,7 @@ impl Daemon {
                 media_timeout_held: Duration::from_secs(c.media_timeout_held_s),
             },
             ringing,
+            mute_mode: p.mute_mode.unwrap_or(self.config.calls.mute_mode),
         };
         let (now, wall) = call_task::clocks();
         let session = CallSession::new(setup, now, wall)

@@ -53,6 +53,9 @@ pub struct StartParams {
     /// The video track.
     #[serde(default)]
     pub video: Option<TrackParamsIn>,
+    /// What muted audio sends (default: `calls.mute_mode`).
+    #[serde(default)]
+    pub mute_mode: Option<crate::call::MuteMode>,
 }
 
 /// One candidate.
@@ -242,6 +245,22 @@ pub struct VideoParams {
     pub call_id: String,
     /// Video on or off.
     pub enabled: bool,
+}
+
+/// `call.peer_state`: what the peer's signaling said about its media.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PeerStateParams {
+    /// The call id.
+    pub call_id: String,
+    /// The peer muted its audio.
+    #[serde(default)]
+    pub muted: Option<bool>,
+    /// The peer put the call on hold (treated like muted for the media timeout).
+    #[serde(default)]
+    pub hold: Option<bool>,
+    /// The peer's video is on.
+    #[serde(default)]
+    pub video: Option<bool>,
 }
 
 /// `call.terminate`.

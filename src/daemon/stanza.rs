@@ -258,6 +258,7 @@ impl Daemon {
             keying,
             audio: Some(audio),
             video,
+            mute_mode: None,
         })
     }
 }
