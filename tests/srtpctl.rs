@@ -136,7 +136,10 @@ fn drives_every_method() {
     let out = events.wait_with_output().unwrap();
     let lines = String::from_utf8(out.stdout).unwrap();
     assert!(lines.contains("call.started CTL-1"), "{lines}");
-    assert!(lines.contains("track.keyframe_needed CTL-1 {\"media\":\"video\"}"), "{lines}");
+    assert!(
+        lines.contains("track.keyframe_needed CTL-1 {\"media\":\"video\"}"),
+        "{lines}"
+    );
     assert!(lines.contains("call.ended CTL-1"), "{lines}");
 
     ok(&daemon, &["shutdown"]);
