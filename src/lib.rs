@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod keying;
+pub mod media;
 pub mod net;
 pub mod rtp;
 pub mod srtp;

@@ -1,0 +1,250 @@
+//! Ogg Opus files (RFC 7845): a clip loaded for playback, and a recorder that writes one.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use ogg::{PacketReader, PacketWriteEndInfo, PacketWriter};
+
+use super::opus::{OpusHead, opus_tags, packet_samples};
+
+/// Why a file cannot be played or recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum OggOpusError {
+    /// The file cannot be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not an Ogg stream.
+    #[error("{path}: not an Ogg file ({reason})")]
+    NotOgg {
+        /// The file.
+        path: String,
+        /// What the Ogg reader said.
+        reason: String,
+    },
+    /// An Ogg stream that is not Opus, or a malformed Opus stream.
+    #[error("{path}: not an Ogg Opus stream ({reason})")]
+    NotOpus {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// An Ogg Opus clip in memory, ready to be paced out packet by packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpusClip {
+    /// The identification header.
+    pub head: OpusHead,
+    /// Audio packets with their durations in 48 kHz samples.
+    pub packets: Vec<(Vec<u8>, u32)>,
+}
+
+impl OpusClip {
+    /// Loads a whole Ogg Opus file (the first logical stream).
+    pub fn load(path: &Path) -> Result<OpusClip, OggOpusError> {
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|source| OggOpusError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        let mut reader = PacketReader::new(std::io::BufReader::new(file));
+        let not_ogg = |e: ogg::OggReadError| OggOpusError::NotOgg {
+            path: name.clone(),
+            reason: e.to_string(),
+        };
+        let not_opus = |reason: &str| OggOpusError::NotOpus {
+            path: name.clone(),
+            reason: reason.to_owned(),
+        };
+        let first = reader
+            .read_packet()
+            .map_err(not_ogg)?
+            .ok_or_else(|| not_opus("empty file"))?;
+        let head = OpusHead::parse(&first.data)
+            .ok_or_else(|| not_opus("no OpusHead in the first packet"))?;
+        let serial = first.stream_serial();
+        let mut packets = Vec::new();
+        let mut tags_seen = false;
+        while let Some(p) = reader.read_packet().map_err(not_ogg)? {
+            if p.stream_serial() != serial {
+                continue;
+            }
+            if !tags_seen {
+                if !p.data.starts_with(b"OpusTags") {
+                    return Err(not_opus("no OpusTags after OpusHead"));
+                }
+                tags_seen = true;
+                continue;
+            }
+            let samples =
+                packet_samples(&p.data).ok_or_else(|| not_opus("a packet with an invalid TOC"))?;
+            packets.push((p.data, samples));
+        }
+        if packets.is_empty() {
+            return Err(not_opus("no audio packets"));
+        }
+        Ok(OpusClip { head, packets })
+    }
+
+    /// Total duration in 48 kHz samples.
+    pub fn samples(&self) -> u64 {
+        self.packets.iter().map(|(_, s)| u64::from(*s)).sum()
+    }
+}
+
+/// Writes received Opus packets to an Ogg Opus file. Pages are flushed about once a second,
+/// so a file cut short (a crash) loses at most that much; [`OggOpusRecorder::finish`] writes
+/// the end-of-stream page.
+pub struct OggOpusRecorder {
+    writer: PacketWriter<'static, BufWriter<File>>,
+    path: String,
+    serial: u32,
+    /// The granule (48 kHz samples) at the end of the last packet written.
+    granule: u64,
+    /// A packet held back so the last one can be flagged end-of-stream.
+    pending: Option<(Vec<u8>, u64)>,
+    since_flush: u64,
+}
+
+impl OggOpusRecorder {
+    /// Creates (or truncates) the file and writes the OpusHead and OpusTags headers.
+    pub fn create(path: &Path, channels: u8) -> Result<Self, OggOpusError> {
+        let name = path.display().to_string();
+        let io = |source| OggOpusError::Io {
+            path: name.clone(),
+            source,
+        };
+        let file = File::create(path).map_err(io)?;
+        let mut writer = PacketWriter::new(BufWriter::new(file));
+        let serial = rand::random();
+        let head = OpusHead {
+            channels,
+            pre_skip: 0,
+            input_rate: 48000,
+        };
+        writer
+            .write_packet(head.to_bytes(), serial, PacketWriteEndInfo::EndPage, 0)
+            .map_err(io)?;
+        writer
+            .write_packet(opus_tags(), serial, PacketWriteEndInfo::EndPage, 0)
+            .map_err(io)?;
+        let mut recorder = OggOpusRecorder {
+            writer,
+            path: name,
+            serial,
+            granule: 0,
+            pending: None,
+            since_flush: 0,
+        };
+        recorder.flush()?;
+        Ok(recorder)
+    }
+
+    /// Appends a packet that starts `gap` samples (48 kHz) after the previous one ended: the
+    /// time of lost or muted packets is kept in the granule positions.
+    pub fn write(&mut self, packet: &[u8], gap: u64) -> Result<(), OggOpusError> {
+        let Some(samples) = packet_samples(packet) else {
+            return Ok(());
+        };
+        self.granule += gap + u64::from(samples);
+        if let Some((data, granule)) = self.pending.take() {
+            let end = if self.since_flush >= 48_000 {
+                self.since_flush = 0;
+                PacketWriteEndInfo::EndPage
+            } else {
+                PacketWriteEndInfo::NormalPacket
+            };
+            self.writer
+                .write_packet(data, self.serial, end, granule)
+                .map_err(|source| self.io(source))?;
+            if matches!(end, PacketWriteEndInfo::EndPage) {
+                self.flush()?;
+            }
+        }
+        self.since_flush += gap + u64::from(samples);
+        self.pending = Some((packet.to_vec(), self.granule));
+        Ok(())
+    }
+
+    /// Writes the last packet with the end-of-stream flag and flushes the file.
+    pub fn finish(mut self) -> Result<(), OggOpusError> {
+        if let Some((data, granule)) = self.pending.take() {
+            self.writer
+                .write_packet(data, self.serial, PacketWriteEndInfo::EndStream, granule)
+                .map_err(|source| self.io(source))?;
+        }
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<(), OggOpusError> {
+        self.writer
+            .inner_mut()
+            .flush()
+            .map_err(|source| self.io(source))
+    }
+
+    fn io(&self, source: std::io::Error) -> OggOpusError {
+        OggOpusError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Samples recorded so far (48 kHz).
+    pub fn samples(&self) -> u64 {
+        self.granule
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_clip_loads_back_with_its_packets() {
+        let dir = std::env::temp_dir().join(format!("srtpd-ogg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("clip.opus");
+        let mut rec = OggOpusRecorder::create(&path, 1).unwrap();
+        let packets: Vec<Vec<u8>> = (0..200u8).map(|i| vec![0xf8, i, i ^ 0x55]).collect();
+        for p in &packets {
+            rec.write(p, 0).unwrap();
+        }
+        rec.write(&[0xf8, 0xff, 0xfe], 4800).unwrap();
+        assert_eq!(rec.samples(), 201 * 960 + 4800);
+        rec.finish().unwrap();
+
+        let clip = OpusClip::load(&path).unwrap();
+        assert_eq!(clip.head.channels, 1);
+        assert_eq!(clip.packets.len(), 201);
+        assert!(
+            clip.packets
+                .iter()
+                .take(200)
+                .map(|(d, _)| d)
+                .eq(packets.iter())
+        );
+        assert_eq!(clip.samples(), 201 * 960);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn other_files_are_clear_errors() {
+        let dir = std::env::temp_dir().join(format!("srtpd-ogg-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = OpusClip::load(&dir.join("missing.opus")).unwrap_err();
+        assert!(matches!(missing, OggOpusError::Io { .. }), "{missing}");
+        let text = dir.join("text.opus");
+        std::fs::write(&text, "not an ogg file at all").unwrap();
+        let err = OpusClip::load(&text).unwrap_err();
+        assert!(err.to_string().contains("not an Ogg file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
