@@ -449,6 +449,18 @@ impl CallSession {
         Some((n, remote))
     }
 
+    /// A new source feeds track `kind`: keep its timestamps continuous for the peer.
+    pub fn switch_source(&mut self, kind: MediaKind) {
+        if let Some(t) = self.track_mut(kind) {
+            t.out.switch_source();
+        }
+    }
+
+    /// The RTP clock rate of track `kind`.
+    pub fn clock_rate(&self, kind: MediaKind) -> Option<u32> {
+        self.track(kind).map(|t| t.params.clock_rate)
+    }
+
     /// Records whether the peer is muted or on hold (for stats and the media timeout).
     pub fn set_peer_muted(&mut self, muted: bool) {
         self.peer_muted = muted;

@@ -131,6 +131,14 @@ impl OutboundTrack {
         12 + OPUS_SILENCE.len()
     }
 
+    /// Re-anchors the timestamp mapping for a new source: its first packet goes out one
+    /// packet time after the last packet sent, whatever timestamps the new source uses.
+    pub fn switch_source(&mut self) {
+        let samples = u64::from(self.params.clock_rate) * u64::from(self.params.ptime_ms) / 1000;
+        self.ts_base = self.last_ts.wrapping_add(samples as u32);
+        self.source_ts_base = None;
+    }
+
     /// The packet time.
     pub fn ptime(&self) -> std::time::Duration {
         std::time::Duration::from_millis(u64::from(self.params.ptime_ms.max(1)))

@@ -9,7 +9,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
+use std::sync::Arc;
+
 use crate::call::{CallEvent, CallSession, CallStats, Candidate, Inbound, MediaKind};
+use crate::media::opus::packet_samples;
+use crate::media::{OggOpusRecorder, OpusClip, Playback};
+use crate::rtp::RtpPacket;
 use crate::srtp::{MasterKey, SrtpProfile};
 
 /// Largest datagram srtpd handles; larger ones are truncated by the kernel and fail
@@ -44,6 +49,26 @@ pub enum Command {
     },
     /// A statistics snapshot.
     Stats(oneshot::Sender<CallStats>),
+    /// Play an Ogg Opus clip as the track's source.
+    Play {
+        /// Which track.
+        kind: MediaKind,
+        /// The clip.
+        clip: Arc<OpusClip>,
+        /// Start again at the end.
+        looping: bool,
+        /// Whether the call has that track (nothing changes if not).
+        reply: oneshot::Sender<bool>,
+    },
+    /// Start recording the track to a new file (finishing any previous one), or stop.
+    Record {
+        /// Which track.
+        kind: MediaKind,
+        /// The new recorder, or `None` to stop.
+        recorder: Option<OggOpusRecorder>,
+        /// Sent when the previous recording is finished.
+        reply: oneshot::Sender<()>,
+    },
     /// End the call; replies with the final statistics.
     Terminate {
         /// Reported in `call.ended`.
@@ -59,6 +84,72 @@ pub struct TrackIo {
     pub source: Option<UdpSocket>,
     /// Where decrypted RTP goes, and the socket to send it from.
     pub sink: Option<(UdpSocket, SocketAddr)>,
+    /// An Ogg Opus clip that replaces the RTP source while it plays.
+    pub play: Option<FilePlay>,
+    /// The recording of what this track receives.
+    pub recording: Option<Recording>,
+}
+
+/// A clip to play: it starts when media may flow (not while ringing).
+pub struct FilePlay {
+    /// The clip.
+    pub clip: Arc<OpusClip>,
+    /// Start again at the end.
+    pub looping: bool,
+    /// The playback, once started.
+    pub running: Option<Playback>,
+}
+
+/// Received Opus written to an Ogg Opus file; gaps in the RTP timestamps (loss, a muted peer)
+/// are kept as time.
+pub struct Recording {
+    recorder: OggOpusRecorder,
+    clock_rate: u32,
+    expected_ts: Option<u32>,
+}
+
+impl Recording {
+    /// Records with `recorder` a track whose RTP clock runs at `clock_rate`.
+    pub fn new(recorder: OggOpusRecorder, clock_rate: u32) -> Self {
+        Recording {
+            recorder,
+            clock_rate: clock_rate.max(1),
+            expected_ts: None,
+        }
+    }
+
+    fn record(&mut self, rtp: &[u8]) {
+        let Ok(packet) = RtpPacket::new_checked(rtp) else {
+            return;
+        };
+        let Ok(payload) = packet.payload_unpadded() else {
+            return;
+        };
+        let Some(samples) = packet_samples(payload) else {
+            return;
+        };
+        let ts = packet.timestamp();
+        let clock = u64::from(self.clock_rate);
+        let gap = match self.expected_ts {
+            None => 0,
+            Some(expected) => match ts.wrapping_sub(expected) {
+                // Late or reordered: it cannot be placed in the past of the file.
+                d if d >= 0x8000_0000 => return,
+                d => u64::from(d) * 48_000 / clock,
+            },
+        };
+        if let Err(e) = self.recorder.write(payload, gap) {
+            tracing::warn!("recording: {e}");
+        }
+        self.expected_ts = Some(ts.wrapping_add((u64::from(samples) * clock / 48_000) as u32));
+    }
+
+    /// Writes the end of the stream.
+    pub fn finish(self) {
+        if let Err(e) = self.recorder.finish() {
+            tracing::warn!("finishing a recording: {e}");
+        }
+    }
 }
 
 /// Runs a call until it is terminated or the daemon shuts down.
@@ -92,11 +183,19 @@ impl CallTask {
         let mut audio_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
         let mut video_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
         let mut comfort_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
+        let mut play_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
         let room = self.session.overhead();
         self.session.handle_timeout(Instant::now().into_std());
         self.flush().await;
         loop {
-            let deadline = Instant::from_std(self.session.poll_timeout());
+            let now = Instant::now().into_std();
+            let mut deadline = self.session.poll_timeout();
+            for kind in [MediaKind::Audio, MediaKind::Video] {
+                if let Some(due) = self.start_playback(kind, now) {
+                    deadline = deadline.min(due);
+                }
+            }
+            let deadline = Instant::from_std(deadline);
             tokio::select! {
                 r = self.media.recv_from(&mut net_buf) => {
                     if let Ok((n, from)) = r {
@@ -104,17 +203,20 @@ impl CallTask {
                     }
                 }
                 r = recv_on(self.audio.source.as_ref(), &mut audio_buf[..MAX_DATAGRAM - room]) => {
-                    if let Ok(n) = r {
+                    if let (Ok(n), None) = (r, &self.audio.play) {
                         self.on_source(MediaKind::Audio, &mut audio_buf, n).await;
                     }
                 }
                 r = recv_on(self.video.source.as_ref(), &mut video_buf[..MAX_DATAGRAM - room]) => {
-                    if let Ok(n) = r {
+                    if let (Ok(n), None) = (r, &self.video.play) {
                         self.on_source(MediaKind::Video, &mut video_buf, n).await;
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.session.handle_timeout(Instant::now().into_std());
+                    for kind in [MediaKind::Audio, MediaKind::Video] {
+                        self.play_due(kind, &mut play_buf).await;
+                    }
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Gate { kind, gated, reply }) => {
@@ -136,7 +238,24 @@ impl CallTask {
                     Some(Command::Stats(reply)) => {
                         let _ = reply.send(self.session.stats());
                     }
+                    Some(Command::Play { kind, clip, looping, reply }) => {
+                        let exists = self.session.has_track(kind);
+                        if exists {
+                            self.io_mut(kind).play = Some(FilePlay { clip, looping, running: None });
+                        }
+                        let _ = reply.send(exists);
+                    }
+                    Some(Command::Record { kind, recorder, reply }) => {
+                        let clock = self.session.clock_rate(kind).unwrap_or(48_000);
+                        let io = self.io_mut(kind);
+                        if let Some(old) = io.recording.take() {
+                            old.finish();
+                        }
+                        io.recording = recorder.map(|r| Recording::new(r, clock));
+                        let _ = reply.send(());
+                    }
                     Some(Command::Terminate { reason, reply }) => {
+                        self.finish_recordings();
                         let stats = self.session.stats();
                         let _ = self.events.send(json!({
                             "event": "call.ended", "call_id": call_id, "reason": reason, "stats": stats,
@@ -144,7 +263,10 @@ impl CallTask {
                         let _ = reply.send(stats);
                         return;
                     }
-                    None => return,
+                    None => {
+                        self.finish_recordings();
+                        return;
+                    }
                 },
             }
             self.flush().await;
@@ -158,12 +280,86 @@ impl CallTask {
     async fn on_network(&mut self, datagram: &mut [u8], from: SocketAddr) {
         let now = Instant::now().into_std();
         if let Inbound::Media { kind, len } = self.session.on_network(datagram, from, now) {
-            let io = match kind {
-                MediaKind::Audio => &self.audio,
-                MediaKind::Video => &self.video,
-            };
+            let io = self.io_mut(kind);
+            if let Some(recording) = &mut io.recording {
+                recording.record(&datagram[..len]);
+            }
             if let Some((socket, to)) = &io.sink {
                 let _ = socket.send_to(&datagram[..len], to).await;
+            }
+        }
+    }
+
+    fn io_mut(&mut self, kind: MediaKind) -> &mut TrackIo {
+        match kind {
+            MediaKind::Audio => &mut self.audio,
+            MediaKind::Video => &mut self.video,
+        }
+    }
+
+    fn finish_recordings(&mut self) {
+        for io in [&mut self.audio, &mut self.video] {
+            if let Some(r) = io.recording.take() {
+                r.finish();
+            }
+        }
+    }
+
+    /// Starts a pending clip once media may flow; returns when its next packet is due.
+    fn start_playback(
+        &mut self,
+        kind: MediaKind,
+        now: std::time::Instant,
+    ) -> Option<std::time::Instant> {
+        let ringing = self.session.ringing();
+        let io = match kind {
+            MediaKind::Audio => &mut self.audio,
+            MediaKind::Video => &mut self.video,
+        };
+        let play = io.play.as_mut()?;
+        if play.running.is_none() {
+            if ringing {
+                return None;
+            }
+            play.running = Some(Playback::new(play.clip.clone(), play.looping, now));
+            self.session.switch_source(kind);
+        }
+        play.running.as_ref()?.next_deadline().or(Some(now))
+    }
+
+    /// Sends the clip packets of track `kind` that are due, as RTP through the track.
+    async fn play_due(&mut self, kind: MediaKind, buf: &mut [u8]) {
+        let now = Instant::now().into_std();
+        let clock = u64::from(self.session.clock_rate(kind).unwrap_or(48_000));
+        let room = self.session.overhead();
+        loop {
+            let io = match kind {
+                MediaKind::Audio => &mut self.audio,
+                MediaKind::Video => &mut self.video,
+            };
+            let Some(running) = io.play.as_mut().and_then(|p| p.running.as_mut()) else {
+                return;
+            };
+            let len = match running.poll(now) {
+                Some((data, offset)) if 12 + data.len() + room <= buf.len() => {
+                    buf[..12].fill(0);
+                    buf[0] = 0x80;
+                    buf[4..8].copy_from_slice(&((offset * clock / 48_000) as u32).to_be_bytes());
+                    buf[12..12 + data.len()].copy_from_slice(data);
+                    12 + data.len()
+                }
+                Some(_) => continue,
+                None => {
+                    if running.ended() {
+                        io.play = None;
+                        let call_id = self.session.call_id();
+                        let _ = self.events.send(json!({"event": "track.source_ended", "call_id": call_id, "media": kind}));
+                    }
+                    return;
+                }
+            };
+            if let Some((n, to)) = self.session.on_source(kind, buf, len, now) {
+                let _ = self.media.send_to(&buf[..n], to).await;
             }
         }
     }

@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use self::call_task::{CallTask, Command, TrackIo};
+use self::call_task::{CallTask, Command, FilePlay, Recording, TrackIo};
 use self::params::{
-    CallIdParams, MuteParams, PeerStateParams, SinkParams, SourceParams, StartParams,
-    TerminateParams, TrackParamsIn, VideoParams, parse_bind,
+    CallIdParams, MuteParams, PeerStateParams, PlayParams, RecordParams, SinkParams, SourceParams,
+    StartParams, TerminateParams, TrackParamsIn, VideoParams, parse_bind,
 };
 use crate::call::{
     CallSession, CallSetup, CallStats, CallTimers, Candidate, MediaKind, TrackParams, TrackSetup,
@@ -26,6 +26,7 @@ use crate::control::{
     CALL_EXISTS, INTERNAL_ERROR, METHOD_NOT_FOUND, NO_FREE_PORT, RpcError, TOO_MANY_CALLS,
     decode_params,
 };
+use crate::media::{OggOpusRecorder, OpusClip};
 use crate::net::{BindError, MediaSocketOptions, bind_media, bind_udp};
 use crate::srtp::SrtpOptions;
 
@@ -53,6 +54,8 @@ pub const METHODS: &[&str] = &[
     "call.mute",
     "call.video",
     "call.peer_state",
+    "call.play",
+    "call.record",
     "call.stats",
     "call.list",
     "call.terminate",
@@ -109,6 +112,47 @@ impl Daemon {
                 let p: VideoParams = decode_params(params)?;
                 self.gate(&p.call_id, MediaKind::Video, !p.enabled).await?;
                 Ok(json!({"call_id": p.call_id, "enabled": p.enabled}))
+            }
+            "call.play" => {
+                let p: PlayParams = decode_params(params)?;
+                let commands = self.handle_of(&p.call_id)?;
+                // The file is checked before anything changes: on error the track keeps its source.
+                let clip = load_clip(&p.path, "path")?;
+                let (packets, samples) = (clip.packets.len(), clip.samples());
+                let (kind, looping) = (p.media, p.looping);
+                let exists = Self::ask(commands, &p.call_id, |reply| Command::Play {
+                    kind,
+                    clip,
+                    looping,
+                    reply,
+                })
+                .await?;
+                if !exists {
+                    return Err(RpcError::invalid_param(
+                        "media",
+                        format!("the call has no {} track", kind.name()),
+                    ));
+                }
+                Ok(json!({
+                    "call_id": p.call_id, "media": p.media, "packets": packets,
+                    "duration_ms": samples / 48, "loop": p.looping,
+                }))
+            }
+            "call.record" => {
+                let p: RecordParams = decode_params(params)?;
+                let commands = self.handle_of(&p.call_id)?;
+                let recorder = match &p.path {
+                    Some(path) => Some(create_recorder(path, "path")?),
+                    None => None,
+                };
+                let kind = p.media;
+                Self::ask(commands, &p.call_id, |reply| Command::Record {
+                    kind,
+                    recorder,
+                    reply,
+                })
+                .await?;
+                Ok(json!({"call_id": p.call_id, "media": p.media, "recording": p.path}))
             }
             "call.peer_state" => {
                 let p: PeerStateParams = decode_params(params)?;
@@ -443,6 +487,8 @@ fn open_track_io(track: Option<&TrackParamsIn>, name: &str) -> Result<TrackIo, R
         return Ok(TrackIo {
             source: None,
             sink: None,
+            play: None,
+            recording: None,
         });
     };
     let plain = MediaSocketOptions {
@@ -455,15 +501,32 @@ fn open_track_io(track: Option<&TrackParamsIn>, name: &str) -> Result<TrackIo, R
             .and_then(UdpSocket::from_std)
             .map_err(|e| RpcError::invalid_param(&field, format!("cannot bind {addr}: {e}")))
     };
-    let source = match track.source {
+    let mut play = None;
+    let source = match &track.source {
         SourceParams::None => None,
         SourceParams::Rtp { listen } => {
             let addr = listen.unwrap_or_else(|| SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0));
             Some(bind(addr, format!("{name}.source.listen"))?)
         }
+        SourceParams::File { path, looping } => {
+            play = Some(FilePlay {
+                clip: load_clip(path, &format!("{name}.source.path"))?,
+                looping: *looping,
+                running: None,
+            });
+            None
+        }
     };
+    let mut recording = None;
     let sink = match track.sink {
         SinkParams::None => None,
+        SinkParams::File { ref path } => {
+            recording = Some(Recording::new(
+                create_recorder(path, &format!("{name}.sink.path"))?,
+                track.clock_rate,
+            ));
+            None
+        }
         SinkParams::Rtp { forward } => {
             let from = if forward.ip().is_loopback() {
                 SocketAddr::new(
@@ -482,5 +545,22 @@ fn open_track_io(track: Option<&TrackParamsIn>, name: &str) -> Result<TrackIo, R
             Some((bind(from, format!("{name}.sink.forward"))?, forward))
         }
     };
-    Ok(TrackIo { source, sink })
+    Ok(TrackIo {
+        source,
+        sink,
+        play,
+        recording,
+    })
+}
+
+/// Loads an Ogg Opus clip, or -32602 naming `field` and what is wrong with the file.
+fn load_clip(path: &std::path::Path, field: &str) -> Result<std::sync::Arc<OpusClip>, RpcError> {
+    OpusClip::load(path)
+        .map(std::sync::Arc::new)
+        .map_err(|e| RpcError::invalid_param(field, e))
+}
+
+/// Creates a recording file (mono Opus), or -32602 naming `field` when it cannot be written.
+fn create_recorder(path: &std::path::Path, field: &str) -> Result<OggOpusRecorder, RpcError> {
+    OggOpusRecorder::create(path, 1).map_err(|e| RpcError::invalid_param(field, e))
 }

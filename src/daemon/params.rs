@@ -143,6 +143,14 @@ pub enum SourceParams {
         #[serde(default)]
         listen: Option<SocketAddr>,
     },
+    /// An Ogg Opus file played out at its own pace.
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Start again at the end.
+        #[serde(default, rename = "loop")]
+        looping: bool,
+    },
 }
 
 /// A track's sink.
@@ -157,6 +165,11 @@ pub enum SinkParams {
         /// The address.
         forward: SocketAddr,
     },
+    /// Received Opus is recorded to an Ogg Opus file.
+    File {
+        /// The file (created or truncated).
+        path: std::path::PathBuf,
+    },
 }
 
 impl SourceParams {
@@ -169,7 +182,13 @@ impl SourceParams {
                 .parse()
                 .map(|a| SourceParams::Rtp { listen: Some(a) })
                 .map_err(|_| format!("{addr:?} is not IP:PORT")),
-            _ => Err(format!("{spec:?}: expected none, rtp or rtp:IP:PORT")),
+            Some(("file", path)) => Ok(SourceParams::File {
+                path: path.into(),
+                looping: false,
+            }),
+            _ => Err(format!(
+                "{spec:?}: expected none, rtp, rtp:IP:PORT or file:PATH"
+            )),
         }
     }
 }
@@ -183,7 +202,8 @@ impl SinkParams {
                 .parse()
                 .map(|forward| SinkParams::Rtp { forward })
                 .map_err(|_| format!("{addr:?} is not IP:PORT")),
-            _ => Err(format!("{spec:?}: expected none or rtp:IP:PORT")),
+            Some(("file", path)) => Ok(SinkParams::File { path: path.into() }),
+            _ => Err(format!("{spec:?}: expected none, rtp:IP:PORT or file:PATH")),
         }
     }
 }
@@ -261,6 +281,37 @@ pub struct PeerStateParams {
     /// The peer's video is on.
     #[serde(default)]
     pub video: Option<bool>,
+}
+
+/// `call.play`: switch a track's source to an Ogg Opus file.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PlayParams {
+    /// The call id.
+    pub call_id: String,
+    /// Which track (default audio).
+    #[serde(default = "audio")]
+    pub media: crate::call::MediaKind,
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Start again at the end.
+    #[serde(default, rename = "loop")]
+    pub looping: bool,
+}
+
+fn audio() -> crate::call::MediaKind {
+    crate::call::MediaKind::Audio
+}
+
+/// `call.record`: start (with a path) or stop (path null) recording a track.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RecordParams {
+    /// The call id.
+    pub call_id: String,
+    /// Which track (default audio).
+    #[serde(default = "audio")]
+    pub media: crate::call::MediaKind,
+    /// The file, or null to stop.
+    pub path: Option<std::path::PathBuf>,
 }
 
 /// `call.terminate`.
