@@ -16,6 +16,8 @@ use webrtc_srtp::protection_profile::ProtectionProfile;
 pub struct Seen {
     /// Decrypted RTP packets (plain bytes).
     pub rtp: Vec<Vec<u8>>,
+    /// When each of them arrived.
+    pub arrivals: Vec<Instant>,
     /// Decrypted RTCP packets.
     pub rtcp: usize,
     /// STUN Binding requests received (and answered if `answer_stun`).
@@ -123,7 +125,10 @@ impl Peer {
                 Err(_) => self.seen.undecryptable += 1,
             },
             Some(128..=191) => match self.rx.decrypt_rtp(d) {
-                Ok(p) => self.seen.rtp.push(p.to_vec()),
+                Ok(p) => {
+                    self.seen.rtp.push(p.to_vec());
+                    self.seen.arrivals.push(Instant::now());
+                }
                 Err(_) => self.seen.undecryptable += 1,
             },
             _ => self.seen.undecryptable += 1,

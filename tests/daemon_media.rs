@@ -1,0 +1,377 @@
+//! Ogg Opus playback and recording through the real daemon.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use common::daemon::{Client, TestDaemon, addr};
+use common::peer::Peer;
+use common::rtp_packet;
+use serde_json::{Value, json};
+use srtpd::media::{OggOpusRecorder, OpusClip};
+use webrtc_srtp::protection_profile::ProtectionProfile;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const CALL: &str = "MEDIA-1";
+
+/// Writes a clip of `n` distinct 20 ms Opus packets (CELT FB, one frame each).
+fn write_clip(path: &Path, n: usize) -> Vec<Vec<u8>> {
+    let packets: Vec<Vec<u8>> = (0..n)
+        .map(|i| vec![0xf8, (i >> 8) as u8, i as u8, 0x5a])
+        .collect();
+    let mut rec = OggOpusRecorder::create(path, 1).unwrap();
+    for p in &packets {
+        rec.write(p, 0).unwrap();
+    }
+    rec.finish().unwrap();
+    packets
+}
+
+fn start(client: &mut Client, peer: &Peer, audio: Value) -> Value {
+    let (ours, theirs) = ([3u8; 30], [4u8; 30]);
+    let _ = peer;
+    client.ok(
+        "call.start",
+        json!({
+            "call_id": CALL, "bind": "127.0.0.1", "mute_mode": "drop",
+            "candidates": [{"ip": "127.0.0.1", "port": peer.addr().port()}],
+            "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": B64.encode(ours), "rx": B64.encode(theirs)},
+            "audio": audio,
+        }),
+    )
+}
+
+fn peer() -> Peer {
+    Peer::new(
+        "127.0.0.1",
+        ProtectionProfile::Aes128CmHmacSha1_80,
+        &[4u8; 30],
+        &[3u8; 30],
+        16,
+    )
+}
+
+#[test]
+fn playback_sends_every_packet_on_its_own_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("ten-seconds.opus");
+    let packets = write_clip(&clip, 500);
+    let daemon = TestDaemon::start();
+    let mut client = daemon.client();
+    client.ok("events.subscribe", json!({}));
+    let mut peer = peer();
+    start(
+        &mut client,
+        &peer,
+        json!({"payload_type": 111, "clock_rate": 48000, "source": {"kind": "file", "path": clip}}),
+    );
+    peer.pump(Duration::from_secs(12), 500);
+    let got: Vec<&Vec<u8>> = peer
+        .seen
+        .rtp
+        .iter()
+        .filter(|p| p[1] & 0x7f == 111)
+        .collect();
+    assert_eq!(got.len(), 500, "every packet of the clip");
+    assert!(
+        got.iter()
+            .zip(&packets)
+            .all(|(p, c)| &p[12..] == c.as_slice()),
+        "payloads in order"
+    );
+    let ts: Vec<u32> = got
+        .iter()
+        .map(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]]))
+        .collect();
+    assert!(
+        ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 960),
+        "timestamps one packet apart"
+    );
+    // The last packet left 9.98 s after the first: measured from the packets' arrival times.
+    let spread = *peer.seen.arrivals.last().unwrap() - peer.seen.arrivals[0];
+    let expected = Duration::from_millis(499 * 20);
+    assert!(
+        spread.abs_diff(expected) <= Duration::from_millis(20),
+        "last packet {spread:?} after the first"
+    );
+    let ended = client
+        .wait_event("track.source_ended", Some(CALL), Duration::from_secs(2))
+        .expect("track.source_ended");
+    assert_eq!(ended["media"], "audio");
+}
+
+/// Two daemons: A plays `clip`, B records to `recording`. Returns them and B's client.
+fn play_and_record(clip: &Path, recording: &Path) -> (TestDaemon, TestDaemon, Client, Client) {
+    let (a, b) = (TestDaemon::start(), TestDaemon::start());
+    let (mut ca, mut cb) = (a.client(), b.client());
+    let (pa, pb) = (
+        common::daemon::free_port("127.0.0.1"),
+        common::daemon::free_port("127.0.0.1"),
+    );
+    let (ka, kb) = (B64.encode([5u8; 30]), B64.encode([6u8; 30]));
+    let params = |own: u16, other: u16, tx: &str, rx: &str, audio: Value| {
+        json!({
+            "call_id": CALL, "bind": format!("127.0.0.1:{own}"),
+            "candidates": [{"ip": "127.0.0.1", "port": other}],
+            "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": tx, "rx": rx},
+            "audio": audio,
+        })
+    };
+    cb.ok("events.subscribe", json!({}));
+    cb.ok(
+        "call.start",
+        params(pb, pa, &kb, &ka, json!({"payload_type": 111, "clock_rate": 48000, "sink": {"kind": "file", "path": recording}})),
+    );
+    ca.ok("events.subscribe", json!({}));
+    ca.ok(
+        "call.start",
+        params(pa, pb, &ka, &kb, json!({"payload_type": 111, "clock_rate": 48000, "source": {"kind": "file", "path": clip}})),
+    );
+    (a, b, ca, cb)
+}
+
+#[test]
+fn a_recording_holds_what_was_played_even_when_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.opus");
+    let packets = write_clip(&clip, 150);
+    let recording = dir.path().join("rec.opus");
+    let (_a, _b, mut ca, mut cb) = play_and_record(&clip, &recording);
+    ca.wait_event("track.source_ended", Some(CALL), Duration::from_secs(6))
+        .expect("the clip ended");
+    std::thread::sleep(Duration::from_millis(200));
+    cb.ok("call.terminate", json!({"call_id": CALL}));
+    let recorded = OpusClip::load(&recording).expect("a finished recording");
+    assert_eq!(recorded.packets.len(), 150);
+    assert!(
+        recorded
+            .packets
+            .iter()
+            .zip(&packets)
+            .all(|((r, _), p)| r == p)
+    );
+
+    // Terminated mid-clip: what arrived so far is a valid file.
+    let cut = dir.path().join("cut.opus");
+    let (_a, _b, _ca, mut cb) = play_and_record(&clip, &cut);
+    std::thread::sleep(Duration::from_millis(1000));
+    cb.ok("call.terminate", json!({"call_id": CALL}));
+    let partial = OpusClip::load(&cut).expect("a recording cut by terminate is playable");
+    assert!(
+        (30..150).contains(&partial.packets.len()),
+        "{} packets",
+        partial.packets.len()
+    );
+    assert!(
+        partial
+            .packets
+            .iter()
+            .zip(&packets)
+            .all(|((r, _), p)| r == p),
+        "a prefix of the clip"
+    );
+}
+
+#[test]
+fn a_recording_cut_by_sigterm_is_playable() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.opus");
+    let packets = write_clip(&clip, 150);
+    let recording = dir.path().join("rec.opus");
+    let (_a, mut b, _ca, _cb) = play_and_record(&clip, &recording);
+    std::thread::sleep(Duration::from_millis(1000));
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(b.pid() as i32, libc::SIGTERM) }, 0);
+    assert!(
+        b.wait_exit(Duration::from_secs(5))
+            .expect("srtpd exits")
+            .success()
+    );
+    let partial = OpusClip::load(&recording).expect("playable after SIGTERM");
+    assert!(!partial.packets.is_empty());
+    assert!(
+        partial
+            .packets
+            .iter()
+            .zip(&packets)
+            .all(|((r, _), p)| r == p)
+    );
+}
+
+#[test]
+fn bad_files_are_clear_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = TestDaemon::start();
+    let mut client = daemon.client();
+    let mut peer = peer();
+    let r = start(
+        &mut client,
+        &peer,
+        json!({"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp"}}),
+    );
+    let source = addr(&r["audio"]["source"]);
+
+    let play = |client: &mut Client, path: &PathBuf| {
+        client.call("call.play", json!({"call_id": CALL, "path": path}))
+    };
+    let missing = dir.path().join("missing.opus");
+    let (code, msg) = play(&mut client, &missing).unwrap_err();
+    assert_eq!(code, -32602);
+    assert!(
+        msg.contains("path:") && msg.contains("missing.opus"),
+        "{msg}"
+    );
+    let text = dir.path().join("text.opus");
+    std::fs::write(&text, "hello").unwrap();
+    let (_, msg) = play(&mut client, &text).unwrap_err();
+    assert!(msg.contains("not an Ogg file"), "{msg}");
+    let vorbis = dir.path().join("other.ogg");
+    {
+        let mut w = ogg::PacketWriter::new(std::fs::File::create(&vorbis).unwrap());
+        w.write_packet(
+            b"\x01vorbis-not-opus".to_vec(),
+            7,
+            ogg::PacketWriteEndInfo::EndStream,
+            0,
+        )
+        .unwrap();
+    }
+    let (_, msg) = play(&mut client, &vorbis).unwrap_err();
+    assert!(msg.contains("not an Ogg Opus stream"), "{msg}");
+    let clip = dir.path().join("clip.opus");
+    write_clip(&clip, 5);
+    let (code, msg) = client
+        .call(
+            "call.play",
+            json!({"call_id": CALL, "media": "video", "path": clip}),
+        )
+        .unwrap_err();
+    assert!(code == -32602 && msg.contains("no video track"), "{msg}");
+
+    // The track kept its RTP source.
+    let producer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..10u16 {
+        producer
+            .send_to(&rtp_packet(96, i, u32::from(i) * 960, 1, &[7; 40]), source)
+            .unwrap();
+    }
+    peer.pump(Duration::from_secs(2), 10);
+    assert_eq!(
+        peer.seen.rtp.iter().filter(|p| p[1] & 0x7f == 111).count(),
+        10
+    );
+
+    // An unwritable recording path fails before anything starts.
+    let unwritable = dir.path().join("no/such/dir/rec.opus");
+    let (code, msg) = client
+        .call("call.record", json!({"call_id": CALL, "path": unwritable}))
+        .unwrap_err();
+    assert!(code == -32602 && msg.contains("path:"), "{msg}");
+    let mut p = json!({
+        "call_id": "OTHER", "bind": "127.0.0.1",
+        "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": B64.encode([1u8; 30]), "rx": B64.encode([1u8; 30])},
+        "audio": {"payload_type": 111, "clock_rate": 48000, "sink": {"kind": "file", "path": unwritable}},
+    });
+    let (code, msg) = client.call("call.start", p.clone()).unwrap_err();
+    assert!(code == -32602 && msg.contains("audio.sink.path"), "{msg}");
+    p["audio"]["sink"] = json!({"kind": "none"});
+    p["audio"]["source"] = json!({"kind": "file", "path": missing});
+    let (code, msg) = client.call("call.start", p).unwrap_err();
+    assert!(code == -32602 && msg.contains("audio.source.path"), "{msg}");
+    assert_eq!(client.ok("daemon.status", json!({}))["calls"], 1);
+
+    // call.record starts and stops a recording while the call runs.
+    let rec = dir.path().join("live.opus");
+    client.ok("call.record", json!({"call_id": CALL, "path": rec}));
+    client.ok("call.record", json!({"call_id": CALL, "path": null}));
+    assert!(rec.exists());
+}
+
+fn ffprobe_duration(path: &Path) -> f64 {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a duration")
+}
+
+fn ffmpeg_decodes(path: &Path) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs ffmpeg; run by .ci/run"]
+fn recordings_decode_in_ffmpeg_with_the_clip_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("tone.opus");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-nostdin",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=3",
+        ])
+        .args(["-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20"])
+        .arg(&clip)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    let clip_seconds = OpusClip::load(&clip).unwrap().samples() as f64 / 48_000.0;
+
+    let whole = dir.path().join("whole.opus");
+    let (_a, _b, mut ca, mut cb) = play_and_record(&clip, &whole);
+    ca.wait_event("track.source_ended", Some(CALL), Duration::from_secs(6))
+        .expect("the clip ended");
+    std::thread::sleep(Duration::from_millis(200));
+    cb.ok("call.terminate", json!({"call_id": CALL}));
+    ffmpeg_decodes(&whole);
+    let recorded = ffprobe_duration(&whole);
+    assert!(
+        (recorded - clip_seconds).abs() <= 0.020,
+        "recorded {recorded} s of a {clip_seconds} s clip"
+    );
+
+    let cut = dir.path().join("cut.opus");
+    let (_a, _b, _ca, mut cb) = play_and_record(&clip, &cut);
+    std::thread::sleep(Duration::from_millis(1200));
+    cb.ok("call.terminate", json!({"call_id": CALL}));
+    ffmpeg_decodes(&cut);
+    let partial = ffprobe_duration(&cut);
+    assert!(
+        (0.5..clip_seconds).contains(&partial),
+        "{partial} s after a mid-call terminate"
+    );
+}
