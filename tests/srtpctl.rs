@@ -206,3 +206,57 @@ fn forwards_stanza_files() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not XML"));
 }
+
+#[test]
+fn top_shows_every_call_with_its_tracks() {
+    let daemon = TestDaemon::start();
+    let key = base64::engine::general_purpose::STANDARD.encode([8u8; 30]);
+    for id in ["TOP-1", "TOP-2"] {
+        ok(
+            &daemon,
+            &[
+                "start",
+                "--call-id",
+                id,
+                "--bind",
+                "127.0.0.1",
+                "--candidate",
+                "127.0.0.1:40998",
+                "--sdes",
+                "AES_CM_128_HMAC_SHA1_80",
+                "--tx",
+                &key,
+                "--rx",
+                &key,
+                "--video-pt",
+                "97",
+            ],
+        );
+    }
+    ok(&daemon, &["mute", "--call-id", "TOP-2"]);
+    let out = ok(&daemon, &["top", "--count", "2", "--interval-ms", "200"]);
+    assert_eq!(
+        out.matches("srtpd 0.1.0").count(),
+        2,
+        "two refreshes: {out}"
+    );
+    assert!(out.contains("2 calls"), "{out}");
+    let last = out.rsplit("srtpd 0.1.0").next().unwrap();
+    for needle in [
+        "CALL",
+        "OUT kb/s",
+        "TOP-1",
+        "TOP-2",
+        "audio",
+        "video",
+        "checking",
+        "127.0.0.1:40998",
+    ] {
+        assert!(last.contains(needle), "{needle} missing from: {last}");
+    }
+    let top2_audio = last
+        .lines()
+        .find(|l| l.starts_with("TOP-2") && l.contains("audio"))
+        .unwrap();
+    assert!(top2_audio.trim_end().ends_with("self"), "{top2_audio}");
+}

@@ -1,13 +1,15 @@
 //! srtpctl: drives a running srtpd over its control socket. Every control method is a
 //! subcommand; output is readable by default and raw JSON with --json.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value, json};
+use srtpd::control::client::ControlClient;
+use srtpd::control::view::{Sample, track_table};
 use srtpd::daemon::params::{SinkParams, SourceParams};
 
 /// Control a running srtpd.
@@ -87,6 +89,16 @@ enum Cmd {
     Status,
     /// Stop the daemon (daemon.shutdown).
     Shutdown,
+    /// A live view of every call: state, remote, per-track packets, bitrate, loss, jitter,
+    /// mute (refreshes in place on a terminal).
+    Top {
+        /// Refresh interval, ms.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Stop after this many refreshes.
+        #[arg(long)]
+        count: Option<usize>,
+    },
     /// Follow events until interrupted (events.subscribe).
     Events {
         /// Stop after this many events.
@@ -238,52 +250,6 @@ fn start_params(a: &StartArgs) -> Result<Value, String> {
     Ok(Value::Object(p))
 }
 
-struct Connection {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl Connection {
-    fn open(path: &PathBuf) -> Result<Self, String> {
-        let stream = UnixStream::connect(path)
-            .map_err(|e| format!("cannot connect to srtpd at {}: {e}", path.display()))?;
-        Ok(Connection {
-            reader: BufReader::new(stream.try_clone().map_err(|e| e.to_string())?),
-            writer: stream,
-        })
-    }
-
-    fn read(&mut self) -> Result<Value, String> {
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) => Err("srtpd closed the connection".into()),
-            Ok(_) => {
-                serde_json::from_str(&line).map_err(|e| format!("srtpd sent invalid JSON: {e}"))
-            }
-            Err(e) => Err(format!("reading from srtpd: {e}")),
-        }
-    }
-
-    fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
-        let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        writeln!(self.writer, "{request}").map_err(|e| format!("writing to srtpd: {e}"))?;
-        loop {
-            let v = self.read()?;
-            if v.get("id") != Some(&json!(1)) {
-                continue;
-            }
-            if let Some(e) = v.get("error") {
-                return Err(format!(
-                    "{} ({})",
-                    e["message"].as_str().unwrap_or("error"),
-                    e["code"]
-                ));
-            }
-            return Ok(v["result"].clone());
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -300,7 +266,7 @@ fn run(cli: Cli) -> Result<(), String> {
         .socket
         .clone()
         .unwrap_or_else(|| srtpd::config::Config::default().socket_path());
-    let mut conn = Connection::open(&path)?;
+    let mut conn = ControlClient::connect(&path)?;
     let (method, params) = match &cli.command {
         Cmd::Start(a) => ("call.start", start_params(a)?),
         Cmd::Stanza {
@@ -350,6 +316,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Status => ("daemon.status", json!({})),
         Cmd::Shutdown => ("daemon.shutdown", json!({})),
         Cmd::Events { count } => return follow_events(&mut conn, *count, cli.json),
+        Cmd::Top { interval_ms, count } => {
+            return top(&mut conn, Duration::from_millis(*interval_ms), *count);
+        }
         Cmd::Call { method, params } => {
             let params: Value =
                 serde_json::from_str(params).map_err(|e| format!("params are not JSON: {e}"))?;
@@ -365,28 +334,71 @@ fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-fn follow_events(conn: &mut Connection, count: Option<usize>, raw: bool) -> Result<(), String> {
+fn follow_events(conn: &mut ControlClient, count: Option<usize>, raw: bool) -> Result<(), String> {
     conn.call("events.subscribe", json!({}))?;
     let mut seen = 0;
     while count.is_none_or(|c| seen < c) {
-        let v = conn.read()?;
-        if v.get("method") == Some(&json!("event")) {
-            let e = &v["params"];
-            if raw {
-                println!("{e}");
-            } else {
-                let mut rest = e.as_object().cloned().unwrap_or_default();
-                let name = rest.remove("event").unwrap_or(Value::Null);
-                let call = rest.remove("call_id").unwrap_or(Value::Null);
-                println!(
-                    "{} {} {}",
-                    name.as_str().unwrap_or("?"),
-                    call.as_str().unwrap_or("-"),
-                    Value::Object(rest)
-                );
+        let Some(e) = conn.next_event(None)? else {
+            continue;
+        };
+        if raw {
+            println!("{e}");
+        } else {
+            let mut rest = e.as_object().cloned().unwrap_or_default();
+            let name = rest.remove("event").unwrap_or(Value::Null);
+            let call = rest.remove("call_id").unwrap_or(Value::Null);
+            println!(
+                "{} {} {}",
+                name.as_str().unwrap_or("?"),
+                call.as_str().unwrap_or("-"),
+                Value::Object(rest)
+            );
+        }
+        std::io::stdout().flush().ok();
+        seen += 1;
+    }
+    Ok(())
+}
+
+fn top(conn: &mut ControlClient, interval: Duration, count: Option<usize>) -> Result<(), String> {
+    let live = std::io::stdout().is_terminal();
+    let mut before: Vec<Sample> = Vec::new();
+    let mut shown = 0;
+    while count.is_none_or(|c| shown < c) {
+        let mut now = Vec::new();
+        for call in conn
+            .call("call.list", json!({}))?
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let id = call["call_id"].as_str().unwrap_or_default().to_owned();
+            if let Ok(stats) = conn.call("call.stats", json!({"call_id": id})) {
+                now.push(Sample {
+                    label: id,
+                    stats,
+                    at: Instant::now(),
+                });
             }
-            std::io::stdout().flush().ok();
-            seen += 1;
+        }
+        let status = conn.call("daemon.status", json!({}))?;
+        let table = track_table(&now, &before);
+        if live {
+            // Clear the screen and draw from the top left.
+            print!("\x1b[2J\x1b[H");
+        }
+        println!(
+            "srtpd {}  up {} s  {} calls",
+            plain(&status["version"]),
+            status["uptime_s"],
+            status["calls"]
+        );
+        print!("{table}");
+        std::io::stdout().flush().ok();
+        before = now;
+        shown += 1;
+        if count.is_none_or(|c| shown < c) {
+            std::thread::sleep(interval);
         }
     }
     Ok(())
