@@ -167,6 +167,8 @@ pub struct TrackStats {
     pub dropped: DropStats,
     /// Whether our sending is gated (muted / video off).
     pub muted: bool,
+    /// Source packets not sent because the track was gated.
+    pub gated: u64,
 }
 
 /// A snapshot of a call's statistics.
@@ -784,6 +786,7 @@ impl CallSession {
                 received: t.inb.stats.snapshot(),
                 dropped: t.dropped,
                 muted: t.out.gated(),
+                gated: t.out.gated_drops,
             })
         };
         CallStats {

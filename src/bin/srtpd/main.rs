@@ -10,6 +10,8 @@ use srtpd::control::{bind_control_socket, serve};
 use srtpd::daemon::Daemon;
 use tracing_subscriber::EnvFilter;
 
+mod demo;
+
 /// srtpd: SRTP media for call-signaling clients, driven over a local control socket.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -26,10 +28,28 @@ struct Cli {
     /// Log format: text or json (overrides log.format).
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// Two daemons, a call set up with <call> stanzas, a clip played and recorded, a live
+    /// table and a summary: srtpd working, in one command.
+    Demo,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Sub::Demo) = cli.command {
+        return match demo::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("srtpd demo: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut config = match &cli.config {
         Some(path) => match Config::from_file(path) {
             Ok(c) => c,
