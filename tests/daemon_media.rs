@@ -201,6 +201,35 @@ fn a_recording_cut_by_sigterm_is_playable() {
 }
 
 #[test]
+fn the_silence_source_sends_silence_at_the_packet_time_with_the_given_ssrc() {
+    let daemon = TestDaemon::start();
+    let mut client = daemon.client();
+    let mut peer = peer();
+    start(
+        &mut client,
+        &peer,
+        json!({"payload_type": 111, "clock_rate": 48000, "ssrc": 0x1234_abcd, "source": {"kind": "silence"}}),
+    );
+    peer.pump(Duration::from_millis(1000), usize::MAX);
+    let got: Vec<&Vec<u8>> = peer.seen.rtp.iter().collect();
+    assert!(
+        (40..=55).contains(&got.len()),
+        "{} packets in a second",
+        got.len()
+    );
+    assert!(got.iter().all(|p| p[12..] == srtpd::call::OPUS_SILENCE));
+    assert!(
+        got.iter().all(|p| p[8..12] == 0x1234_abcdu32.to_be_bytes()),
+        "the requested SSRC"
+    );
+    let ts: Vec<u32> = got
+        .iter()
+        .map(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]]))
+        .collect();
+    assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 960));
+}
+
+#[test]
 fn bad_files_are_clear_errors_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = TestDaemon::start();
@@ -374,4 +403,17 @@ fn recordings_decode_in_ffmpeg_with_the_clip_duration() {
         (0.5..clip_seconds).contains(&partial),
         "{partial} s after a mid-call terminate"
     );
+
+    let killed = dir.path().join("sigterm.opus");
+    let (_a, mut b, _ca, _cb) = play_and_record(&clip, &killed);
+    std::thread::sleep(Duration::from_millis(1200));
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(b.pid() as i32, libc::SIGTERM) }, 0);
+    assert!(
+        b.wait_exit(Duration::from_secs(5))
+            .expect("srtpd exits")
+            .success()
+    );
+    ffmpeg_decodes(&killed);
+    assert!(ffprobe_duration(&killed) >= 0.5);
 }

@@ -508,6 +508,14 @@ fn open_track_io(track: Option<&TrackParamsIn>, name: &str) -> Result<TrackIo, R
             let addr = listen.unwrap_or_else(|| SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0));
             Some(bind(addr, format!("{name}.source.listen"))?)
         }
+        SourceParams::Silence => {
+            play = Some(FilePlay {
+                clip: std::sync::Arc::new(OpusClip::silence()),
+                looping: true,
+                running: None,
+            });
+            None
+        }
         SourceParams::File { path, looping } => {
             play = Some(FilePlay {
                 clip: load_clip(path, &format!("{name}.source.path"))?,

@@ -118,6 +118,9 @@ pub struct TrackParamsIn {
     /// Packet time, ms.
     #[serde(default = "default_ptime")]
     pub ptime_ms: u32,
+    /// Our SSRC for the track (default: derived by wa-e2e keying, else random).
+    #[serde(default)]
+    pub ssrc: Option<u32>,
     /// Where outgoing media comes from.
     #[serde(default)]
     pub source: SourceParams,
@@ -143,6 +146,8 @@ pub enum SourceParams {
         #[serde(default)]
         listen: Option<SocketAddr>,
     },
+    /// Opus silence frames at the packet time (keeps relays and NAT bindings open).
+    Silence,
     /// An Ogg Opus file played out at its own pace.
     File {
         /// The file.
@@ -178,6 +183,7 @@ impl SourceParams {
         match spec.split_once(':') {
             None if spec == "none" => Ok(SourceParams::None),
             None if spec == "rtp" => Ok(SourceParams::Rtp { listen: None }),
+            None if spec == "silence" => Ok(SourceParams::Silence),
             Some(("rtp", addr)) => addr
                 .parse()
                 .map(|a| SourceParams::Rtp { listen: Some(a) })
@@ -398,9 +404,16 @@ impl StartParams {
         }
     }
 
-    /// Our SSRC for `kind`: derived from the call id and our device id under wa-e2e, random
-    /// otherwise.
+    /// Our SSRC for `kind`: the track's `ssrc` if given, else derived from the call id and our
+    /// device id under wa-e2e, else random.
     pub fn ssrc(&self, kind: MediaKind) -> Ssrc {
+        let track = match kind {
+            MediaKind::Audio => &self.audio,
+            MediaKind::Video => &self.video,
+        };
+        if let Some(ssrc) = track.as_ref().and_then(|t| t.ssrc) {
+            return Ssrc(ssrc);
+        }
         match (&self.keying, &self.self_id) {
             (KeyingParams::WaE2e { .. }, Some(self_id)) => {
                 let slot = match kind {

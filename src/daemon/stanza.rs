@@ -218,6 +218,7 @@ impl Daemon {
                     .and_then(|a| a.rate)
                     .unwrap_or(d.audio_clock_rate),
                 ptime_ms: d.audio_ptime_ms,
+                ssrc: None,
                 source: spec(
                     "stanza.audio_source",
                     SourceParams::from_spec(&d.audio_source),
@@ -231,6 +232,7 @@ impl Daemon {
                 payload_type: d.video_payload_type,
                 clock_rate: d.video_clock_rate,
                 ptime_ms: 0,
+                ssrc: None,
                 source: spec(
                     "stanza.video_source",
                     SourceParams::from_spec(&d.video_source),

@@ -93,6 +93,18 @@ impl OpusClip {
         Ok(OpusClip { head, packets })
     }
 
+    /// One 20 ms Opus silence frame: looped, it is the `silence` source.
+    pub fn silence() -> OpusClip {
+        OpusClip {
+            head: OpusHead {
+                channels: 1,
+                pre_skip: 0,
+                input_rate: 48000,
+            },
+            packets: vec![(crate::call::OPUS_SILENCE.to_vec(), 960)],
+        }
+    }
+
     /// Total duration in 48 kHz samples.
     pub fn samples(&self) -> u64 {
         self.packets.iter().map(|(_, s)| u64::from(*s)).sum()
