@@ -1,0 +1,184 @@
+//! The whole packet path, socket to socket, allocates nothing per packet in steady state:
+//! source socket → gate → rewrite → SRTP protect → UDP, and UDP → demux → SRTP unprotect →
+//! sink socket. The daemon runs in-process on a current-thread runtime, so every allocation
+//! on the packet path happens on this test's thread and is counted; the peer (webrtc-srtp)
+//! and the RTP producer run on other threads.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use common::peer::Peer;
+use common::rtp_packet;
+use serde_json::json;
+use srtpd::config::Config;
+use srtpd::daemon::Daemon;
+use webrtc_srtp::protection_profile::ProtectionProfile;
+
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count() {
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only a
+// const-initialised thread-local cell, which never allocates.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+const WARM_UP: usize = 500;
+const MEASURED: usize = 10_000;
+
+/// Phases of the worker thread, published to the test thread.
+const WARMING: usize = 0;
+const WARM: usize = 1;
+const GO: usize = 2;
+const DONE: usize = 3;
+
+#[test]
+fn ten_thousand_packets_each_way_allocate_nothing_per_packet() {
+    let (ours, theirs) = ([7u8; 30], [8u8; 30]);
+    let mut config = Config::default();
+    config.media.bind_v4 = "127.0.0.1".parse().unwrap();
+    // Timers that allocate (RTCP reports, keepalives, STUN checks) stay out of the window.
+    config.calls.rtcp_interval_ms = 600_000;
+    config.calls.keepalive_interval_ms = 600_000;
+    config.calls.candidate_check_timeout_ms = 1;
+
+    let mut peer = Peer::new(
+        "127.0.0.1",
+        ProtectionProfile::Aes128CmHmacSha1_80,
+        &theirs,
+        &ours,
+        16,
+    );
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let daemon = Daemon::new(config);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let started = daemon
+            .handle(
+                "call.start",
+                &json!({
+                    "call_id": "ALLOC", "bind": "127.0.0.1",
+                    "candidates": [{"ip": "127.0.0.1", "port": peer.addr().port()}],
+                    "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": b64.encode(ours), "rx": b64.encode(theirs)},
+                    "audio": {"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp"},
+                              "sink": {"kind": "rtp", "forward": sink.local_addr().unwrap()}},
+                }),
+            )
+            .await
+            .unwrap();
+        let local: SocketAddr = started["local"].as_str().unwrap().parse().unwrap();
+        let source: SocketAddr = started["audio"]["source"].as_str().unwrap().parse().unwrap();
+
+        let phase = Arc::new(AtomicUsize::new(WARMING));
+        let at_sink = Arc::new(AtomicUsize::new(0));
+        let reader = {
+            let (sink, at_sink) = (sink.try_clone().unwrap(), at_sink.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while at_sink.load(Ordering::Relaxed) < WARM_UP + MEASURED && sink.recv(&mut buf).is_ok() {
+                    at_sink.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let worker = {
+            let (phase, at_sink) = (phase.clone(), at_sink.clone());
+            std::thread::spawn(move || {
+                let producer = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let send = |range: std::ops::Range<usize>, peer: &mut Peer| {
+                    for i in range {
+                        let (seq, ts) = (i as u16, (i * 960) as u32);
+                        producer.send_to(&rtp_packet(96, seq, ts, 5, &[0x33; 120]), source).unwrap();
+                        peer.send_rtp(&rtp_packet(111, seq, ts, 6, &[0x44; 120]), local);
+                        if i % 50 == 49 {
+                            peer.pump(Duration::from_millis(5), usize::MAX);
+                        }
+                    }
+                };
+                let settle = |peer: &mut Peer, total: usize| {
+                    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                    while (peer.seen.rtp.len() < total || at_sink.load(Ordering::Relaxed) < total)
+                        && std::time::Instant::now() < deadline
+                    {
+                        peer.pump(Duration::from_millis(20), total);
+                    }
+                };
+                send(0..WARM_UP, &mut peer);
+                settle(&mut peer, WARM_UP);
+                phase.store(WARM, Ordering::SeqCst);
+                while phase.load(Ordering::SeqCst) != GO {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                send(WARM_UP..WARM_UP + MEASURED, &mut peer);
+                settle(&mut peer, WARM_UP + MEASURED);
+                phase.store(DONE, Ordering::SeqCst);
+                peer
+            })
+        };
+
+        // Let the daemon run on this thread while the worker warms up.
+        while phase.load(Ordering::SeqCst) != WARM {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let before = allocations();
+        phase.store(GO, Ordering::SeqCst);
+        while phase.load(Ordering::SeqCst) != DONE {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let during = allocations() - before;
+
+        let peer = worker.join().unwrap();
+        reader.join().unwrap();
+        assert_eq!(peer.seen.rtp.len(), WARM_UP + MEASURED, "every packet reached the peer");
+        assert_eq!(at_sink.load(Ordering::Relaxed), WARM_UP + MEASURED, "every packet reached the sink");
+        assert_eq!(peer.seen.undecryptable, 0);
+        assert_eq!(during, 0, "{during} allocations on the packet path over {MEASURED} packets each way");
+    });
+}
+
+#[test]
+fn the_counter_sees_allocations_on_this_thread() {
+    let before = allocations();
+    std::hint::black_box(vec![0u8; 16]);
+    assert_eq!(allocations() - before, 1);
+}
