@@ -187,6 +187,7 @@ impl Daemon {
             }
             "daemon.status" => Ok(json!({
                 "version": env!("CARGO_PKG_VERSION"),
+                "pid": std::process::id(),
                 "uptime_s": self.started.elapsed().as_secs(),
                 "calls": self.calls.lock().expect("calls lock").len(),
             })),

@@ -74,6 +74,7 @@ fn main() -> ExitCode {
         };
     }
     init_logging(&config);
+    raise_open_file_limit();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -86,6 +87,25 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(config))
+}
+
+/// Raises the soft limit on open files to the hard one: each call holds a few sockets, and
+/// the default soft limit (1024) would cap a daemon at a few hundred calls.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("could not raise the open-file limit");
+            }
+        }
+    }
 }
 
 fn init_logging(config: &Config) {
