@@ -250,6 +250,7 @@ fn run(cli: Cli) -> Result<(), String> {
         let due = start + Duration::from_millis(20 * (tick + 1));
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
     }
+    let send_wall = start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
     let cpu = cpu_seconds(pid)? - cpu_before;
     stop.store(true, Ordering::Relaxed);
@@ -273,6 +274,10 @@ fn run(cli: Cli) -> Result<(), String> {
         "{}",
         json!({
             "calls": n, "seconds": cli.seconds,
+            // When the load side cannot keep up, sending takes longer than `seconds` and the
+            // achieved rate per call falls below 50 packets/s each way.
+            "send_wall_s": (send_wall * 100.0).round() / 100.0,
+            "achieved_pps_per_call": ((sent_rtp as f64 / n.max(1) as f64 / send_wall) * 10.0).round() / 10.0,
             "daemon_out": {"sent_to_source": sent_rtp, "received_srtp": rx_srtp, "lost": sent_rtp.saturating_sub(rx_srtp)},
             "daemon_in": {"sent_srtp": sent_srtp, "received_at_sink": rx_rtp, "lost": sent_srtp.saturating_sub(rx_rtp)},
             "loss_ratio": 1.0 - through as f64 / (sent_rtp + sent_srtp).max(1) as f64,
