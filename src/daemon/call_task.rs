@@ -187,40 +187,57 @@ impl CallTask {
         let room = self.session.overhead();
         self.session.handle_timeout(Instant::now().into_std());
         self.flush().await;
+        // One timer for the task's lifetime, moved only when the deadline changes: creating a
+        // fresh one per wakeup would register it with the time driver (under its lock) per
+        // packet.
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
         loop {
-            let now = Instant::now().into_std();
             let mut deadline = self.session.poll_timeout();
             for kind in [MediaKind::Audio, MediaKind::Video] {
-                if let Some(due) = self.start_playback(kind, now) {
+                if let Some(due) = self.start_playback(kind) {
                     deadline = deadline.min(due);
                 }
             }
             let deadline = Instant::from_std(deadline);
-            tokio::select! {
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            // Each wakeup reads the clock once and hands that time to everything it runs.
+            let now = tokio::select! {
                 r = self.media.recv_from(&mut net_buf) => {
+                    let now = Instant::now().into_std();
                     if let Ok((n, from)) = r {
-                        self.on_network(&mut net_buf[..n], from).await;
+                        self.on_network(&mut net_buf[..n], from, now).await;
                     }
+                    now
                 }
                 r = recv_on(self.audio.source.as_ref(), &mut audio_buf[..MAX_DATAGRAM - room]) => {
+                    let now = Instant::now().into_std();
                     if let (Ok(n), None) = (r, &self.audio.play) {
-                        self.on_source(MediaKind::Audio, &mut audio_buf, n).await;
+                        self.on_source(MediaKind::Audio, &mut audio_buf, n, now).await;
                     }
+                    now
                 }
                 r = recv_on(self.video.source.as_ref(), &mut video_buf[..MAX_DATAGRAM - room]) => {
+                    let now = Instant::now().into_std();
                     if let (Ok(n), None) = (r, &self.video.play) {
-                        self.on_source(MediaKind::Video, &mut video_buf, n).await;
+                        self.on_source(MediaKind::Video, &mut video_buf, n, now).await;
                     }
+                    now
                 }
-                _ = tokio::time::sleep_until(deadline) => {
-                    self.session.handle_timeout(Instant::now().into_std());
+                _ = &mut timer => {
+                    let now = Instant::now().into_std();
+                    self.session.handle_timeout(now);
                     for kind in [MediaKind::Audio, MediaKind::Video] {
-                        self.play_due(kind, &mut play_buf).await;
+                        self.play_due(kind, &mut play_buf, now).await;
                     }
+                    now
                 }
-                cmd = self.commands.recv() => match cmd {
+                cmd = self.commands.recv() => {
+                let now = Instant::now().into_std();
+                match cmd {
                     Some(Command::Gate { kind, gated, reply }) => {
-                        let now = Instant::now().into_std();
                         let _ = reply.send(self.session.set_gated(kind, gated, now));
                     }
                     Some(Command::PeerMuted(muted)) => self.session.set_peer_muted(muted),
@@ -232,7 +249,7 @@ impl CallTask {
                                 tracing::warn!(call_id, "rekey failed: {e}");
                             }
                         }
-                        self.session.answer(&candidates, Instant::now().into_std());
+                        self.session.answer(&candidates, now);
                         let _ = reply.send(was_ringing);
                     }
                     Some(Command::Stats(reply)) => {
@@ -267,18 +284,18 @@ impl CallTask {
                         self.finish_recordings();
                         return;
                     }
-                },
-            }
+                }
+                now
+                }
+            };
             self.flush().await;
-            let now = Instant::now().into_std();
             while let Some((n, to)) = self.session.poll_comfort(&mut comfort_buf, now) {
                 let _ = self.media.send_to(&comfort_buf[..n], to).await;
             }
         }
     }
 
-    async fn on_network(&mut self, datagram: &mut [u8], from: SocketAddr) {
-        let now = Instant::now().into_std();
+    async fn on_network(&mut self, datagram: &mut [u8], from: SocketAddr, now: std::time::Instant) {
         if let Inbound::Media { kind, len } = self.session.on_network(datagram, from, now) {
             let io = self.io_mut(kind);
             if let Some(recording) = &mut io.recording {
@@ -306,11 +323,7 @@ impl CallTask {
     }
 
     /// Starts a pending clip once media may flow; returns when its next packet is due.
-    fn start_playback(
-        &mut self,
-        kind: MediaKind,
-        now: std::time::Instant,
-    ) -> Option<std::time::Instant> {
+    fn start_playback(&mut self, kind: MediaKind) -> Option<std::time::Instant> {
         let ringing = self.session.ringing();
         let io = match kind {
             MediaKind::Audio => &mut self.audio,
@@ -321,15 +334,17 @@ impl CallTask {
             if ringing {
                 return None;
             }
-            play.running = Some(Playback::new(play.clip.clone(), play.looping, now));
+            let start = std::time::Instant::now();
+            play.running = Some(Playback::new(play.clip.clone(), play.looping, start));
             self.session.switch_source(kind);
         }
-        play.running.as_ref()?.next_deadline().or(Some(now))
+        // An ended clip is due at once, so the timer branch reports the end.
+        let next = play.running.as_ref()?.next_deadline();
+        Some(next.unwrap_or_else(std::time::Instant::now))
     }
 
     /// Sends the clip packets of track `kind` that are due, as RTP through the track.
-    async fn play_due(&mut self, kind: MediaKind, buf: &mut [u8]) {
-        let now = Instant::now().into_std();
+    async fn play_due(&mut self, kind: MediaKind, buf: &mut [u8], now: std::time::Instant) {
         let clock = u64::from(self.session.clock_rate(kind).unwrap_or(48_000));
         let room = self.session.overhead();
         loop {
@@ -364,8 +379,13 @@ impl CallTask {
         }
     }
 
-    async fn on_source(&mut self, kind: MediaKind, buf: &mut [u8], len: usize) {
-        let now = Instant::now().into_std();
+    async fn on_source(
+        &mut self,
+        kind: MediaKind,
+        buf: &mut [u8],
+        len: usize,
+        now: std::time::Instant,
+    ) {
         if let Some((n, to)) = self.session.on_source(kind, buf, len, now) {
             let _ = self.media.send_to(&buf[..n], to).await;
         }
