@@ -106,6 +106,31 @@ fn srtpd_protects_identically_and_webrtc_srtp_decrypts() {
 }
 
 #[test]
+fn detached_tags_match_webrtc_srtp_byte_for_byte() {
+    for profile in SrtpProfile::ALL {
+        let key = master(profile, 4);
+        let mut ours = srtpd(profile, &key);
+        let mut theirs = webrtc(profile, &key);
+        for plain in stream(0x0d07_ac4e) {
+            let mut packet = plain.clone();
+            let mut tag = [0u8; 16];
+            ours.protect_detached(&mut packet, &mut tag).unwrap();
+            packet.extend_from_slice(&tag[..ours.overhead()]);
+            let reference = theirs.encrypt_rtp(&plain).unwrap();
+            assert_eq!(&packet[..], &reference[..], "{profile}: detached output differs");
+        }
+        let original = stream(1).remove(0);
+        let mut packet = original.clone();
+        let mut short = [0u8; 3];
+        assert!(matches!(
+            ours.protect_detached(&mut packet, &mut short),
+            Err(srtpd::srtp::SrtpError::BufferTooSmall { needed, .. }) if needed == ours.overhead()
+        ));
+        assert_eq!(packet, original, "a refused packet is left as it was");
+    }
+}
+
+#[test]
 fn webrtc_srtp_protects_and_srtpd_decrypts() {
     for profile in SrtpProfile::ALL {
         let key = master(profile, 2);

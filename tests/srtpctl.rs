@@ -33,6 +33,34 @@ fn json(daemon: &TestDaemon, args: &[&str]) -> Value {
     serde_json::from_str(&ok(daemon, &all)).expect("--json prints JSON")
 }
 
+/// `srtpctl start` for an SDES call on loopback with audio and a video track, plus `extra`.
+fn start_args<'a>(
+    call_id: &'a str,
+    candidate: &'a str,
+    key: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "start",
+        "--call-id",
+        call_id,
+        "--bind",
+        "127.0.0.1",
+        "--candidate",
+        candidate,
+        "--sdes",
+        "AES_CM_128_HMAC_SHA1_80",
+        "--tx",
+        key,
+        "--rx",
+        key,
+        "--video-pt",
+        "97",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 #[test]
 fn drives_every_method() {
     let mut daemon = TestDaemon::start();
@@ -57,27 +85,17 @@ fn drives_every_method() {
 
     let started = json(
         &daemon,
-        &[
-            "start",
-            "--call-id",
+        &start_args(
             "CTL-1",
-            "--bind",
-            "127.0.0.1",
-            "--candidate",
             "127.0.0.1:40999@5",
-            "--sdes",
-            "AES_CM_128_HMAC_SHA1_80",
-            "--tx",
             &key,
-            "--rx",
-            &key,
-            "--audio-source",
-            "rtp",
-            "--audio-sink",
-            "rtp:127.0.0.1:6000",
-            "--video-pt",
-            "97",
-        ],
+            &[
+                "--audio-source",
+                "rtp",
+                "--audio-sink",
+                "rtp:127.0.0.1:6000",
+            ],
+        ),
     );
     assert_eq!(started["call_id"], "CTL-1");
     assert!(started["local"].as_str().unwrap().starts_with("127.0.0.1:"));
@@ -212,26 +230,7 @@ fn top_shows_every_call_with_its_tracks() {
     let daemon = TestDaemon::start();
     let key = base64::engine::general_purpose::STANDARD.encode([8u8; 30]);
     for id in ["TOP-1", "TOP-2"] {
-        ok(
-            &daemon,
-            &[
-                "start",
-                "--call-id",
-                id,
-                "--bind",
-                "127.0.0.1",
-                "--candidate",
-                "127.0.0.1:40998",
-                "--sdes",
-                "AES_CM_128_HMAC_SHA1_80",
-                "--tx",
-                &key,
-                "--rx",
-                &key,
-                "--video-pt",
-                "97",
-            ],
-        );
+        ok(&daemon, &start_args(id, "127.0.0.1:40998", &key, &[]));
     }
     ok(&daemon, &["mute", "--call-id", "TOP-2"]);
     let out = ok(&daemon, &["top", "--count", "2", "--interval-ms", "200"]);

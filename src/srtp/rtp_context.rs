@@ -84,8 +84,24 @@ impl SrtpContext {
                 capacity: buf.len(),
             });
         }
+        let (packet, rest) = buf.split_at_mut(len);
+        self.protect_detached(packet, &mut rest[..self.tag_len])?;
+        Ok(needed)
+    }
+
+    /// Protects the RTP packet filling `packet` in place and writes its tag into
+    /// `tag[..overhead]` instead of behind it: for packets that sit back to back in a batch
+    /// buffer and go out with the tag gathered from elsewhere.
+    pub fn protect_detached(&mut self, packet: &mut [u8], tag: &mut [u8]) -> Result<(), SrtpError> {
+        let len = packet.len();
+        if tag.len() < self.tag_len {
+            return Err(SrtpError::BufferTooSmall {
+                needed: self.tag_len,
+                capacity: tag.len(),
+            });
+        }
         let (header_len, ssrc, seq) = {
-            let p = RtpPacket::new_checked(&buf[..len])?;
+            let p = RtpPacket::new_checked(&*packet)?;
             (p.header_len(), p.ssrc(), p.seq())
         };
         self.senders.ensure_room(ssrc)?;
@@ -96,20 +112,19 @@ impl SrtpContext {
 
         if self.transform.is_aead() {
             let nonce = self.transform.rtp_nonce(ssrc, index.roc(), seq.0);
-            let (header, rest) = buf.split_at_mut(header_len);
-            let body_len = len - header_len;
-            let tag = self.transform.seal(&nonce, header, &mut rest[..body_len]);
-            rest[body_len..body_len + self.tag_len].copy_from_slice(&tag);
+            let (header, body) = packet.split_at_mut(header_len);
+            let sealed = self.transform.seal(&nonce, header, body);
+            tag[..self.tag_len].copy_from_slice(&sealed);
         } else {
             self.transform
-                .apply_keystream(ssrc, index.value(), &mut buf[header_len..len]);
-            let tag = self.transform.mac(&buf[..len], &index.roc().to_be_bytes());
-            buf[len..needed].copy_from_slice(&tag[..self.tag_len]);
+                .apply_keystream(ssrc, index.value(), &mut packet[header_len..len]);
+            let mac = self.transform.mac(packet, &index.roc().to_be_bytes());
+            tag[..self.tag_len].copy_from_slice(&mac[..self.tag_len]);
         }
 
         let last = self.senders.get_or_insert_with(ssrc, || index);
         *last = (*last).max(index);
-        Ok(needed)
+        Ok(())
     }
 
     /// Authenticates the SRTP packet filling `buf`, checks it against the replay window and
