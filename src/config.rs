@@ -63,6 +63,9 @@ pub struct MediaConfig {
     pub recv_buffer_bytes: usize,
     /// SO_SNDBUF, 0 for the system default.
     pub send_buffer_bytes: usize,
+    /// Single-port mode: every call shares this one UDP port on `bind_v4`, with batched I/O;
+    /// 0 for a socket per call.
+    pub single_port: u16,
 }
 
 impl Default for MediaConfig {
@@ -76,6 +79,7 @@ impl Default for MediaConfig {
             dscp_video: 34,
             recv_buffer_bytes: 1 << 20,
             send_buffer_bytes: 1 << 20,
+            single_port: 0,
         }
     }
 }

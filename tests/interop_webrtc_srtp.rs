@@ -117,7 +117,11 @@ fn detached_tags_match_webrtc_srtp_byte_for_byte() {
             ours.protect_detached(&mut packet, &mut tag).unwrap();
             packet.extend_from_slice(&tag[..ours.overhead()]);
             let reference = theirs.encrypt_rtp(&plain).unwrap();
-            assert_eq!(&packet[..], &reference[..], "{profile}: detached output differs");
+            assert_eq!(
+                &packet[..],
+                &reference[..],
+                "{profile}: detached output differs"
+            );
         }
         let original = stream(1).remove(0);
         let mut packet = original.clone();

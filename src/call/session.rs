@@ -479,48 +479,109 @@ impl CallSession {
         len: usize,
         now: Instant,
     ) -> Option<(usize, SocketAddr)> {
+        let tag_len = self.tx.overhead();
+        let (packet, rest) = buf.split_at_mut(len.min(buf.len()));
+        let remote = self.on_source_detached(kind, packet, rest.get_mut(..tag_len)?, now)?;
+        Some((len + tag_len, remote))
+    }
+
+    /// The same for a plain RTP packet filling `packet`, whose tag ([`Self::overhead`]
+    /// bytes) goes into `tag` instead of behind it: for packets that sit back to back in a
+    /// batch. Returns where to send the packet followed by the tag.
+    pub fn on_source_detached(
+        &mut self,
+        kind: MediaKind,
+        packet: &mut [u8],
+        tag: &mut [u8],
+        now: Instant,
+    ) -> Option<SocketAddr> {
         if self.ringing {
             return None;
         }
         let remote = self.remote?;
         let track = self.track_mut(kind)?;
-        let mut packet = RtpPacket::new_checked(buf.get_mut(..len)?).ok()?;
-        if !track.out.prepare(&mut packet) {
+        let mut view = RtpPacket::new_checked(&mut *packet).ok()?;
+        if !track.out.prepare(&mut view) {
             return None;
         }
-        let n = self.tx.protect(buf, len).ok()?;
+        self.tx.protect_detached(packet, tag).ok()?;
         self.last_sent = now;
-        Some((n, remote))
+        Some(remote)
+    }
+
+    /// Whether `addr` is the remote or one of the candidates.
+    pub fn knows(&self, addr: SocketAddr) -> bool {
+        self.remote == Some(addr) || self.checks.iter().any(|c| c.candidate.addr == addr)
+    }
+
+    /// Whether the call has neither a remote nor candidates: it latches onto whoever sends
+    /// the first authenticated packet.
+    pub fn waiting(&self) -> bool {
+        self.remote.is_none() && self.checks.is_empty()
+    }
+
+    /// How many tracks the call has.
+    pub fn track_count(&self) -> usize {
+        usize::from(self.audio.is_some()) + usize::from(self.video.is_some())
+    }
+
+    /// [`Self::on_network`] for an SRTP or SRTCP packet that may belong to another call on a
+    /// shared socket: one that does not authenticate here is left as it was and not counted,
+    /// and `None` is returned.
+    pub fn try_claim(&mut self, buf: &mut [u8], from: SocketAddr, now: Instant) -> Option<Inbound> {
+        match self.receive(buf, from, now, false) {
+            Inbound::Dropped(_) => None,
+            inbound => Some(inbound),
+        }
     }
 
     /// A datagram received from `from`, filling `buf`. Media is decrypted in place.
     pub fn on_network(&mut self, buf: &mut [u8], from: SocketAddr, now: Instant) -> Inbound {
-        match classify(buf) {
+        self.receive(buf, from, now, true)
+    }
+
+    /// `on_network`, counting drops only if `count`.
+    fn receive(&mut self, buf: &mut [u8], from: SocketAddr, now: Instant, count: bool) -> Inbound {
+        let reason = match classify(buf) {
             PacketKind::Stun => {
                 self.on_stun(buf, from, now);
-                Inbound::Consumed
+                return Inbound::Consumed;
             }
-            PacketKind::Rtp => self.on_rtp(buf, from, now),
+            PacketKind::Rtp => match self.on_rtp(buf, from, now) {
+                Ok(inbound) => return inbound,
+                Err(dropped) => dropped,
+            },
             PacketKind::Rtcp => match self.rtcp_rx.unprotect(buf) {
                 Ok(n) => {
                     self.on_authenticated(from, "media");
                     self.on_rtcp(&buf[..n], now);
-                    Inbound::Consumed
+                    return Inbound::Consumed;
                 }
-                Err(e) => self.drop(MediaKind::Audio, drop_reason(&e)),
+                Err(e) => (MediaKind::Audio, drop_reason(&e)),
             },
-            PacketKind::Dtls | PacketKind::Other => self.drop(MediaKind::Audio, DropReason::Other),
+            PacketKind::Dtls | PacketKind::Other => (MediaKind::Audio, DropReason::Other),
+        };
+        if count {
+            self.drop(reason.0, reason.1)
+        } else {
+            Inbound::Dropped(reason.1)
         }
     }
 
-    fn on_rtp(&mut self, buf: &mut [u8], from: SocketAddr, now: Instant) -> Inbound {
+    /// An SRTP packet: `Err` names the track and the reason to drop it.
+    fn on_rtp(
+        &mut self,
+        buf: &mut [u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<Inbound, (MediaKind, DropReason)> {
         let Some(kind) = self.kind_of(buf) else {
-            return self.drop(MediaKind::Audio, DropReason::Other);
+            return Err((MediaKind::Audio, DropReason::Other));
         };
-        let len = match self.rx.unprotect(buf) {
-            Ok(n) => n,
-            Err(e) => return self.drop(kind, drop_reason(&e)),
-        };
+        let len = self
+            .rx
+            .unprotect(buf)
+            .map_err(|e| (kind, drop_reason(&e)))?;
         self.on_authenticated(from, "media");
         let arrival = now.duration_since(self.epoch.0).as_secs_f64();
         let packet = RtpPacket::new_checked(&buf[..len]).expect("authenticated packets parse");
@@ -536,7 +597,7 @@ impl CallSession {
         );
         self.last_media_in = now;
         self.timed_out = false;
-        Inbound::Media { kind, len }
+        Ok(Inbound::Media { kind, len })
     }
 
     /// The track a received packet belongs to, by payload type; with one track, that one.

@@ -80,14 +80,29 @@ pub enum Command {
 
 /// A track's local endpoints.
 pub struct TrackIo {
-    /// Where plain RTP from the local producer arrives.
+    /// Where plain RTP from the local producer arrives (calls on their own sockets; on the
+    /// shared port, the worker's local socket takes it).
     pub source: Option<UdpSocket>,
-    /// Where decrypted RTP goes, and the socket to send it from.
-    pub sink: Option<(UdpSocket, SocketAddr)>,
+    /// Where decrypted RTP goes.
+    pub sink: Option<SocketAddr>,
+    /// The socket to send it from (calls on their own sockets; on the shared port, the
+    /// worker's local socket).
+    pub sink_socket: Option<UdpSocket>,
     /// An Ogg Opus clip that replaces the RTP source while it plays.
     pub play: Option<FilePlay>,
     /// The recording of what this track receives.
     pub recording: Option<Recording>,
+}
+
+impl TrackIo {
+    /// Records an authenticated, decrypted packet if the track records; returns where the
+    /// packet goes next, if the track has an RTP sink.
+    pub fn deliver(&mut self, plain: &[u8]) -> Option<SocketAddr> {
+        if let Some(recording) = &mut self.recording {
+            recording.record(plain);
+        }
+        self.sink
+    }
 }
 
 /// A clip to play: it starts when media may flow (not while ringing).
@@ -152,165 +167,168 @@ impl Recording {
     }
 }
 
-/// Runs a call until it is terminated or the daemon shuts down.
-pub struct CallTask {
+/// One call's state and the I/O that is not on the batched fast path: timers, commands,
+/// playback, recording and events. A [`CallTask`] runs one on its own sockets; the shared-port
+/// worker runs many.
+pub struct CallCore {
     /// The session.
     pub session: CallSession,
-    /// The media socket facing the peer.
-    pub media: UdpSocket,
+    /// The media socket facing the peer (the worker's shared one in single-port mode).
+    pub media: Arc<UdpSocket>,
     /// Audio endpoints.
     pub audio: TrackIo,
     /// Video endpoints.
     pub video: TrackIo,
-    /// Commands from the daemon.
-    pub commands: mpsc::Receiver<Command>,
     /// Event notifications to subscribers.
     pub events: broadcast::Sender<Value>,
+    /// Scratch for comfort and clip packets, allocated once per call.
+    scratch: Box<[u8]>,
 }
 
-async fn recv_on(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
-    match socket {
-        Some(s) => s.recv(buf).await,
-        None => std::future::pending().await,
+/// Whether a call goes on after a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// It runs on.
+    Continue,
+    /// It ended (terminated, or the daemon let go of it).
+    Ended,
+}
+
+impl CallCore {
+    /// A call on `media`.
+    pub fn new(
+        session: CallSession,
+        media: Arc<UdpSocket>,
+        audio: TrackIo,
+        video: TrackIo,
+        events: broadcast::Sender<Value>,
+    ) -> Self {
+        CallCore {
+            session,
+            media,
+            audio,
+            video,
+            events,
+            scratch: vec![0u8; MAX_DATAGRAM].into_boxed_slice(),
+        }
     }
-}
 
-impl CallTask {
-    /// The task body.
-    pub async fn run(mut self) {
+    /// Runs the session's timers for the first time.
+    pub fn start(&mut self, now: std::time::Instant) {
+        self.session.handle_timeout(now);
+        self.after(now);
+    }
+
+    /// When [`Self::on_timer`] should next run.
+    pub fn next_deadline(&mut self) -> std::time::Instant {
+        let mut deadline = self.session.poll_timeout();
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            if let Some(due) = self.start_playback(kind) {
+                deadline = deadline.min(due);
+            }
+        }
+        deadline
+    }
+
+    /// Runs what is due at `now`: the session's timers and clip packets.
+    pub fn on_timer(&mut self, now: std::time::Instant) {
+        self.session.handle_timeout(now);
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            self.play_due(kind, now);
+        }
+        self.after(now);
+    }
+
+    /// Whether plain RTP from the track's local producer is to be sent (no clip plays).
+    pub fn takes_source(&self, kind: MediaKind) -> bool {
+        self.io(kind).play.is_none()
+    }
+
+    /// Carries out a command from the daemon.
+    pub fn on_command(&mut self, command: Option<Command>, now: std::time::Instant) -> Flow {
         let call_id = self.session.call_id().to_owned();
-        let mut net_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
-        let mut audio_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
-        let mut video_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
-        let mut comfort_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
-        let mut play_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
-        let room = self.session.overhead();
-        self.session.handle_timeout(Instant::now().into_std());
-        self.flush().await;
-        // One timer for the task's lifetime, moved only when the deadline changes: creating a
-        // fresh one per wakeup would register it with the time driver (under its lock) per
-        // packet.
-        let timer = tokio::time::sleep_until(Instant::now());
-        tokio::pin!(timer);
-        loop {
-            let mut deadline = self.session.poll_timeout();
-            for kind in [MediaKind::Audio, MediaKind::Video] {
-                if let Some(due) = self.start_playback(kind) {
-                    deadline = deadline.min(due);
-                }
+        match command {
+            Some(Command::Gate { kind, gated, reply }) => {
+                let _ = reply.send(self.session.set_gated(kind, gated, now));
             }
-            let deadline = Instant::from_std(deadline);
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
+            Some(Command::PeerMuted(muted)) => self.session.set_peer_muted(muted),
+            Some(Command::PeerVideo(on)) => self.session.set_peer_video(on),
+            Some(Command::Answer {
+                candidates,
+                rekey,
+                reply,
+            }) => {
+                let was_ringing = self.session.ringing();
+                if let Some((profile, rx)) = rekey {
+                    if let Err(e) = self.session.rekey_rx(profile, &rx) {
+                        tracing::warn!(call_id, "rekey failed: {e}");
+                    }
+                }
+                self.session.answer(&candidates, now);
+                let _ = reply.send(was_ringing);
             }
-            // Each wakeup reads the clock once and hands that time to everything it runs.
-            let now = tokio::select! {
-                r = self.media.recv_from(&mut net_buf) => {
-                    let now = Instant::now().into_std();
-                    if let Ok((n, from)) = r {
-                        self.on_network(&mut net_buf[..n], from, now).await;
-                    }
-                    now
+            Some(Command::Stats(reply)) => {
+                let _ = reply.send(self.session.stats());
+            }
+            Some(Command::Play {
+                kind,
+                clip,
+                looping,
+                reply,
+            }) => {
+                let exists = self.session.has_track(kind);
+                if exists {
+                    self.io_mut(kind).play = Some(FilePlay {
+                        clip,
+                        looping,
+                        running: None,
+                    });
                 }
-                r = recv_on(self.audio.source.as_ref(), &mut audio_buf[..MAX_DATAGRAM - room]) => {
-                    let now = Instant::now().into_std();
-                    if let (Ok(n), None) = (r, &self.audio.play) {
-                        self.on_source(MediaKind::Audio, &mut audio_buf, n, now).await;
-                    }
-                    now
+                let _ = reply.send(exists);
+            }
+            Some(Command::Record {
+                kind,
+                recorder,
+                reply,
+            }) => {
+                let clock = self.session.clock_rate(kind).unwrap_or(48_000);
+                let io = self.io_mut(kind);
+                if let Some(old) = io.recording.take() {
+                    old.finish();
                 }
-                r = recv_on(self.video.source.as_ref(), &mut video_buf[..MAX_DATAGRAM - room]) => {
-                    let now = Instant::now().into_std();
-                    if let (Ok(n), None) = (r, &self.video.play) {
-                        self.on_source(MediaKind::Video, &mut video_buf, n, now).await;
-                    }
-                    now
-                }
-                _ = &mut timer => {
-                    let now = Instant::now().into_std();
-                    self.session.handle_timeout(now);
-                    for kind in [MediaKind::Audio, MediaKind::Video] {
-                        self.play_due(kind, &mut play_buf, now).await;
-                    }
-                    now
-                }
-                cmd = self.commands.recv() => {
-                let now = Instant::now().into_std();
-                match cmd {
-                    Some(Command::Gate { kind, gated, reply }) => {
-                        let _ = reply.send(self.session.set_gated(kind, gated, now));
-                    }
-                    Some(Command::PeerMuted(muted)) => self.session.set_peer_muted(muted),
-                    Some(Command::PeerVideo(on)) => self.session.set_peer_video(on),
-                    Some(Command::Answer { candidates, rekey, reply }) => {
-                        let was_ringing = self.session.ringing();
-                        if let Some((profile, rx)) = rekey {
-                            if let Err(e) = self.session.rekey_rx(profile, &rx) {
-                                tracing::warn!(call_id, "rekey failed: {e}");
-                            }
-                        }
-                        self.session.answer(&candidates, now);
-                        let _ = reply.send(was_ringing);
-                    }
-                    Some(Command::Stats(reply)) => {
-                        let _ = reply.send(self.session.stats());
-                    }
-                    Some(Command::Play { kind, clip, looping, reply }) => {
-                        let exists = self.session.has_track(kind);
-                        if exists {
-                            self.io_mut(kind).play = Some(FilePlay { clip, looping, running: None });
-                        }
-                        let _ = reply.send(exists);
-                    }
-                    Some(Command::Record { kind, recorder, reply }) => {
-                        let clock = self.session.clock_rate(kind).unwrap_or(48_000);
-                        let io = self.io_mut(kind);
-                        if let Some(old) = io.recording.take() {
-                            old.finish();
-                        }
-                        io.recording = recorder.map(|r| Recording::new(r, clock));
-                        let _ = reply.send(());
-                    }
-                    Some(Command::Terminate { reason, reply }) => {
-                        self.finish_recordings();
-                        let stats = self.session.stats();
-                        let _ = self.events.send(json!({
-                            "event": "call.ended", "call_id": call_id, "reason": reason, "stats": stats,
-                        }));
-                        let _ = reply.send(stats);
-                        return;
-                    }
-                    None => {
-                        self.finish_recordings();
-                        return;
-                    }
-                }
-                now
-                }
-            };
-            self.flush().await;
-            while let Some((n, to)) = self.session.poll_comfort(&mut comfort_buf, now) {
-                let _ = self.media.send_to(&comfort_buf[..n], to).await;
+                io.recording = recorder.map(|r| Recording::new(r, clock));
+                let _ = reply.send(());
+            }
+            Some(Command::Terminate { reason, reply }) => {
+                self.finish_recordings();
+                let stats = self.session.stats();
+                let _ = self.events.send(json!({
+                    "event": "call.ended", "call_id": call_id, "reason": reason, "stats": stats,
+                }));
+                let _ = reply.send(stats);
+                return Flow::Ended;
+            }
+            None => {
+                self.finish_recordings();
+                return Flow::Ended;
             }
         }
+        self.after(now);
+        Flow::Continue
     }
 
-    async fn on_network(&mut self, datagram: &mut [u8], from: SocketAddr, now: std::time::Instant) {
-        if let Inbound::Media { kind, len } = self.session.on_network(datagram, from, now) {
-            let io = self.io_mut(kind);
-            if let Some(recording) = &mut io.recording {
-                recording.record(&datagram[..len]);
-            }
-            if let Some((socket, to)) = &io.sink {
-                let _ = socket.send_to(&datagram[..len], to).await;
-            }
-        }
-    }
-
-    fn io_mut(&mut self, kind: MediaKind) -> &mut TrackIo {
+    /// The track's endpoints.
+    pub fn io_mut(&mut self, kind: MediaKind) -> &mut TrackIo {
         match kind {
             MediaKind::Audio => &mut self.audio,
             MediaKind::Video => &mut self.video,
+        }
+    }
+
+    fn io(&self, kind: MediaKind) -> &TrackIo {
+        match kind {
+            MediaKind::Audio => &self.audio,
+            MediaKind::Video => &self.video,
         }
     }
 
@@ -344,7 +362,7 @@ impl CallTask {
     }
 
     /// Sends the clip packets of track `kind` that are due, as RTP through the track.
-    async fn play_due(&mut self, kind: MediaKind, buf: &mut [u8], now: std::time::Instant) {
+    fn play_due(&mut self, kind: MediaKind, now: std::time::Instant) {
         let clock = u64::from(self.session.clock_rate(kind).unwrap_or(48_000));
         let room = self.session.overhead();
         loop {
@@ -355,6 +373,7 @@ impl CallTask {
             let Some(running) = io.play.as_mut().and_then(|p| p.running.as_mut()) else {
                 return;
             };
+            let buf = &mut self.scratch;
             let len = match running.poll(now) {
                 Some((data, offset)) if 12 + data.len() + room <= buf.len() => {
                     buf[..12].fill(0);
@@ -374,27 +393,16 @@ impl CallTask {
                 }
             };
             if let Some((n, to)) = self.session.on_source(kind, buf, len, now) {
-                let _ = self.media.send_to(&buf[..n], to).await;
+                let _ = self.media.try_send_to(&buf[..n], to);
             }
         }
     }
 
-    async fn on_source(
-        &mut self,
-        kind: MediaKind,
-        buf: &mut [u8],
-        len: usize,
-        now: std::time::Instant,
-    ) {
-        if let Some((n, to)) = self.session.on_source(kind, buf, len, now) {
-            let _ = self.media.send_to(&buf[..n], to).await;
-        }
-    }
-
-    /// Sends what the session queued and publishes its events.
-    async fn flush(&mut self) {
+    /// Sends what the session queued (STUN, RTCP, keepalives, comfort packets) and publishes
+    /// its events. Run after anything that fed the session.
+    pub fn after(&mut self, now: std::time::Instant) {
         while let Some(t) = self.session.poll_transmit() {
-            let _ = self.media.send_to(&t.data, t.dest).await;
+            let _ = self.media.try_send_to(&t.data, t.dest);
         }
         while let Some(event) = self.session.poll_event() {
             let call_id = self.session.call_id();
@@ -414,6 +422,107 @@ impl CallTask {
             };
             tracing::info!(call_id, event = %value["event"], "call event");
             let _ = self.events.send(value);
+        }
+        while let Some((n, to)) = self.session.poll_comfort(&mut self.scratch, now) {
+            let _ = self.media.try_send_to(&self.scratch[..n], to);
+        }
+    }
+}
+
+/// Runs a call on its own sockets until it is terminated or the daemon shuts down.
+pub struct CallTask {
+    /// The call.
+    pub core: CallCore,
+    /// Commands from the daemon.
+    pub commands: mpsc::Receiver<Command>,
+}
+
+async fn recv_on(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match socket {
+        Some(s) => s.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl CallTask {
+    /// The task body.
+    pub async fn run(mut self) {
+        let mut net_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
+        let mut audio_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
+        let mut video_buf = vec![0u8; MAX_DATAGRAM].into_boxed_slice();
+        let room = self.core.session.overhead();
+        let core = &mut self.core;
+        core.start(Instant::now().into_std());
+        // One timer for the task's lifetime, moved only when the deadline changes: creating a
+        // fresh one per wakeup would register it with the time driver (under its lock) per
+        // packet.
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let media = core.media.clone();
+        loop {
+            let deadline = Instant::from_std(core.next_deadline());
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            // Each wakeup reads the clock once and hands that time to everything it runs.
+            tokio::select! {
+                r = media.recv_from(&mut net_buf) => {
+                    let now = Instant::now().into_std();
+                    if let Ok((n, from)) = r {
+                        Self::on_network(core, &mut net_buf[..n], from, now);
+                    }
+                    core.after(now);
+                }
+                r = recv_on(core.audio.source.as_ref(), &mut audio_buf[..MAX_DATAGRAM - room]) => {
+                    let now = Instant::now().into_std();
+                    if let Ok(n) = r {
+                        Self::on_source(core, MediaKind::Audio, &mut audio_buf, n, now);
+                    }
+                    core.after(now);
+                }
+                r = recv_on(core.video.source.as_ref(), &mut video_buf[..MAX_DATAGRAM - room]) => {
+                    let now = Instant::now().into_std();
+                    if let Ok(n) = r {
+                        Self::on_source(core, MediaKind::Video, &mut video_buf, n, now);
+                    }
+                    core.after(now);
+                }
+                _ = &mut timer => core.on_timer(Instant::now().into_std()),
+                cmd = self.commands.recv() => {
+                    if core.on_command(cmd, Instant::now().into_std()) == Flow::Ended {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_network(
+        core: &mut CallCore,
+        datagram: &mut [u8],
+        from: SocketAddr,
+        now: std::time::Instant,
+    ) {
+        if let Inbound::Media { kind, len } = core.session.on_network(datagram, from, now) {
+            let io = core.io_mut(kind);
+            if let (Some(to), Some(socket)) = (io.deliver(&datagram[..len]), &io.sink_socket) {
+                let _ = socket.try_send_to(&datagram[..len], to);
+            }
+        }
+    }
+
+    fn on_source(
+        core: &mut CallCore,
+        kind: MediaKind,
+        buf: &mut [u8],
+        len: usize,
+        now: std::time::Instant,
+    ) {
+        if !core.takes_source(kind) {
+            return;
+        }
+        if let Some((n, to)) = core.session.on_source(kind, buf, len, now) {
+            let _ = core.media.try_send_to(&buf[..n], to);
         }
     }
 }

@@ -3,6 +3,7 @@
 mod call_task;
 pub mod params;
 mod stanza;
+mod worker;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,11 +14,12 @@ use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use self::call_task::{CallTask, Command, FilePlay, Recording, TrackIo};
+use self::call_task::{CallCore, CallTask, Command, FilePlay, Recording, TrackIo};
 use self::params::{
     CallIdParams, MuteParams, PeerStateParams, PlayParams, RecordParams, SinkParams, SourceParams,
     StartParams, TerminateParams, TrackParamsIn, VideoParams, parse_bind,
 };
+use self::worker::{SharedPort, WorkerMsg};
 use crate::call::{
     CallSession, CallSetup, CallStats, CallTimers, Candidate, MediaKind, TrackParams, TrackSetup,
 };
@@ -30,8 +32,31 @@ use crate::media::{OggOpusRecorder, OpusClip};
 use crate::net::{BindError, MediaSocketOptions, bind_media, bind_udp};
 use crate::srtp::SrtpOptions;
 
+/// Where a call's commands go: its own task, or the shared-port worker that runs it.
+#[derive(Clone)]
+enum CallRoute {
+    Task(mpsc::Sender<Command>),
+    Worker {
+        id: u64,
+        tx: mpsc::Sender<WorkerMsg>,
+    },
+}
+
+impl CallRoute {
+    /// Hands `command` to the call; `Err` when the call is gone.
+    async fn send(&self, command: Command) -> Result<(), ()> {
+        match self {
+            CallRoute::Task(tx) => tx.send(command).await.map_err(|_| ()),
+            CallRoute::Worker { id, tx } => tx
+                .send(WorkerMsg::Command { id: *id, command })
+                .await
+                .map_err(|_| ()),
+        }
+    }
+}
+
 struct CallHandle {
-    commands: mpsc::Sender<Command>,
+    commands: CallRoute,
     /// The wa-e2e call key, kept to re-derive receive keys when another device answers.
     call_key: Option<(crate::keying::wa_e2e::CallKey, Option<usize>)>,
     /// What `call.start` returned (bound addresses), repeated when an accept starts the call.
@@ -45,6 +70,9 @@ pub struct Daemon {
     events: broadcast::Sender<Value>,
     started: Instant,
     shutdown: watch::Sender<bool>,
+    /// The single-port worker, started with the first call when `media.single_port` is set.
+    shared: Mutex<Option<Arc<SharedPort>>>,
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 /// The methods `Daemon::handle` answers, for `srtpctl` and error messages.
@@ -75,6 +103,8 @@ impl Daemon {
             events,
             started: Instant::now(),
             shutdown,
+            shared: Mutex::new(None),
+            next_id: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -185,12 +215,16 @@ impl Daemon {
                 let reason = p.reason.unwrap_or_else(|| "terminated".to_owned());
                 Ok(json!(self.terminate(&p.call_id, reason).await?))
             }
-            "daemon.status" => Ok(json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "pid": std::process::id(),
-                "uptime_s": self.started.elapsed().as_secs(),
-                "calls": self.calls.lock().expect("calls lock").len(),
-            })),
+            "daemon.status" => {
+                let shared = self.shared.lock().expect("shared lock").clone();
+                Ok(json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "pid": std::process::id(),
+                    "uptime_s": self.started.elapsed().as_secs(),
+                    "calls": self.calls.lock().expect("calls lock").len(),
+                    "shared_port": shared.map(|s| s.stats()),
+                }))
+            }
             "daemon.shutdown" => {
                 self.request_shutdown();
                 Ok(json!({"shutting_down": true}))
@@ -205,7 +239,7 @@ impl Daemon {
         }
     }
 
-    fn handle_of(&self, call_id: &str) -> Result<mpsc::Sender<Command>, RpcError> {
+    fn handle_of(&self, call_id: &str) -> Result<CallRoute, RpcError> {
         self.calls
             .lock()
             .expect("calls lock")
@@ -216,7 +250,7 @@ impl Daemon {
 
     /// Sends a command carrying a reply channel to a call's task and waits for the answer.
     async fn ask<T>(
-        commands: mpsc::Sender<Command>,
+        commands: CallRoute,
         call_id: &str,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, RpcError> {
@@ -224,7 +258,7 @@ impl Daemon {
         commands
             .send(command(reply))
             .await
-            .map_err(|_| RpcError::no_such_call(call_id))?;
+            .map_err(|()| RpcError::no_such_call(call_id))?;
         answer.await.map_err(|_| RpcError::no_such_call(call_id))
     }
 
@@ -256,7 +290,7 @@ impl Daemon {
         self.handle_of(call_id)?
             .send(command)
             .await
-            .map_err(|_| RpcError::no_such_call(call_id))
+            .map_err(|()| RpcError::no_such_call(call_id))
     }
 
     /// Tells a call whether the peer's video is on.
@@ -349,11 +383,18 @@ impl Daemon {
             }
         }
 
-        let media = self.bind_media_socket(&p)?;
+        let shared = match self.config.media.single_port {
+            0 => None,
+            _ => Some(self.shared_port(&p)?),
+        };
+        let own = shared.is_none();
+        let media = match &shared {
+            Some(port) => port.media_socket.clone(),
+            None => Arc::new(self.bind_media_socket(&p)?),
+        };
         let local = media.local_addr().map_err(internal)?;
-        let audio = open_track_io(p.audio.as_ref(), "audio")?;
-        let video = open_track_io(p.video.as_ref(), "video")?;
-
+        let audio = open_track_io(p.audio.as_ref(), "audio", own)?;
+        let video = open_track_io(p.video.as_ref(), "video", own)?;
         let track_setup = |t: &Option<TrackParamsIn>, kind| {
             t.as_ref().map(|t| TrackSetup {
                 params: TrackParams {
@@ -397,13 +438,40 @@ impl Daemon {
             .map_err(|e| RpcError::new(crate::control::BAD_KEYING, format!("bad keying: {e}")))?;
 
         let mut result = json!({"call_id": p.call_id, "local": local});
-        for (name, io) in [("audio", &audio), ("video", &video)] {
+        let mut sources = Vec::new();
+        for (name, kind, io, track) in [
+            ("audio", MediaKind::Audio, &audio, &p.audio),
+            ("video", MediaKind::Video, &video, &p.video),
+        ] {
             if let Some(source) = &io.source {
                 result[name] = json!({"source": source.local_addr().map_err(internal)?});
+            }
+            if let (
+                Some(port),
+                Some(TrackParamsIn {
+                    source:
+                        SourceParams::Rtp {
+                            ssrc: Some(ssrc), ..
+                        },
+                    ..
+                }),
+            ) = (&shared, track)
+            {
+                result[name] = json!({"source": port.local});
+                sources.push((*ssrc, kind));
             }
         }
 
         let (commands, receiver) = mpsc::channel(16);
+        let route = match &shared {
+            Some(port) => CallRoute::Worker {
+                id: self
+                    .next_id
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                tx: port.tx.clone(),
+            },
+            None => CallRoute::Task(commands),
+        };
         {
             let mut calls = self.calls.lock().expect("calls lock");
             if calls.contains_key(&p.call_id) {
@@ -415,26 +483,104 @@ impl Daemon {
             calls.insert(
                 p.call_id.clone(),
                 CallHandle {
-                    commands,
+                    commands: route.clone(),
                     call_key: call_key.map(|k| (k, tag_len)),
                     started: result.clone(),
                 },
             );
         }
-        let task = CallTask {
-            session,
-            media,
-            audio,
-            video,
-            commands: receiver,
-            events: self.events.clone(),
-        };
-        tokio::spawn(task.run());
+        let core = CallCore::new(session, media, audio, video, self.events.clone());
+        match route {
+            CallRoute::Worker { id, tx } => {
+                let add = WorkerMsg::Add {
+                    id,
+                    core: Box::new(core),
+                    sources,
+                };
+                if tx.send(add).await.is_err() {
+                    self.calls.lock().expect("calls lock").remove(&p.call_id);
+                    return Err(internal("the shared-port worker stopped"));
+                }
+            }
+            CallRoute::Task(_) => {
+                tokio::spawn(
+                    CallTask {
+                        core,
+                        commands: receiver,
+                    }
+                    .run(),
+                );
+            }
+        }
         tracing::info!(call_id = %p.call_id, %local, "call started");
         let _ = self
             .events
             .send(json!({"event": "call.started", "call_id": p.call_id, "local": local}));
         Ok(result)
+    }
+
+    /// The single-port worker (started on first use), after checking that the call fits it.
+    fn shared_port(&self, p: &StartParams) -> Result<Arc<SharedPort>, RpcError> {
+        let m = &self.config.media;
+        let ip = m.bind_v4;
+        if let Some(b) = &p.bind {
+            let (bind_ip, port) = parse_bind(b)?;
+            if bind_ip != ip || (port != 0 && port != m.single_port) {
+                return Err(RpcError::invalid_param(
+                    "bind",
+                    format!(
+                        "single-port mode: every call uses {}",
+                        SocketAddr::new(ip, m.single_port)
+                    ),
+                ));
+            }
+        }
+        if let Some(i) = p
+            .candidates
+            .iter()
+            .position(|c| c.ip.is_ipv6() != ip.is_ipv6())
+        {
+            return Err(RpcError::invalid_param(
+                &format!("candidates[{i}].ip"),
+                format!("single-port mode serves the address family of {ip} only"),
+            ));
+        }
+        for (name, track) in [("audio", &p.audio), ("video", &p.video)] {
+            let Some(track) = track else { continue };
+            if let SourceParams::Rtp { listen, ssrc } = &track.source {
+                if listen.is_some() || ssrc.is_none() {
+                    return Err(RpcError::invalid_param(
+                        &format!("{name}.source.ssrc"),
+                        "single-port mode takes every local producer on one port and tells them apart by SSRC: give the producer's ssrc, and no listen address",
+                    ));
+                }
+            }
+            if let SinkParams::Rtp { forward } = &track.sink {
+                if !forward.is_ipv4() {
+                    return Err(RpcError::invalid_param(
+                        &format!("{name}.sink.forward"),
+                        "single-port mode sends to sinks from 127.0.0.1: give an IPv4 address",
+                    ));
+                }
+            }
+        }
+        let mut shared = self.shared.lock().expect("shared lock");
+        if let Some(port) = &*shared {
+            return Ok(port.clone());
+        }
+        let options = MediaSocketOptions {
+            dscp: m.dscp_audio,
+            recv_buffer: m.recv_buffer_bytes,
+            send_buffer: m.send_buffer_bytes,
+        };
+        let media = bind_media(ip, m.single_port, m.single_port..=m.single_port, options)
+            .map_err(|e| RpcError::new(NO_FREE_PORT, e.to_string()))?;
+        let local = bind_udp(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0), options)
+            .map_err(|e| RpcError::new(NO_FREE_PORT, e.to_string()))?;
+        let port = Arc::new(SharedPort::spawn(media, local).map_err(internal)?);
+        tracing::info!(media = %port.media, local = %port.local, "single-port mode");
+        *shared = Some(port.clone());
+        Ok(port)
     }
 
     fn bind_media_socket(&self, p: &StartParams) -> Result<UdpSocket, RpcError> {
@@ -482,12 +628,18 @@ fn internal(e: impl std::fmt::Display) -> RpcError {
     RpcError::new(INTERNAL_ERROR, format!("internal error: {e}"))
 }
 
-/// Opens a track's local source and sink sockets.
-fn open_track_io(track: Option<&TrackParamsIn>, name: &str) -> Result<TrackIo, RpcError> {
+/// Opens a track's local source and sink sockets, if the call has sockets of its own (`own`;
+/// on the shared port the worker's local socket serves them).
+fn open_track_io(
+    track: Option<&TrackParamsIn>,
+    name: &str,
+    own: bool,
+) -> Result<TrackIo, RpcError> {
     let Some(track) = track else {
         return Ok(TrackIo {
             source: None,
             sink: None,
+            sink_socket: None,
             play: None,
             recording: None,
         });
@@ -505,7 +657,8 @@ fn open_track_io(track: Option<&TrackParamsIn>, name: &str) -> Result<TrackIo, R
     let mut play = None;
     let source = match &track.source {
         SourceParams::None => None,
-        SourceParams::Rtp { listen } => {
+        SourceParams::Rtp { .. } if !own => None,
+        SourceParams::Rtp { listen, .. } => {
             let addr = listen.unwrap_or_else(|| SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0));
             Some(bind(addr, format!("{name}.source.listen"))?)
         }
@@ -527,15 +680,16 @@ fn open_track_io(track: Option<&TrackParamsIn>, name: &str) -> Result<TrackIo, R
         }
     };
     let mut recording = None;
-    let sink = match track.sink {
-        SinkParams::None => None,
+    let (sink, sink_socket) = match track.sink {
+        SinkParams::None => (None, None),
         SinkParams::File { ref path } => {
             recording = Some(Recording::new(
                 create_recorder(path, &format!("{name}.sink.path"))?,
                 track.clock_rate,
             ));
-            None
+            (None, None)
         }
+        SinkParams::Rtp { forward } if !own => (Some(forward), None),
         SinkParams::Rtp { forward } => {
             let from = if forward.ip().is_loopback() {
                 SocketAddr::new(
@@ -551,12 +705,16 @@ fn open_track_io(track: Option<&TrackParamsIn>, name: &str) -> Result<TrackIo, R
             } else {
                 SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)
             };
-            Some((bind(from, format!("{name}.sink.forward"))?, forward))
+            (
+                Some(forward),
+                Some(bind(from, format!("{name}.sink.forward"))?),
+            )
         }
     };
     Ok(TrackIo {
         source,
         sink,
+        sink_socket,
         play,
         recording,
     })

@@ -145,6 +145,10 @@ pub enum SourceParams {
         /// Where to listen (default 127.0.0.1, any port).
         #[serde(default)]
         listen: Option<SocketAddr>,
+        /// The producer's SSRC: in single-port mode, where all producers share one port,
+        /// what tells them apart (required there).
+        #[serde(default)]
+        ssrc: Option<u32>,
     },
     /// Opus silence frames at the packet time (keeps relays and NAT bindings open).
     Silence,
@@ -182,11 +186,17 @@ impl SourceParams {
     pub fn from_spec(spec: &str) -> Result<Self, String> {
         match spec.split_once(':') {
             None if spec == "none" => Ok(SourceParams::None),
-            None if spec == "rtp" => Ok(SourceParams::Rtp { listen: None }),
+            None if spec == "rtp" => Ok(SourceParams::Rtp {
+                listen: None,
+                ssrc: None,
+            }),
             None if spec == "silence" => Ok(SourceParams::Silence),
             Some(("rtp", addr)) => addr
                 .parse()
-                .map(|a| SourceParams::Rtp { listen: Some(a) })
+                .map(|a| SourceParams::Rtp {
+                    listen: Some(a),
+                    ssrc: None,
+                })
                 .map_err(|_| format!("{addr:?} is not IP:PORT")),
             Some(("file", path)) => Ok(SourceParams::File {
                 path: path.into(),

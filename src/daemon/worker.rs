@@ -1,0 +1,513 @@
+//! Single-port mode: one task owns the daemon's one media socket and one local socket and
+//! runs every call on them. Datagrams from peers are told apart by remote address and SSRC,
+//! plain RTP from local producers by SSRC. Both sockets receive with UDP GRO and send with
+//! `sendmmsg` and UDP GSO, so one system call carries many packets, of many calls.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::call_task::{CallCore, Command, Flow};
+use crate::call::{Inbound, MediaKind};
+use crate::net::{Received, SendQueue, enable_gro, recv_batch, supports_gso};
+use crate::rtp::{PacketKind, classify};
+
+/// Receive buffer of one batch: the most UDP GRO delivers at once.
+const BATCH_BYTES: usize = 1 << 16;
+/// Datagrams one batch can hold (GRO coalesces at most 64).
+const BATCH_DATAGRAMS: usize = 128;
+/// Receives per wakeup before the other sockets and the timers get their turn.
+const RECV_BUDGET: usize = 32;
+/// How long a full socket may hold up a batch before its rest is dropped.
+const SEND_STALL: Duration = Duration::from_millis(20);
+
+/// What the daemon asks of the worker.
+pub enum WorkerMsg {
+    /// Run a new call.
+    Add {
+        /// The daemon's id of the call.
+        id: u64,
+        /// The call.
+        core: Box<CallCore>,
+        /// SSRCs of the call's local producers, by track.
+        sources: Vec<(u32, MediaKind)>,
+    },
+    /// A command for call `id`.
+    Command {
+        /// The call.
+        id: u64,
+        /// The command.
+        command: Command,
+    },
+}
+
+/// Counters of the shared port, for `daemon.status`.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    /// Receive system calls that returned datagrams.
+    pub receives: AtomicU64,
+    /// Datagrams they returned.
+    pub datagrams_in: AtomicU64,
+    /// `sendmmsg` calls.
+    pub sends: AtomicU64,
+    /// Datagrams sent.
+    pub datagrams_out: AtomicU64,
+    /// Datagrams no call claimed (unknown SSRC or address, failed authentication, not
+    /// RTP/RTCP/STUN), dropped.
+    pub unclaimed: AtomicU64,
+    /// Datagrams that could not be sent (refused, or the socket stayed full), dropped.
+    pub send_failed: AtomicU64,
+}
+
+/// A snapshot of [`PortCounters`].
+#[derive(Debug, Serialize)]
+pub struct PortStats {
+    /// The shared media socket's address.
+    pub media: SocketAddr,
+    /// The local socket's address (plain RTP in from producers, out to sinks).
+    pub local: SocketAddr,
+    /// Whether sends are coalesced with UDP GSO.
+    pub gso: bool,
+    /// Receive system calls that returned datagrams.
+    pub receives: u64,
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// `sendmmsg` calls.
+    pub sends: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Datagrams no call claimed, dropped.
+    pub unclaimed: u64,
+    /// Datagrams that could not be sent, dropped.
+    pub send_failed: u64,
+}
+
+/// The daemon's handle on the running worker.
+pub struct SharedPort {
+    /// The shared media socket's address.
+    pub media: SocketAddr,
+    /// The local socket's address.
+    pub local: SocketAddr,
+    /// The worker's socket for rare-path sends (STUN, RTCP, keepalives, clips).
+    pub media_socket: Arc<UdpSocket>,
+    /// Messages to the worker.
+    pub tx: mpsc::Sender<WorkerMsg>,
+    gso: bool,
+    counters: Arc<PortCounters>,
+}
+
+impl SharedPort {
+    /// Starts the worker on `media` (facing peers) and `local` (producers and sinks).
+    pub fn spawn(media: std::net::UdpSocket, local: std::net::UdpSocket) -> io::Result<Self> {
+        enable_gro(&media);
+        enable_gro(&local);
+        let gso = supports_gso(&media) && supports_gso(&local);
+        let media = Arc::new(UdpSocket::from_std(media)?);
+        let local = Arc::new(UdpSocket::from_std(local)?);
+        let (tx, rx) = mpsc::channel(1024);
+        let counters = Arc::new(PortCounters::default());
+        let port = SharedPort {
+            media: media.local_addr()?,
+            local: local.local_addr()?,
+            media_socket: media.clone(),
+            tx,
+            gso,
+            counters: counters.clone(),
+        };
+        let worker = Worker {
+            media,
+            local,
+            calls: Calls::default(),
+            to_peer: SendQueue::new(BATCH_DATAGRAMS, gso),
+            to_sink: SendQueue::new(BATCH_DATAGRAMS, gso),
+            counters,
+            rx,
+        };
+        tokio::spawn(worker.run());
+        Ok(port)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> PortStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PortStats {
+            media: self.media,
+            local: self.local,
+            gso: self.gso,
+            receives: get(&c.receives),
+            datagrams_in: get(&c.datagrams_in),
+            sends: get(&c.sends),
+            datagrams_out: get(&c.datagrams_out),
+            unclaimed: get(&c.unclaimed),
+            send_failed: get(&c.send_failed),
+        }
+    }
+}
+
+struct Entry {
+    core: Box<CallCore>,
+    /// The earliest deadline with an entry in the timer heap.
+    due: Instant,
+    /// Peer SSRCs of RTP learned so far (a call claims at most one per track by trial).
+    learned: usize,
+    /// Its keys in `by_peer`.
+    peer_keys: Vec<(SocketAddr, u32)>,
+    /// Its keys in `by_source`.
+    sources: Vec<u32>,
+}
+
+/// The calls and how datagrams find them.
+#[derive(Default)]
+struct Calls {
+    calls: HashMap<u64, Entry>,
+    /// (remote address, SSRC) → call.
+    by_peer: HashMap<(SocketAddr, u32), u64>,
+    /// Peer SSRC → call, for a known stream arriving from a new address (NAT rebinding).
+    by_ssrc: HashMap<u32, u64>,
+    /// Local producer SSRC → call and track.
+    by_source: HashMap<u32, (u64, MediaKind)>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+}
+
+impl Calls {
+    fn add(&mut self, id: u64, mut core: Box<CallCore>, sources: Vec<(u32, MediaKind)>) {
+        let now = Instant::now();
+        core.start(now);
+        let due = core.next_deadline();
+        self.timers.push(Reverse((due, id)));
+        for &(ssrc, kind) in &sources {
+            self.by_source.insert(ssrc, (id, kind));
+        }
+        self.calls.insert(
+            id,
+            Entry {
+                core,
+                due,
+                learned: 0,
+                peer_keys: Vec::new(),
+                sources: sources.into_iter().map(|(s, _)| s).collect(),
+            },
+        );
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(e) = self.calls.remove(&id) {
+            for key in e.peer_keys {
+                self.by_peer.remove(&key);
+                if self.by_ssrc.get(&key.1) == Some(&id) {
+                    self.by_ssrc.remove(&key.1);
+                }
+            }
+            for s in e.sources {
+                self.by_source.remove(&s);
+            }
+        }
+    }
+
+    fn command(&mut self, id: u64, command: Command) {
+        let Some(e) = self.calls.get_mut(&id) else {
+            // The call is gone; dropping the command drops its reply channel, which the
+            // daemon reports as "no such call".
+            return;
+        };
+        if e.core.on_command(Some(command), Instant::now()) == Flow::Ended {
+            self.remove(id);
+            return;
+        }
+        let due = e.core.next_deadline();
+        if due < e.due {
+            e.due = due;
+            self.timers.push(Reverse((due, id)));
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(e) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if e.due != t {
+                continue; // superseded by an earlier entry that already ran
+            }
+            e.core.on_timer(now);
+            e.due = e.core.next_deadline();
+            self.timers.push(Reverse((e.due, id)));
+        }
+    }
+
+    /// A datagram from a peer: demultiplexed, then handled by its call. Returns the call and
+    /// what became of the datagram when it was media.
+    fn on_network(
+        &mut self,
+        datagram: &mut [u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Option<(u64, MediaKind, usize)> {
+        let kind = classify(datagram);
+        let ssrc_at = match kind {
+            PacketKind::Rtp => 8,
+            PacketKind::Rtcp => 4,
+            PacketKind::Stun => {
+                self.on_stun(datagram, from, now);
+                return None;
+            }
+            PacketKind::Dtls | PacketKind::Other => return None,
+        };
+        let ssrc = u32::from_be_bytes(datagram.get(ssrc_at..ssrc_at + 4)?.try_into().ok()?);
+        if let Some(&id) = self.by_peer.get(&(from, ssrc)) {
+            let e = self.calls.get_mut(&id)?;
+            let inbound = e.core.session.on_network(datagram, from, now);
+            e.core.after(now);
+            return media(id, inbound);
+        }
+        // A stream we have not seen from this address: whichever call it authenticates with.
+        let rtp = kind == PacketKind::Rtp;
+        let known = self.by_ssrc.get(&ssrc).copied();
+        let claimant = self.calls.iter_mut().find_map(|(&id, e)| {
+            let session = &e.core.session;
+            let eligible = if known.is_some() {
+                known == Some(id)
+            } else {
+                (session.knows(from) || session.waiting())
+                    && (!rtp || e.learned < session.track_count())
+            };
+            if !eligible {
+                return None;
+            }
+            let inbound = e.core.session.try_claim(datagram, from, now)?;
+            e.core.after(now);
+            Some((id, inbound))
+        });
+        let (id, inbound) = claimant?;
+        let e = self.calls.get_mut(&id)?;
+        self.by_peer.insert((from, ssrc), id);
+        e.peer_keys.push((from, ssrc));
+        if rtp && known.is_none() {
+            e.learned += 1;
+            self.by_ssrc.insert(ssrc, id);
+        }
+        media(id, inbound)
+    }
+
+    /// STUN: binding responses go to the calls checking that address (each matches its own
+    /// transaction ids); requests and indications to any one call that knows the address.
+    fn on_stun(&mut self, datagram: &mut [u8], from: SocketAddr, now: Instant) {
+        // Message type 0x0101: Binding success response (RFC 5389 §6).
+        let response = datagram.get(..2) == Some(&[0x01, 0x01][..]);
+        for e in self.calls.values_mut() {
+            if e.core.session.knows(from) {
+                e.core.session.on_network(datagram, from, now);
+                e.core.after(now);
+                if !response {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn media(id: u64, inbound: Inbound) -> Option<(u64, MediaKind, usize)> {
+    match inbound {
+        Inbound::Media { kind, len } => Some((id, kind, len)),
+        _ => None,
+    }
+}
+
+struct Worker {
+    media: Arc<UdpSocket>,
+    local: Arc<UdpSocket>,
+    calls: Calls,
+    to_peer: SendQueue,
+    to_sink: SendQueue,
+    counters: Arc<PortCounters>,
+    rx: mpsc::Receiver<WorkerMsg>,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let mut net_buf = vec![0u8; BATCH_BYTES].into_boxed_slice();
+        let mut local_buf = vec![0u8; BATCH_BYTES].into_boxed_slice();
+        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+        let timer = tokio::time::sleep_until(far());
+        tokio::pin!(timer);
+        let (media, local) = (self.media.clone(), self.local.clone());
+        loop {
+            let next = self
+                .calls
+                .next_timer()
+                .map_or_else(far, tokio::time::Instant::from_std);
+            if timer.deadline() != next {
+                timer.as_mut().reset(next);
+            }
+            tokio::select! {
+                r = media.readable() => if r.is_ok() {
+                    self.drain_network(&mut net_buf).await;
+                },
+                r = local.readable() => if r.is_ok() {
+                    self.drain_sources(&mut local_buf).await;
+                },
+                _ = &mut timer => self.calls.run_timers(Instant::now()),
+                msg = self.rx.recv() => match msg {
+                    Some(WorkerMsg::Add { id, core, sources }) => self.calls.add(id, core, sources),
+                    Some(WorkerMsg::Command { id, command }) => self.calls.command(id, command),
+                    None => {
+                        let ids: Vec<u64> = self.calls.calls.keys().copied().collect();
+                        for id in ids {
+                            if let Some(e) = self.calls.calls.get_mut(&id) {
+                                e.core.on_command(None, Instant::now());
+                            }
+                        }
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Receives batches from peers, decrypts them in place and forwards the media to the
+    /// sinks, one `sendmmsg` per batch.
+    async fn drain_network(&mut self, buf: &mut [u8]) {
+        for _ in 0..RECV_BUDGET {
+            let Some(r) = self.receive(&self.media.clone(), buf) else {
+                return;
+            };
+            let now = Instant::now();
+            for (start, end) in segments(r) {
+                let datagram = &mut buf[start..end];
+                match self.calls.on_network(datagram, r.from, now) {
+                    Some((id, kind, len)) => {
+                        let Some(e) = self.calls.calls.get_mut(&id) else {
+                            continue;
+                        };
+                        if let Some(to) = e.core.io_mut(kind).deliver(&datagram[..len]) {
+                            self.to_sink.push(to, start, len, 0);
+                        }
+                    }
+                    None => {
+                        if !matches!(classify(datagram), PacketKind::Stun) {
+                            self.counters.unclaimed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            let local = self.local.clone();
+            send(&local, &mut self.to_sink, buf, &self.counters).await;
+        }
+    }
+
+    /// Receives batches of plain RTP from local producers, rewrites and protects them in
+    /// place (tags detached) and sends them to the peers, one `sendmmsg` per batch.
+    async fn drain_sources(&mut self, buf: &mut [u8]) {
+        for _ in 0..RECV_BUDGET {
+            let Some(r) = self.receive(&self.local.clone(), buf) else {
+                return;
+            };
+            let now = Instant::now();
+            for (start, end) in segments(r) {
+                let packet = &mut buf[start..end];
+                let Some(ssrc) = packet.get(8..12) else {
+                    continue;
+                };
+                let ssrc = u32::from_be_bytes(ssrc.try_into().expect("four bytes"));
+                let Some(&(id, kind)) = self.calls.by_source.get(&ssrc) else {
+                    self.counters.unclaimed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let Some(e) = self.calls.calls.get_mut(&id) else {
+                    continue;
+                };
+                if !e.core.takes_source(kind) {
+                    continue;
+                }
+                let tag_len = e.core.session.overhead();
+                let Some(tag) = self.to_peer.next_trailer() else {
+                    continue;
+                };
+                if let Some(to) = e.core.session.on_source_detached(kind, packet, tag, now) {
+                    self.to_peer.push(to, start, end - start, tag_len);
+                }
+            }
+            let media = self.media.clone();
+            send(&media, &mut self.to_peer, buf, &self.counters).await;
+        }
+    }
+
+    /// One batch from `socket`, or `None` when nothing waits.
+    fn receive(&self, socket: &UdpSocket, buf: &mut [u8]) -> Option<Received> {
+        loop {
+            match socket.try_io(Interest::READABLE, || recv_batch(socket, buf)) {
+                Ok(r) => {
+                    self.counters.receives.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .datagrams_in
+                        .fetch_add(r.count() as u64, Ordering::Relaxed);
+                    return Some(r);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                // An ICMP error queued on the socket, or a sender that is not IP: next.
+                Err(_) => continue,
+            }
+        }
+    }
+}
+
+/// The datagrams of a batch, as byte ranges of the receive buffer.
+fn segments(r: Received) -> impl Iterator<Item = (usize, usize)> {
+    let stride = r.stride.max(1);
+    (0..r.len)
+        .step_by(stride)
+        .map(move |start| (start, (start + stride).min(r.len)))
+}
+
+/// Flushes `queue` (ranges of `buf`) on `socket`; when the socket is full, waits for it to
+/// drain, up to [`SEND_STALL`], then drops the rest.
+async fn send(socket: &UdpSocket, queue: &mut SendQueue, buf: &[u8], counters: &PortCounters) {
+    let before = queue.counters();
+    let deadline = tokio::time::Instant::now() + SEND_STALL;
+    while !queue.is_empty() {
+        match socket.try_io(Interest::WRITABLE, || queue.flush(socket, buf)) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if tokio::time::timeout_at(deadline, socket.writable())
+                    .await
+                    .is_err()
+                {
+                    queue.discard();
+                    break;
+                }
+            }
+            Err(_) => {
+                queue.discard();
+                break;
+            }
+        }
+    }
+    let after = queue.counters();
+    counters
+        .sends
+        .fetch_add(after.syscalls - before.syscalls, Ordering::Relaxed);
+    counters
+        .datagrams_out
+        .fetch_add(after.sent - before.sent, Ordering::Relaxed);
+    counters
+        .send_failed
+        .fetch_add(after.failed - before.failed, Ordering::Relaxed);
+}
