@@ -35,8 +35,25 @@ const DONE: usize = 3;
 
 #[test]
 fn ten_thousand_packets_each_way_allocate_nothing_per_packet() {
+    drive(0);
+}
+
+/// The same through the single-port worker: batched receives (GRO), demultiplexing by address
+/// and SSRC, detached tags and sendmmsg.
+#[test]
+fn the_single_port_worker_allocates_nothing_per_packet() {
+    drive(common::daemon::free_port("127.0.0.1"));
+}
+
+/// One measurement at a time: two at once would share the machine's cores and lose packets.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Drives a call on a daemon with `media.single_port = single_port` (0: its own sockets).
+fn drive(single_port: u16) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (ours, theirs) = ([7u8; 30], [8u8; 30]);
     let mut config = Config::default();
+    config.media.single_port = single_port;
     config.media.bind_v4 = "127.0.0.1".parse().unwrap();
     // Timers that allocate (RTCP reports, keepalives, STUN checks) stay out of the window.
     config.calls.rtcp_interval_ms = 600_000;
@@ -67,7 +84,7 @@ fn ten_thousand_packets_each_way_allocate_nothing_per_packet() {
                     "call_id": "ALLOC", "bind": "127.0.0.1",
                     "candidates": [{"ip": "127.0.0.1", "port": peer.addr().port()}],
                     "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": b64.encode(ours), "rx": b64.encode(theirs)},
-                    "audio": {"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp"},
+                    "audio": {"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp", "ssrc": 5},
                               "sink": {"kind": "rtp", "forward": sink.local_addr().unwrap()}},
                 }),
             )

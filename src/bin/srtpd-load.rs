@@ -4,8 +4,10 @@
 //! packets each way, loss, the daemon's CPU time per packet (from /proc/PID/stat), its RSS per
 //! call, and the spread of inter-packet times at the receiver.
 //!
-//! All calls share one SDES key pair and are told apart by SSRC, so the load side needs three
-//! sockets whatever N is.
+//! Every call has its own SDES keys; the load side tells the calls apart by SSRC, so it needs
+//! three sockets whatever N is. It sends each 20 ms tick as batches (sendmmsg, and UDP GSO for
+//! runs to one address, as against a daemon in single-port mode) and receives with UDP GRO,
+//! so that on a machine it shares with the daemon it spends little of the CPU it measures.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -36,9 +38,8 @@ struct Cli {
 }
 
 const PROFILE: SrtpProfile = SrtpProfile::AesCm128HmacSha1_80;
-const OURS: [u8; 30] = [0x11; 30];
-const THEIRS: [u8; 30] = [0x22; 30];
 const PAYLOAD: usize = 80;
+const RTP_LEN: usize = 12 + PAYLOAD;
 /// SSRCs: the daemon sends call i as `OUT_BASE + i`; we send it as `IN_BASE + i`.
 const OUT_BASE: u32 = 0x1000_0000;
 const IN_BASE: u32 = 0x2000_0000;
@@ -55,6 +56,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// Key‖salt of call `i` in one direction (`seed` 0x11: daemon → us, 0x22: us → daemon).
+fn call_key(i: usize, seed: u8) -> [u8; 30] {
+    let mut k = [seed; 30];
+    k[..4].copy_from_slice(&(i as u32).to_be_bytes());
+    k
+}
+
 fn big_socket() -> Result<UdpSocket, String> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
         .map_err(|e| e.to_string())?;
@@ -65,6 +73,7 @@ fn big_socket() -> Result<UdpSocket, String> {
     let s: UdpSocket = s.into();
     s.set_read_timeout(Some(Duration::from_millis(100)))
         .map_err(|e| e.to_string())?;
+    srtpd::net::enable_gro(&s);
     Ok(s)
 }
 
@@ -125,9 +134,11 @@ fn run(cli: Cli) -> Result<(), String> {
             json!({
                 "call_id": format!("load-{i}"), "bind": "127.0.0.1", "mute_mode": "drop",
                 "candidates": [{"ip": "127.0.0.1", "port": peer.local_addr().map_err(|e| e.to_string())?.port()}],
-                "keying": {"scheme": "sdes", "profile": PROFILE.name(), "tx": b64.encode(OURS), "rx": b64.encode(THEIRS)},
+                "keying": {"scheme": "sdes", "profile": PROFILE.name(), "tx": b64.encode(call_key(i, 0x11)), "rx": b64.encode(call_key(i, 0x22))},
                 "audio": {"payload_type": 111, "clock_rate": 48000, "ssrc": OUT_BASE + i as u32,
-                          "source": {"kind": "rtp"}, "sink": {"kind": "rtp", "forward": sink.local_addr().map_err(|e| e.to_string())?}},
+                          // The producer's SSRC tells the sources apart in single-port mode.
+                          "source": {"kind": "rtp", "ssrc": IN_BASE + i as u32},
+                          "sink": {"kind": "rtp", "forward": sink.local_addr().map_err(|e| e.to_string())?}},
             }),
         )?;
         let addr = |v: &serde_json::Value| {
@@ -158,39 +169,44 @@ fn run(cli: Cli) -> Result<(), String> {
     let srtp_rx = {
         let (peer, stop, got, bad) = (peer.clone(), stop.clone(), got_srtp.clone(), bad.clone());
         std::thread::spawn(move || {
-            let key = MasterKey::from_concatenated(PROFILE, &OURS).expect("key");
             let mut rx: Vec<SrtpContext> = (0..n)
-                .map(|_| SrtpContext::new(PROFILE, &key, &SrtpOptions::default()).expect("context"))
+                .map(|i| {
+                    let key =
+                        MasterKey::from_concatenated(PROFILE, &call_key(i, 0x11)).expect("key");
+                    SrtpContext::new(PROFILE, &key, &SrtpOptions::default()).expect("context")
+                })
                 .collect();
             let mut last = vec![None::<Instant>; n];
             let mut hist = vec![0u64; BUCKETS];
-            let mut buf = [0u8; 2048];
+            let mut batch = vec![0u8; 1 << 16];
             while !stop.load(Ordering::Relaxed) {
-                let Ok(len) = peer.recv(&mut buf) else {
+                let Ok(r) = srtpd::net::recv_batch(&*peer, &mut batch) else {
                     continue;
                 };
-                if buf[0] >> 6 != 2 || buf.get(1).is_some_and(|b| (192..=223).contains(b)) {
-                    continue; // STUN or RTCP
-                }
-                let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-                let Some(i) = ssrc
-                    .checked_sub(OUT_BASE)
-                    .map(|i| i as usize)
-                    .filter(|&i| i < n)
-                else {
-                    continue;
-                };
-                if rx[i].unprotect(&mut buf[..len]).is_err() {
-                    bad.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
                 let now = Instant::now();
-                if let Some(prev) = last[i] {
-                    let bucket = ((now - prev).as_secs_f64() * 10_000.0) as usize;
-                    hist[bucket.min(BUCKETS - 1)] += 1;
+                for buf in batch[..r.len].chunks_mut(r.stride.max(1)) {
+                    if buf.len() < 12 || buf[0] >> 6 != 2 || (192..=223).contains(&buf[1]) {
+                        continue; // STUN or RTCP
+                    }
+                    let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+                    let Some(i) = ssrc
+                        .checked_sub(OUT_BASE)
+                        .map(|i| i as usize)
+                        .filter(|&i| i < n)
+                    else {
+                        continue;
+                    };
+                    if rx[i].unprotect(buf).is_err() {
+                        bad.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    if let Some(prev) = last[i] {
+                        let bucket = ((now - prev).as_secs_f64() * 10_000.0) as usize;
+                        hist[bucket.min(BUCKETS - 1)] += 1;
+                    }
+                    last[i] = Some(now);
+                    got.fetch_add(1, Ordering::Relaxed);
                 }
-                last[i] = Some(now);
-                got.fetch_add(1, Ordering::Relaxed);
             }
             hist
         })
@@ -198,10 +214,10 @@ fn run(cli: Cli) -> Result<(), String> {
     let rtp_rx = {
         let (sink, stop, got) = (sink.clone(), stop.clone(), got_rtp.clone());
         std::thread::spawn(move || {
-            let mut buf = [0u8; 2048];
+            let mut batch = vec![0u8; 1 << 16];
             while !stop.load(Ordering::Relaxed) {
-                if sink.recv(&mut buf).is_ok() {
-                    got.fetch_add(1, Ordering::Relaxed);
+                if let Ok(r) = srtpd::net::recv_batch(&*sink, &mut batch) {
+                    got.fetch_add(r.count() as u64, Ordering::Relaxed);
                 }
             }
         })
@@ -209,33 +225,49 @@ fn run(cli: Cli) -> Result<(), String> {
 
     // Sender: every 20 ms, one plain RTP packet into each call's source and one SRTP packet
     // into each call's media port, paced by absolute deadlines.
-    let key = MasterKey::from_concatenated(PROFILE, &THEIRS).map_err(|e| e.to_string())?;
     let mut tx: Vec<SrtpContext> = (0..n)
-        .map(|_| SrtpContext::new(PROFILE, &key, &SrtpOptions::default()))
+        .map(|i| {
+            let key = MasterKey::from_concatenated(PROFILE, &call_key(i, 0x22))?;
+            SrtpContext::new(PROFILE, &key, &SrtpOptions::default())
+        })
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     let cpu_before = cpu_seconds(pid)?;
     let start = Instant::now();
     let ticks = cli.seconds * 50;
     let (mut sent_rtp, mut sent_srtp) = (0u64, 0u64);
-    let mut buf = vec![0u8; 12 + PAYLOAD + 16];
+    // Each tick's packets sit side by side and go out as batches.
+    let srtp_len = RTP_LEN + tx.first().map_or(0, SrtpContext::overhead);
+    let mut rtp_buf = vec![0u8; n * RTP_LEN];
+    let mut srtp_buf = vec![0u8; n * srtp_len];
+    let gso = srtpd::net::supports_gso(&producer);
+    let mut to_sources = srtpd::net::SendQueue::new(n, gso);
+    let mut to_media = srtpd::net::SendQueue::new(n, gso);
     for tick in 0..ticks {
         let (seq, ts) = (tick as u16, (tick * 960) as u32);
         for i in 0..n {
-            buf[..12].copy_from_slice(&[0x80, 111, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-            buf[2..4].copy_from_slice(&seq.to_be_bytes());
-            buf[4..8].copy_from_slice(&ts.to_be_bytes());
-            buf[8..12].copy_from_slice(&(IN_BASE + i as u32).to_be_bytes());
-            buf[12..12 + PAYLOAD].fill(0x5a);
-            if producer.send_to(&buf[..12 + PAYLOAD], sources[i]).is_ok() {
-                sent_rtp += 1;
-            }
-            if let Ok(len) = tx[i].protect(&mut buf, 12 + PAYLOAD) {
-                if peer.send_to(&buf[..len], media[i]).is_ok() {
-                    sent_srtp += 1;
-                }
+            let packet = &mut rtp_buf[i * RTP_LEN..(i + 1) * RTP_LEN];
+            packet[..12].copy_from_slice(&[0x80, 111, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            packet[2..4].copy_from_slice(&seq.to_be_bytes());
+            packet[4..8].copy_from_slice(&ts.to_be_bytes());
+            packet[8..12].copy_from_slice(&(IN_BASE + i as u32).to_be_bytes());
+            packet[12..].fill(0x5a);
+            to_sources.push(sources[i], i * RTP_LEN, RTP_LEN, 0);
+            let wire = &mut srtp_buf[i * srtp_len..(i + 1) * srtp_len];
+            wire[..RTP_LEN].copy_from_slice(packet);
+            if tx[i].protect(wire, RTP_LEN).is_ok() {
+                to_media.push(media[i], i * srtp_len, srtp_len, 0);
             }
         }
+        let (rtp_before, srtp_before) = (to_sources.counters().sent, to_media.counters().sent);
+        if to_sources.flush(&producer, &rtp_buf).is_err() {
+            to_sources.discard();
+        }
+        if to_media.flush(&*peer, &srtp_buf).is_err() {
+            to_media.discard();
+        }
+        sent_rtp += to_sources.counters().sent - rtp_before;
+        sent_srtp += to_media.counters().sent - srtp_before;
         if tick % 50 == 49 {
             eprint!(
                 "\r{:>4}/{} s  sent {} rtp + {} srtp  received {} srtp + {} rtp   ",

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::call::{CallEvent, CallSession, CallStats, Candidate, Inbound, MediaKind};
 use crate::media::opus::packet_samples;
 use crate::media::{OggOpusRecorder, OpusClip, Playback};
+use crate::net::send_now;
 use crate::rtp::RtpPacket;
 use crate::srtp::{MasterKey, SrtpProfile};
 
@@ -393,7 +394,7 @@ impl CallCore {
                 }
             };
             if let Some((n, to)) = self.session.on_source(kind, buf, len, now) {
-                let _ = self.media.try_send_to(&buf[..n], to);
+                let _ = send_now(&*self.media, &buf[..n], to);
             }
         }
     }
@@ -402,7 +403,7 @@ impl CallCore {
     /// its events. Run after anything that fed the session.
     pub fn after(&mut self, now: std::time::Instant) {
         while let Some(t) = self.session.poll_transmit() {
-            let _ = self.media.try_send_to(&t.data, t.dest);
+            let _ = send_now(&*self.media, &t.data, t.dest);
         }
         while let Some(event) = self.session.poll_event() {
             let call_id = self.session.call_id();
@@ -424,7 +425,7 @@ impl CallCore {
             let _ = self.events.send(value);
         }
         while let Some((n, to)) = self.session.poll_comfort(&mut self.scratch, now) {
-            let _ = self.media.try_send_to(&self.scratch[..n], to);
+            let _ = send_now(&*self.media, &self.scratch[..n], to);
         }
     }
 }
@@ -506,7 +507,7 @@ impl CallTask {
         if let Inbound::Media { kind, len } = core.session.on_network(datagram, from, now) {
             let io = core.io_mut(kind);
             if let (Some(to), Some(socket)) = (io.deliver(&datagram[..len]), &io.sink_socket) {
-                let _ = socket.try_send_to(&datagram[..len], to);
+                let _ = send_now(socket, &datagram[..len], to);
             }
         }
     }
@@ -522,7 +523,7 @@ impl CallTask {
             return;
         }
         if let Some((n, to)) = core.session.on_source(kind, buf, len, now) {
-            let _ = core.media.try_send_to(&buf[..n], to);
+            let _ = send_now(&*core.media, &buf[..n], to);
         }
     }
 }

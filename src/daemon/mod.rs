@@ -393,8 +393,14 @@ impl Daemon {
             None => Arc::new(self.bind_media_socket(&p)?),
         };
         let local = media.local_addr().map_err(internal)?;
-        let audio = open_track_io(p.audio.as_ref(), "audio", own)?;
-        let video = open_track_io(p.video.as_ref(), "video", own)?;
+        let m = &self.config.media;
+        let plain = MediaSocketOptions {
+            dscp: 0,
+            recv_buffer: m.recv_buffer_bytes,
+            send_buffer: m.send_buffer_bytes,
+        };
+        let audio = open_track_io(p.audio.as_ref(), "audio", own, plain)?;
+        let video = open_track_io(p.video.as_ref(), "video", own, plain)?;
         let track_setup = |t: &Option<TrackParamsIn>, kind| {
             t.as_ref().map(|t| TrackSetup {
                 params: TrackParams {
@@ -628,12 +634,14 @@ fn internal(e: impl std::fmt::Display) -> RpcError {
     RpcError::new(INTERNAL_ERROR, format!("internal error: {e}"))
 }
 
-/// Opens a track's local source and sink sockets, if the call has sockets of its own (`own`;
-/// on the shared port the worker's local socket serves them).
+/// Opens a track's local source and sink sockets (with `plain`'s buffer sizes: local producers
+/// send in bursts too), if the call has sockets of its own (`own`; on the shared port the
+/// worker's local socket serves them).
 fn open_track_io(
     track: Option<&TrackParamsIn>,
     name: &str,
     own: bool,
+    plain: MediaSocketOptions,
 ) -> Result<TrackIo, RpcError> {
     let Some(track) = track else {
         return Ok(TrackIo {
@@ -643,11 +651,6 @@ fn open_track_io(
             play: None,
             recording: None,
         });
-    };
-    let plain = MediaSocketOptions {
-        dscp: 0,
-        recv_buffer: 0,
-        send_buffer: 0,
     };
     let bind = |addr: SocketAddr, field: String| {
         bind_udp(addr, plain)

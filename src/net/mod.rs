@@ -5,4 +5,4 @@ pub mod batch;
 mod socket;
 
 pub use batch::{Received, SendQueue, enable_gro, recv_batch, supports_gso};
-pub use socket::{BindError, MediaSocketOptions, bind_media, bind_udp};
+pub use socket::{BindError, MediaSocketOptions, bind_media, bind_udp, send_now};

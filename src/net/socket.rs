@@ -63,6 +63,14 @@ pub fn bind_udp(addr: SocketAddr, options: MediaSocketOptions) -> io::Result<Udp
     Ok(socket.into())
 }
 
+/// Sends one datagram now on a non-blocking socket: a real `sendto` whatever the async
+/// runtime last saw of the socket's readiness (tokio's `try_send_to` refuses without trying
+/// until its reactor has seen the socket writable). A full socket buffer is `WouldBlock`,
+/// and the datagram is the caller's to drop.
+pub fn send_now(socket: &impl std::os::fd::AsFd, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+    socket2::SockRef::from(socket).send_to(data, &to.into())
+}
+
 /// Binds a media socket on `ip`, on the given port if it is non-zero, else on a free port of
 /// `range`, trying them from a random starting point.
 pub fn bind_media(
