@@ -4,8 +4,12 @@
 //!
 //! A call runs in-process on a tokio runtime; the benchmark thread plays producer, peer and
 //! sink, pushing packets in bursts of 32 and waiting for each burst to come out the other
-//! side, so the figure includes the kernel's loopback path for both hops. These are the
-//! unbatched figures (one syscall per packet).
+//! side, so the figure includes the kernel's loopback path for both hops.
+//!
+//! `unbatched`: the call on sockets of its own, one syscall per packet on both sides.
+//! `batched`: the call in single-port mode (the worker receives with UDP GRO and sends with
+//! sendmmsg and UDP GSO), and the benchmark thread sends each burst as one GSO message and
+//! receives with GRO too.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -30,7 +34,7 @@ struct Setup {
     peer_tx: SrtpContext,
 }
 
-fn setup() -> Setup {
+fn setup(single_port: bool) -> Setup {
     let (ours, theirs) = ([1u8; 30], [2u8; 30]);
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -41,6 +45,17 @@ fn setup() -> Setup {
     config.calls.rtcp_interval_ms = 600_000;
     config.calls.keepalive_interval_ms = 600_000;
     config.calls.candidate_check_timeout_ms = 1;
+    if single_port {
+        config.media.bind_v4 = "127.0.0.1".parse().unwrap();
+        config.media.single_port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        for s in [&peer, &sink] {
+            srtpd::net::enable_gro(s);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -51,7 +66,7 @@ fn setup() -> Setup {
         "call_id": "BENCH", "bind": "127.0.0.1",
         "candidates": [{"ip": "127.0.0.1", "port": peer.local_addr().unwrap().port()}],
         "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": b64.encode(ours), "rx": b64.encode(theirs)},
-        "audio": {"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp"},
+        "audio": {"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp", "ssrc": 7},
                   "sink": {"kind": "rtp", "forward": sink.local_addr().unwrap()}},
     });
     let daemon = Daemon::new(config);
@@ -84,68 +99,91 @@ fn rtp(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
     p
 }
 
+/// Plain RTP packets for the send path, with the next sequence numbers.
+fn source_packets(seq: &mut u16, n: u64) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| {
+            *seq = seq.wrapping_add(1);
+            rtp(*seq, u32::from(*seq) * 960, 7)
+        })
+        .collect()
+}
+
+/// SRTP packets of the peer for the receive path, protected outside the timing.
+fn peer_packets(s: &mut Setup, seq: &mut u16, n: u64) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| {
+            *seq = seq.wrapping_add(1);
+            let mut p = rtp(*seq, u32::from(*seq) * 960, 9);
+            let len = p.len();
+            p.resize(len + 10, 0);
+            let n = s.peer_tx.protect(&mut p, len).unwrap();
+            p.truncate(n);
+            p
+        })
+        .collect()
+}
+
+/// Sends each burst one datagram per syscall and reads it back the same way.
+fn unbatched(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, packets: &[Vec<u8>]) -> Duration {
+    let mut buf = [0u8; 2048];
+    let start = Instant::now();
+    for burst in packets.chunks(BURST as usize) {
+        for p in burst {
+            from.send_to(p, to).unwrap();
+        }
+        for _ in burst {
+            at.recv(&mut buf)
+                .expect("the packet comes out the other side");
+        }
+    }
+    start.elapsed()
+}
+
+/// Sends each burst as one GSO message and reads it back with GRO.
+fn batched(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, packets: &[Vec<u8>]) -> Duration {
+    let mut buf = vec![0u8; 1 << 16];
+    let size = packets[0].len();
+    let flat = packets.concat();
+    let mut queue = srtpd::net::SendQueue::new(BURST as usize, srtpd::net::supports_gso(from));
+    let start = Instant::now();
+    for (k, burst) in packets.chunks(BURST as usize).enumerate() {
+        let first = k * BURST as usize;
+        for i in 0..burst.len() {
+            queue.push(to, (first + i) * size, size, 0);
+        }
+        queue.flush(from, &flat).unwrap();
+        let mut got = 0;
+        while got < burst.len() {
+            got += srtpd::net::recv_batch(at, &mut buf)
+                .expect("the burst comes out the other side")
+                .count();
+        }
+    }
+    start.elapsed()
+}
+
 fn packet_path(c: &mut Criterion) {
-    let mut s = setup();
     let mut group = c.benchmark_group("packet_path");
     group.throughput(Throughput::Elements(1));
-
-    let mut seq = 0u16;
-    group.bench_function("send/unbatched", |b| {
-        b.iter_custom(|iters| {
-            let mut buf = [0u8; 2048];
-            let packets: Vec<Vec<u8>> = (0..iters)
-                .map(|_| {
-                    seq = seq.wrapping_add(1);
-                    rtp(seq, u32::from(seq) * 960, 7)
-                })
-                .collect();
-            let start = Instant::now();
-            for burst in packets.chunks(BURST as usize) {
-                for p in burst {
-                    s.producer.send_to(p, s.source).unwrap();
-                }
-                for _ in burst {
-                    s.peer
-                        .recv(&mut buf)
-                        .expect("the protected packet reaches the peer");
-                }
-            }
-            start.elapsed()
+    for (name, single_port) in [("unbatched", false), ("batched", true)] {
+        let mut s = setup(single_port);
+        let path = if single_port { batched } else { unbatched };
+        let mut seq = 0u16;
+        group.bench_function(format!("send/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let packets = source_packets(&mut seq, iters);
+                path(&s.producer, s.source, &s.peer, &packets)
+            });
         });
-    });
-
-    let mut peer_seq = 0u16;
-    let mut peer_ts = 0u32;
-    group.bench_function("receive/unbatched", |b| {
-        b.iter_custom(|iters| {
-            let mut buf = [0u8; 2048];
-            // Protected outside the timing: the peer's cost is not srtpd's.
-            let wires: Vec<Vec<u8>> = (0..iters)
-                .map(|_| {
-                    peer_seq = peer_seq.wrapping_add(1);
-                    peer_ts = peer_ts.wrapping_add(960);
-                    let mut p = rtp(peer_seq, peer_ts, 9);
-                    let len = p.len();
-                    p.resize(len + 10, 0);
-                    let n = s.peer_tx.protect(&mut p, len).unwrap();
-                    p.truncate(n);
-                    p
-                })
-                .collect();
-            let start = Instant::now();
-            for burst in wires.chunks(BURST as usize) {
-                for p in burst {
-                    s.peer.send_to(p, s.local).unwrap();
-                }
-                for _ in burst {
-                    s.sink
-                        .recv(&mut buf)
-                        .expect("the plain packet reaches the sink");
-                }
-            }
-            start.elapsed()
+        let mut peer_seq = 0u16;
+        group.bench_function(format!("receive/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let wires = peer_packets(&mut s, &mut peer_seq, iters);
+                path(&s.peer, s.local, &s.sink, &wires)
+            });
         });
-    });
+    }
     group.finish();
 }
 
