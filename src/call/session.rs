@@ -711,6 +711,11 @@ impl CallSession {
         (self.ntp(now) >> 16) as u32
     }
 
+    /// Whether datagrams or events wait to be polled.
+    pub fn has_output(&self) -> bool {
+        !self.transmits.is_empty() || !self.events.is_empty()
+    }
+
     /// The next datagram to send that the session made itself (STUN, RTCP, keepalives).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()

@@ -4,13 +4,14 @@
 //! `sendmmsg` and UDP GSO, so one system call carries many packets, of many calls.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -253,30 +254,36 @@ impl Calls {
         }
     }
 
-    /// A datagram from a peer: demultiplexed, then handled by its call. Returns the call and
-    /// what became of the datagram when it was media.
+    /// A datagram from a peer: demultiplexed, then handled by its call (and recorded, if its
+    /// track records). `Err` when no call claimed it; `Ok(Some((sink, len)))` when its first
+    /// `len` bytes are now plain RTP for the track's sink.
     fn on_network(
         &mut self,
         datagram: &mut [u8],
         from: SocketAddr,
         now: Instant,
-    ) -> Option<(u64, MediaKind, usize)> {
+    ) -> Result<Option<(SocketAddr, usize)>, ()> {
         let kind = classify(datagram);
         let ssrc_at = match kind {
             PacketKind::Rtp => 8,
             PacketKind::Rtcp => 4,
             PacketKind::Stun => {
                 self.on_stun(datagram, from, now);
-                return None;
+                return Ok(None);
             }
-            PacketKind::Dtls | PacketKind::Other => return None,
+            PacketKind::Dtls | PacketKind::Other => return Err(()),
         };
-        let ssrc = u32::from_be_bytes(datagram.get(ssrc_at..ssrc_at + 4)?.try_into().ok()?);
-        if let Some(&id) = self.by_peer.get(&(from, ssrc)) {
-            let e = self.calls.get_mut(&id)?;
+        let ssrc = match datagram.get(ssrc_at..ssrc_at + 4) {
+            Some(b) => u32::from_be_bytes(b.try_into().expect("four bytes")),
+            None => return Err(()),
+        };
+        if let Some(e) = self
+            .by_peer
+            .get(&(from, ssrc))
+            .and_then(|id| self.calls.get_mut(id))
+        {
             let inbound = e.core.session.on_network(datagram, from, now);
-            e.core.after(now);
-            return media(id, inbound);
+            return Ok(deliver(e, datagram, inbound, now));
         }
         // A stream we have not seen from this address: whichever call it authenticates with.
         let rtp = kind == PacketKind::Rtp;
@@ -293,18 +300,17 @@ impl Calls {
                 return None;
             }
             let inbound = e.core.session.try_claim(datagram, from, now)?;
-            e.core.after(now);
             Some((id, inbound))
         });
-        let (id, inbound) = claimant?;
-        let e = self.calls.get_mut(&id)?;
+        let (id, inbound) = claimant.ok_or(())?;
+        let e = self.calls.get_mut(&id).ok_or(())?;
         self.by_peer.insert((from, ssrc), id);
         e.peer_keys.push((from, ssrc));
         if rtp && known.is_none() {
             e.learned += 1;
             self.by_ssrc.insert(ssrc, id);
         }
-        media(id, inbound)
+        Ok(deliver(e, datagram, inbound, now))
     }
 
     /// STUN: binding responses go to the calls checking that address (each matches its own
@@ -324,9 +330,22 @@ impl Calls {
     }
 }
 
-fn media(id: u64, inbound: Inbound) -> Option<(u64, MediaKind, usize)> {
+/// After `e`'s session took a datagram: its output goes out, and media is recorded and
+/// handed on to the track's sink, if any.
+fn deliver(
+    e: &mut Entry,
+    datagram: &[u8],
+    inbound: Inbound,
+    now: Instant,
+) -> Option<(SocketAddr, usize)> {
+    if e.core.session.has_output() {
+        e.core.after(now);
+    }
     match inbound {
-        Inbound::Media { kind, len } => Some((id, kind, len)),
+        Inbound::Media { kind, len } => {
+            let to = e.core.io_mut(kind).deliver(&datagram[..len])?;
+            Some((to, len))
+        }
         _ => None,
     }
 }
@@ -391,20 +410,13 @@ impl Worker {
             };
             let now = Instant::now();
             for (start, end) in segments(r) {
-                let datagram = &mut buf[start..end];
-                match self.calls.on_network(datagram, r.from, now) {
-                    Some((id, kind, len)) => {
-                        let Some(e) = self.calls.calls.get_mut(&id) else {
-                            continue;
-                        };
-                        if let Some(to) = e.core.io_mut(kind).deliver(&datagram[..len]) {
-                            self.to_sink.push(to, start, len, 0);
-                        }
+                match self.calls.on_network(&mut buf[start..end], r.from, now) {
+                    Ok(Some((to, len))) => {
+                        self.to_sink.push(to, start, len, 0);
                     }
-                    None => {
-                        if !matches!(classify(datagram), PacketKind::Stun) {
-                            self.counters.unclaimed.fetch_add(1, Ordering::Relaxed);
-                        }
+                    Ok(None) => {}
+                    Err(()) => {
+                        self.counters.unclaimed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
