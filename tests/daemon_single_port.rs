@@ -51,6 +51,22 @@ fn start(client: &mut Client, i: usize, peer: SocketAddr, sink: SocketAddr) -> V
     )
 }
 
+/// Sends packets `seqs` of every call's stream (SSRC 0xa0 + i, payload all i) from `peer`.
+fn send_streams(peer: &UdpSocket, txs: &mut [Context], seqs: std::ops::Range<u16>, to: SocketAddr) {
+    for seq in seqs {
+        for (i, tx) in txs.iter_mut().enumerate() {
+            let plain = rtp_packet(
+                111,
+                seq,
+                u32::from(seq) * 960,
+                0xa0 + i as u32,
+                &[i as u8; 40],
+            );
+            peer.send_to(&tx.encrypt_rtp(&plain).unwrap(), to).unwrap();
+        }
+    }
+}
+
 fn shared_stats(client: &mut Client) -> Value {
     client.ok("daemon.status", json!({}))["shared_port"].clone()
 }
@@ -82,19 +98,7 @@ fn calls_share_one_port_and_each_packet_finds_its_call() {
 
     // Peer → daemon: each call's stream, from one address, lands at that call's sink only.
     let mut peer_tx: Vec<Context> = (0..CALLS).map(|i| context(&key(i, 1))).collect();
-    for seq in 0..40u16 {
-        for (i, tx) in peer_tx.iter_mut().enumerate() {
-            let plain = rtp_packet(
-                111,
-                seq,
-                u32::from(seq) * 960,
-                0xa0 + i as u32,
-                &[i as u8; 40],
-            );
-            peer.send_to(&tx.encrypt_rtp(&plain).unwrap(), media)
-                .unwrap();
-        }
-    }
+    send_streams(&peer, &mut peer_tx, 0..40, media);
     for (i, sink) in sinks.iter().enumerate() {
         let got = receive_all(sink, 40, Duration::from_millis(1500));
         assert_eq!(got.len(), 40, "call {i}'s sink");
@@ -205,19 +209,7 @@ fn calls_share_one_port_and_each_packet_finds_its_call() {
 
     // Terminating one call frees its SSRCs; the others carry on.
     client.ok("call.terminate", json!({"call_id": "SP-0"}));
-    for seq in 40..50u16 {
-        for (i, tx) in peer_tx.iter_mut().enumerate() {
-            let plain = rtp_packet(
-                111,
-                seq,
-                u32::from(seq) * 960,
-                0xa0 + i as u32,
-                &[i as u8; 40],
-            );
-            peer.send_to(&tx.encrypt_rtp(&plain).unwrap(), media)
-                .unwrap();
-        }
-    }
+    send_streams(&peer, &mut peer_tx, 40..50, media);
     assert_eq!(
         receive_all(&sinks[1], 10, Duration::from_millis(1500)).len(),
         10
