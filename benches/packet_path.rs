@@ -52,6 +52,7 @@ fn setup(single_port: bool) -> Setup {
             .local_addr()
             .unwrap()
             .port();
+        config.media.single_port_workers = 1;
         for s in [&peer, &sink] {
             srtpd::net::enable_gro(s);
         }

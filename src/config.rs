@@ -66,6 +66,9 @@ pub struct MediaConfig {
     /// Single-port mode: every call shares this one UDP port on `bind_v4`, with batched I/O;
     /// 0 for a socket per call.
     pub single_port: u16,
+    /// Workers in single-port mode, each a thread with a port of its own (`single_port`,
+    /// `single_port + 1`, ...); 0 for one per core.
+    pub single_port_workers: usize,
 }
 
 impl Default for MediaConfig {
@@ -80,6 +83,17 @@ impl Default for MediaConfig {
             recv_buffer_bytes: 1 << 20,
             send_buffer_bytes: 1 << 20,
             single_port: 0,
+            single_port_workers: 0,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// How many single-port workers run: `single_port_workers`, or one per core when 0.
+    pub fn worker_count(&self) -> usize {
+        match self.single_port_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }
@@ -258,6 +272,14 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "media.dscp_audio and media.dscp_video must be 0..=63".into(),
             ));
+        }
+        if m.single_port != 0
+            && usize::from(m.single_port) + m.single_port_workers.max(1) - 1 > usize::from(u16::MAX)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "media.single_port ({}) plus media.single_port_workers ({}) runs past port 65535",
+                m.single_port, m.single_port_workers
+            )));
         }
         if self.srtp.replay_window < 64 {
             return Err(ConfigError::Invalid(

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod keying;
 pub mod media;
 pub mod net;
+pub mod prefetch;
 pub mod rtp;
 pub mod srtp;
 pub mod stanza;

@@ -1,4 +1,5 @@
-//! Single-port mode through the real binary: calls share one media port and one local port,
+//! Single-port mode through the real binary: calls share one media port and one local port
+//! per worker,
 //! packets find their call by remote address and SSRC (peers) or SSRC (producers), batches go
 //! out in fewer system calls than packets, and garbage is dropped and counted without touching
 //! any call. The peer side is webrtc-srtp, one socket carrying the streams of every call.
@@ -9,7 +10,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use base64::Engine;
-use common::daemon::{Client, TestDaemon, addr, free_port, receive_all, udp};
+use common::daemon::{Client, TestDaemon, addr, free_port, free_ports, receive_all, udp};
 use common::rtp_packet;
 use serde_json::{Value, json};
 use webrtc_srtp::context::Context;
@@ -67,14 +68,28 @@ fn send_streams(peer: &UdpSocket, txs: &mut [Context], seqs: std::ops::Range<u16
     }
 }
 
+/// The one worker's counters.
 fn shared_stats(client: &mut Client) -> Value {
-    client.ok("daemon.status", json!({}))["shared_port"].clone()
+    let status = client.ok("daemon.status", json!({}));
+    assert_eq!(
+        status["shared_ports"].as_array().unwrap().len(),
+        1,
+        "{status}"
+    );
+    status["shared_ports"][0].clone()
+}
+
+/// A daemon in single-port mode with `workers` workers from `port` on.
+fn single_port_daemon(port: u16, workers: usize) -> TestDaemon {
+    TestDaemon::start_with(&format!(
+        "single_port = {port}\nsingle_port_workers = {workers}\n"
+    ))
 }
 
 #[test]
 fn calls_share_one_port_and_each_packet_finds_its_call() {
     let port = free_port("127.0.0.1");
-    let daemon = TestDaemon::start_with(&format!("single_port = {port}\n"));
+    let daemon = single_port_daemon(port, 1);
     let mut client = daemon.client();
     let peer = udp("127.0.0.1");
     let sinks: Vec<UdpSocket> = (0..CALLS).map(|_| udp("127.0.0.1")).collect();
@@ -227,7 +242,7 @@ fn calls_share_one_port_and_each_packet_finds_its_call() {
 #[test]
 fn calls_that_do_not_fit_one_port_are_refused_clearly() {
     let port = free_port("127.0.0.1");
-    let daemon = TestDaemon::start_with(&format!("single_port = {port}\n"));
+    let daemon = single_port_daemon(port, 1);
     let mut client = daemon.client();
     let base = |audio: Value, extra: Value| {
         let mut p = json!({
@@ -267,6 +282,13 @@ fn calls_that_do_not_fit_one_port_are_refused_clearly() {
         ),
         (
             base(
+                json!({"payload_type": 111, "clock_rate": 48000}),
+                json!({"bind": format!("127.0.0.1:{}", port + 1)}),
+            ),
+            "bind",
+        ),
+        (
+            base(
                 json!({"payload_type": 111, "clock_rate": 48000, "sink": {"kind": "rtp", "forward": "[::1]:5000"}}),
                 json!({}),
             ),
@@ -287,4 +309,115 @@ fn calls_that_do_not_fit_one_port_are_refused_clearly() {
         ),
     );
     assert_eq!(addr(&ok["local"]).port(), port);
+}
+
+#[test]
+fn workers_share_the_calls_and_each_carries_its_own() {
+    let port = free_ports("127.0.0.1", 2);
+    let daemon = single_port_daemon(port, 2);
+    let mut client = daemon.client();
+    let peer = udp("127.0.0.1");
+    let sinks: Vec<UdpSocket> = (0..4).map(|_| udp("127.0.0.1")).collect();
+    let started: Vec<Value> = (0..4)
+        .map(|i| {
+            start(
+                &mut client,
+                i,
+                peer.local_addr().unwrap(),
+                sinks[i].local_addr().unwrap(),
+            )
+        })
+        .collect();
+    let ports: Vec<u16> = started.iter().map(|s| addr(&s["local"]).port()).collect();
+    let mut sorted = ports.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [port, port, port + 1, port + 1],
+        "new calls go to the worker with fewer calls"
+    );
+    let status = client.ok("daemon.status", json!({}));
+    let workers = status["shared_ports"].as_array().unwrap();
+    assert_eq!(workers.len(), 2, "{status}");
+    for w in workers {
+        assert_eq!(w["calls"], 2, "{status}");
+    }
+    assert_ne!(
+        workers[0]["local"], workers[1]["local"],
+        "each worker has a local port of its own"
+    );
+
+    // Each call's stream, sent to its own worker's port, reaches its own sink only.
+    let mut peer_tx: Vec<Context> = (0..4).map(|i| context(&key(i, 1))).collect();
+    for seq in 0..20u16 {
+        for (i, tx) in peer_tx.iter_mut().enumerate() {
+            let plain = rtp_packet(
+                111,
+                seq,
+                u32::from(seq) * 960,
+                0xa0 + i as u32,
+                &[i as u8; 40],
+            );
+            let to = SocketAddr::from(([127, 0, 0, 1], ports[i]));
+            peer.send_to(&tx.encrypt_rtp(&plain).unwrap(), to).unwrap();
+        }
+    }
+    for (i, sink) in sinks.iter().enumerate() {
+        let got = receive_all(sink, 20, Duration::from_millis(1500));
+        assert_eq!(got.len(), 20, "call {i}'s sink");
+        for (packet, from) in &got {
+            assert_eq!(&packet[12..], &[i as u8; 40], "call {i}");
+            assert_eq!(
+                addr(&started[i]["audio"]["source"]),
+                *from,
+                "fed by its worker"
+            );
+        }
+    }
+    // A stream sent to the other worker's port finds no call there.
+    let other = if ports[0] == port { port + 1 } else { port };
+    let before: u64 = (0..2)
+        .map(|w| {
+            client.ok("daemon.status", json!({}))["shared_ports"][w]["unclaimed"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    let plain = rtp_packet(111, 20, 20 * 960, 0xa0, &[0; 40]);
+    peer.send_to(
+        &peer_tx[0].encrypt_rtp(&plain).unwrap(),
+        SocketAddr::from(([127, 0, 0, 1], other)),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = client.ok("daemon.status", json!({}));
+    let after: u64 = (0..2)
+        .map(|w| status["shared_ports"][w]["unclaimed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(after - before, 1, "{status}");
+    assert_eq!(
+        receive_all(&sinks[0], 1, Duration::from_millis(300)).len(),
+        0
+    );
+
+    // `bind` picks the worker; ending calls frees their worker's room.
+    let pinned = client.ok(
+        "call.start",
+        json!({
+            "call_id": "PIN", "bind": format!("127.0.0.1:{}", port + 1),
+            "candidates": [{"ip": "127.0.0.1", "port": 9}],
+            "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80",
+                       "tx": B64.encode(key(7, 0)), "rx": B64.encode(key(7, 1))},
+            "audio": {"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp", "ssrc": 0x7777}},
+        }),
+    );
+    assert_eq!(addr(&pinned["local"]).port(), port + 1);
+    for i in 0..4 {
+        client.ok("call.terminate", json!({"call_id": format!("SP-{i}")}));
+    }
+    client.ok("call.terminate", json!({"call_id": "PIN"}));
+    let status = client.ok("daemon.status", json!({}));
+    for w in status["shared_ports"].as_array().unwrap() {
+        assert_eq!(w["calls"], 0, "{status}");
+    }
 }

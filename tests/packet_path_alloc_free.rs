@@ -1,12 +1,13 @@
 //! The whole packet path, socket to socket, allocates nothing per packet in steady state:
 //! source socket → gate → rewrite → SRTP protect → UDP, and UDP → demux → SRTP unprotect →
-//! sink socket. The daemon runs in-process on a current-thread runtime, so every allocation
-//! on the packet path happens on this test's thread and is counted; the peer (webrtc-srtp)
-//! and the RTP producer run on other threads.
+//! sink socket. The daemon runs in-process on a current-thread runtime on this test's thread
+//! (with its single-port worker on a thread of its own); allocations are counted on every
+//! thread but the peer's (webrtc-srtp), the RTP producer's and the sink reader's, which opt
+//! out.
 
 mod common;
 
-use common::alloc::{CountingAllocator, allocations};
+use common::alloc::{CountingAllocator, allocations, ignore_this_thread, process_allocations};
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -54,6 +55,7 @@ fn drive(single_port: u16) {
     let (ours, theirs) = ([7u8; 30], [8u8; 30]);
     let mut config = Config::default();
     config.media.single_port = single_port;
+    config.media.single_port_workers = 1;
     config.media.bind_v4 = "127.0.0.1".parse().unwrap();
     // Timers that allocate (RTCP reports, keepalives, STUN checks) stay out of the window.
     config.calls.rtcp_interval_ms = 600_000;
@@ -98,6 +100,7 @@ fn drive(single_port: u16) {
         let reader = {
             let (sink, at_sink) = (sink.try_clone().unwrap(), at_sink.clone());
             std::thread::spawn(move || {
+                ignore_this_thread();
                 let mut buf = [0u8; 2048];
                 while at_sink.load(Ordering::Relaxed) < WARM_UP + MEASURED && sink.recv(&mut buf).is_ok() {
                     at_sink.fetch_add(1, Ordering::Relaxed);
@@ -107,6 +110,7 @@ fn drive(single_port: u16) {
         let worker = {
             let (phase, at_sink) = (phase.clone(), at_sink.clone());
             std::thread::spawn(move || {
+                ignore_this_thread();
                 let producer = UdpSocket::bind("127.0.0.1:0").unwrap();
                 let send = |range: std::ops::Range<usize>, peer: &mut Peer| {
                     for i in range {
@@ -148,12 +152,12 @@ fn drive(single_port: u16) {
         for _ in 0..1_000 {
             tokio::task::consume_budget().await;
         }
-        let before = allocations();
+        let before = process_allocations();
         phase.store(GO, Ordering::SeqCst);
         while phase.load(Ordering::SeqCst) != DONE {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let during = allocations() - before;
+        let during = process_allocations() - before;
 
         let peer = worker.join().unwrap();
         reader.join().unwrap();
@@ -165,8 +169,20 @@ fn drive(single_port: u16) {
 }
 
 #[test]
-fn the_counter_sees_allocations_on_this_thread() {
-    let before = allocations();
+fn the_counters_see_allocations_on_this_thread_and_in_the_process() {
+    // Not during another test's window: this thread's allocations count in the process.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (before, in_process) = (allocations(), process_allocations());
     std::hint::black_box(vec![0u8; 16]);
     assert_eq!(allocations() - before, 1);
+    assert!(process_allocations() > in_process);
+    let spawned = std::thread::spawn(|| {
+        let before = process_allocations();
+        std::hint::black_box(vec![0u8; 16]);
+        process_allocations() - before
+    });
+    assert!(
+        spawned.join().unwrap() >= 1,
+        "another thread's allocation counts"
+    );
 }

@@ -243,9 +243,12 @@ fn run(cli: Cli) -> Result<(), String> {
     let gso = srtpd::net::supports_gso(&producer);
     let mut to_sources = srtpd::net::SendQueue::new(n, gso);
     let mut to_media = srtpd::net::SendQueue::new(n, gso);
+    // Calls of one daemon port side by side, so that each port's packets go out as GSO runs.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| media[i]);
     for tick in 0..ticks {
         let (seq, ts) = (tick as u16, (tick * 960) as u32);
-        for i in 0..n {
+        for &i in &order {
             let packet = &mut rtp_buf[i * RTP_LEN..(i + 1) * RTP_LEN];
             packet[..12].copy_from_slice(&[0x80, 111, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
             packet[2..4].copy_from_slice(&seq.to_be_bytes());

@@ -716,6 +716,37 @@ impl CallSession {
         !self.transmits.is_empty() || !self.events.is_empty()
     }
 
+    /// Hints to the CPU the state that [`Self::on_source_detached`] for track `kind` reads
+    /// (see [`SrtpContext::prefetch`]). Changes nothing.
+    pub fn prefetch_source(&self, kind: MediaKind) {
+        use crate::prefetch::{prefetch, prefetch_bytes};
+        prefetch(&self.ringing);
+        prefetch(&self.remote);
+        prefetch(&self.last_sent);
+        if let Some(track) = self.track(kind) {
+            prefetch_bytes(track, 512);
+        }
+        self.tx.prefetch();
+    }
+
+    /// Hints to the CPU the state that [`Self::on_network`] reads for a media packet. Changes
+    /// nothing.
+    pub fn prefetch_network(&self) {
+        use crate::prefetch::{prefetch, prefetch_bytes};
+        prefetch(&self.remote);
+        prefetch(&self.state);
+        prefetch(&self.checks);
+        prefetch(&self.epoch);
+        prefetch(&self.last_media_in);
+        prefetch(&self.timed_out);
+        prefetch(&self.transmits);
+        prefetch(&self.events);
+        for track in [&self.audio, &self.video].into_iter().flatten() {
+            prefetch_bytes(track, 512);
+        }
+        self.rx.prefetch();
+    }
+
     /// The next datagram to send that the session made itself (STUN, RTCP, keepalives).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()

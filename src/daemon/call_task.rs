@@ -326,6 +326,19 @@ impl CallCore {
         }
     }
 
+    /// Hints to the CPU the state that a packet from track `kind`'s local producer reads.
+    pub fn prefetch_source(&self, kind: MediaKind) {
+        crate::prefetch::prefetch(self.io(kind));
+        self.session.prefetch_source(kind);
+    }
+
+    /// Hints to the CPU the state that a media packet from the peer reads.
+    pub fn prefetch_network(&self) {
+        crate::prefetch::prefetch(&self.audio);
+        crate::prefetch::prefetch(&self.video);
+        self.session.prefetch_network();
+    }
+
     fn io(&self, kind: MediaKind) -> &TrackIo {
         match kind {
             MediaKind::Audio => &self.audio,

@@ -32,14 +32,11 @@ use crate::media::{OggOpusRecorder, OpusClip};
 use crate::net::{BindError, MediaSocketOptions, bind_media, bind_udp};
 use crate::srtp::SrtpOptions;
 
-/// Where a call's commands go: its own task, or the shared-port worker that runs it.
+/// Where a call's commands go: its own task, or the single-port worker that runs it.
 #[derive(Clone)]
 enum CallRoute {
     Task(mpsc::Sender<Command>),
-    Worker {
-        id: u64,
-        tx: mpsc::Sender<WorkerMsg>,
-    },
+    Worker { id: u64, port: Arc<SharedPort> },
 }
 
 impl CallRoute {
@@ -47,7 +44,8 @@ impl CallRoute {
     async fn send(&self, command: Command) -> Result<(), ()> {
         match self {
             CallRoute::Task(tx) => tx.send(command).await.map_err(|_| ()),
-            CallRoute::Worker { id, tx } => tx
+            CallRoute::Worker { id, port } => port
+                .tx
                 .send(WorkerMsg::Command { id: *id, command })
                 .await
                 .map_err(|_| ()),
@@ -70,8 +68,8 @@ pub struct Daemon {
     events: broadcast::Sender<Value>,
     started: Instant,
     shutdown: watch::Sender<bool>,
-    /// The single-port worker, started with the first call when `media.single_port` is set.
-    shared: Mutex<Option<Arc<SharedPort>>>,
+    /// The single-port workers, started with the first call when `media.single_port` is set.
+    shared: Mutex<Vec<Arc<SharedPort>>>,
     next_id: std::sync::atomic::AtomicU64,
 }
 
@@ -103,7 +101,7 @@ impl Daemon {
             events,
             started: Instant::now(),
             shutdown,
-            shared: Mutex::new(None),
+            shared: Mutex::new(Vec::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
         })
     }
@@ -216,13 +214,19 @@ impl Daemon {
                 Ok(json!(self.terminate(&p.call_id, reason).await?))
             }
             "daemon.status" => {
-                let shared = self.shared.lock().expect("shared lock").clone();
+                let ports: Vec<_> = self
+                    .shared
+                    .lock()
+                    .expect("shared lock")
+                    .iter()
+                    .map(|p| p.stats())
+                    .collect();
                 Ok(json!({
                     "version": env!("CARGO_PKG_VERSION"),
                     "pid": std::process::id(),
                     "uptime_s": self.started.elapsed().as_secs(),
                     "calls": self.calls.lock().expect("calls lock").len(),
-                    "shared_port": shared.map(|s| s.stats()),
+                    "shared_ports": ports,
                 }))
             }
             "daemon.shutdown" => {
@@ -474,7 +478,7 @@ impl Daemon {
                 id: self
                     .next_id
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                tx: port.tx.clone(),
+                port: port.clone(),
             },
             None => CallRoute::Task(commands),
         };
@@ -497,13 +501,8 @@ impl Daemon {
         }
         let core = CallCore::new(session, media, audio, video, self.events.clone());
         match route {
-            CallRoute::Worker { id, tx } => {
-                let add = WorkerMsg::Add {
-                    id,
-                    core: Box::new(core),
-                    sources,
-                };
-                if tx.send(add).await.is_err() {
+            CallRoute::Worker { id, port } => {
+                if port.add(id, Box::new(core), sources).await.is_err() {
                     self.calls.lock().expect("calls lock").remove(&p.call_id);
                     return Err(internal("the shared-port worker stopped"));
                 }
@@ -525,20 +524,29 @@ impl Daemon {
         Ok(result)
     }
 
-    /// The single-port worker (started on first use), after checking that the call fits it.
+    /// The single-port worker for a call (the workers start on first use), after checking
+    /// that the call fits single-port mode: the one whose port `bind` names, or the one with
+    /// the fewest calls.
     fn shared_port(&self, p: &StartParams) -> Result<Arc<SharedPort>, RpcError> {
         let m = &self.config.media;
         let ip = m.bind_v4;
+        let workers = m.worker_count();
+        let ports = m.single_port..=m.single_port + (workers - 1) as u16;
+        let mut pinned = None;
         if let Some(b) = &p.bind {
             let (bind_ip, port) = parse_bind(b)?;
-            if bind_ip != ip || (port != 0 && port != m.single_port) {
+            if bind_ip != ip || (port != 0 && !ports.contains(&port)) {
                 return Err(RpcError::invalid_param(
                     "bind",
                     format!(
-                        "single-port mode: every call uses {}",
-                        SocketAddr::new(ip, m.single_port)
+                        "single-port mode: calls use {ip} and ports {}..={}",
+                        ports.start(),
+                        ports.end()
                     ),
                 ));
+            }
+            if port != 0 {
+                pinned = Some(usize::from(port - m.single_port));
             }
         }
         if let Some(i) = p
@@ -571,22 +579,48 @@ impl Daemon {
             }
         }
         let mut shared = self.shared.lock().expect("shared lock");
-        if let Some(port) = &*shared {
-            return Ok(port.clone());
+        if shared.is_empty() {
+            *shared = self.start_workers(ports)?;
         }
+        let port = match pinned {
+            Some(i) => &shared[i],
+            None => shared
+                .iter()
+                .min_by_key(|w| w.load())
+                .expect("at least one worker"),
+        };
+        Ok(port.clone())
+    }
+
+    /// Binds every single-port worker's sockets, then starts the workers.
+    fn start_workers(
+        &self,
+        ports: std::ops::RangeInclusive<u16>,
+    ) -> Result<Vec<Arc<SharedPort>>, RpcError> {
+        let m = &self.config.media;
         let options = MediaSocketOptions {
             dscp: m.dscp_audio,
             recv_buffer: m.recv_buffer_bytes,
             send_buffer: m.send_buffer_bytes,
         };
-        let media = bind_media(ip, m.single_port, m.single_port..=m.single_port, options)
+        let sockets = ports
+            .map(|port| {
+                let media = bind_media(m.bind_v4, port, port..=port, options)?;
+                let addr = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0);
+                let local =
+                    bind_udp(addr, options).map_err(|source| BindError::Bind { addr, source })?;
+                Ok((media, local))
+            })
+            .collect::<Result<Vec<_>, BindError>>()
             .map_err(|e| RpcError::new(NO_FREE_PORT, e.to_string()))?;
-        let local = bind_udp(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0), options)
-            .map_err(|e| RpcError::new(NO_FREE_PORT, e.to_string()))?;
-        let port = Arc::new(SharedPort::spawn(media, local).map_err(internal)?);
-        tracing::info!(media = %port.media, local = %port.local, "single-port mode");
-        *shared = Some(port.clone());
-        Ok(port)
+        sockets
+            .into_iter()
+            .map(|(media, local)| {
+                let port = SharedPort::spawn(media, local).map_err(internal)?;
+                tracing::info!(media = %port.media, local = %port.local, "single-port worker");
+                Ok(Arc::new(port))
+            })
+            .collect()
     }
 
     fn bind_media_socket(&self, p: &StartParams) -> Result<UdpSocket, RpcError> {

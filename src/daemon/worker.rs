@@ -1,5 +1,5 @@
-//! Single-port mode: one task owns the daemon's one media socket and one local socket and
-//! runs every call on them. Datagrams from peers are told apart by remote address and SSRC,
+//! Single-port mode: a worker is a thread that owns one media socket and one local socket and
+//! runs many calls on them; the daemon starts one per core, each on a port of its own. Datagrams from peers are told apart by remote address and SSRC,
 //! plain RTP from local producers by SSRC. Both sockets receive with UDP GRO and send with
 //! `sendmmsg` and UDP GSO, so one system call carries many packets, of many calls.
 
@@ -28,6 +28,8 @@ const BATCH_BYTES: usize = 1 << 16;
 const BATCH_DATAGRAMS: usize = 128;
 /// Receives per wakeup before the other sockets and the timers get their turn.
 const RECV_BUDGET: usize = 32;
+/// How many datagrams ahead of the one at hand a batch's call state is prefetched.
+const PREFETCH_AHEAD: usize = 4;
 /// How long a full socket may hold up a batch before its rest is dropped.
 const SEND_STALL: Duration = Duration::from_millis(20);
 
@@ -54,6 +56,9 @@ pub enum WorkerMsg {
 /// Counters of the shared port, for `daemon.status`.
 #[derive(Debug, Default)]
 pub struct PortCounters {
+    /// Calls the worker runs (counted up by the daemon as it hands one over, down by the
+    /// worker as one ends), to place new calls on the least loaded worker.
+    pub calls: AtomicU64,
     /// Receive system calls that returned datagrams.
     pub receives: AtomicU64,
     /// Datagrams they returned.
@@ -78,6 +83,8 @@ pub struct PortStats {
     pub local: SocketAddr,
     /// Whether sends are coalesced with UDP GSO.
     pub gso: bool,
+    /// Calls the worker runs.
+    pub calls: u64,
     /// Receive system calls that returned datagrams.
     pub receives: u64,
     /// Datagrams received.
@@ -107,34 +114,72 @@ pub struct SharedPort {
 }
 
 impl SharedPort {
-    /// Starts the worker on `media` (facing peers) and `local` (producers and sinks).
+    /// Starts a worker thread on `media` (facing peers) and `local` (producers and sinks).
+    /// Must be called within the daemon's runtime, which the rare-path socket registers with;
+    /// the worker runs a runtime of its own on its thread.
     pub fn spawn(media: std::net::UdpSocket, local: std::net::UdpSocket) -> io::Result<Self> {
         enable_gro(&media);
         enable_gro(&local);
         let gso = supports_gso(&media) && supports_gso(&local);
-        let media = Arc::new(UdpSocket::from_std(media)?);
-        let local = Arc::new(UdpSocket::from_std(local)?);
+        let media_socket = Arc::new(UdpSocket::from_std(media.try_clone()?)?);
         let (tx, rx) = mpsc::channel(1024);
         let counters = Arc::new(PortCounters::default());
         let port = SharedPort {
             media: media.local_addr()?,
             local: local.local_addr()?,
-            media_socket: media.clone(),
+            media_socket,
             tx,
             gso,
             counters: counters.clone(),
         };
-        let worker = Worker {
-            media,
-            local,
-            calls: Calls::default(),
-            to_peer: SendQueue::new(BATCH_DATAGRAMS, gso),
-            to_sink: SendQueue::new(BATCH_DATAGRAMS, gso),
-            counters,
-            rx,
-        };
-        tokio::spawn(worker.run());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name(format!("srtpd-port-{}", port.media.port()))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let (Ok(media), Ok(local)) =
+                        (UdpSocket::from_std(media), UdpSocket::from_std(local))
+                    else {
+                        tracing::error!("single-port worker: cannot register its sockets");
+                        return;
+                    };
+                    let worker = Worker {
+                        media: Arc::new(media),
+                        local: Arc::new(local),
+                        calls: Calls::default(),
+                        to_peer: SendQueue::new(BATCH_DATAGRAMS, gso),
+                        to_sink: SendQueue::new(BATCH_DATAGRAMS, gso),
+                        routes: Vec::with_capacity(BATCH_DATAGRAMS),
+                        counters,
+                        rx,
+                    };
+                    worker.run().await;
+                })
+            })?;
         Ok(port)
+    }
+
+    /// Calls the worker runs or has been handed.
+    pub fn load(&self) -> u64 {
+        self.counters.calls.load(Ordering::Relaxed)
+    }
+
+    /// Hands call `id` to the worker; `Err` if the worker stopped.
+    pub async fn add(
+        &self,
+        id: u64,
+        core: Box<CallCore>,
+        sources: Vec<(u32, MediaKind)>,
+    ) -> Result<(), ()> {
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        let add = WorkerMsg::Add { id, core, sources };
+        if self.tx.send(add).await.is_err() {
+            self.counters.calls.fetch_sub(1, Ordering::Relaxed);
+            return Err(());
+        }
+        Ok(())
     }
 
     /// The counters.
@@ -145,6 +190,7 @@ impl SharedPort {
             media: self.media,
             local: self.local,
             gso: self.gso,
+            calls: get(&c.calls),
             receives: get(&c.receives),
             datagrams_in: get(&c.datagrams_in),
             sends: get(&c.sends),
@@ -167,16 +213,24 @@ struct Entry {
     sources: Vec<u32>,
 }
 
-/// The calls and how datagrams find them.
+/// Where a call sits in [`Calls::slab`].
+type Slot = usize;
+
+/// The calls and how datagrams find them. Calls sit in a slab, so that a datagram's one
+/// lookup (by peer or by producer SSRC) gives its call's slot directly.
 #[derive(Default)]
 struct Calls {
-    calls: HashMap<u64, Entry>,
+    slab: Vec<Option<Entry>>,
+    /// Free slots of `slab`.
+    free: Vec<Slot>,
+    /// Call id → slot, for commands and timers.
+    slots: HashMap<u64, Slot>,
     /// (remote address, SSRC) → call.
-    by_peer: HashMap<(SocketAddr, u32), u64>,
+    by_peer: HashMap<(SocketAddr, u32), Slot>,
     /// Peer SSRC → call, for a known stream arriving from a new address (NAT rebinding).
-    by_ssrc: HashMap<u32, u64>,
+    by_ssrc: HashMap<u32, Slot>,
     /// Local producer SSRC → call and track.
-    by_source: HashMap<u32, (u64, MediaKind)>,
+    by_source: HashMap<u32, (Slot, MediaKind)>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
@@ -186,26 +240,31 @@ impl Calls {
         core.start(now);
         let due = core.next_deadline();
         self.timers.push(Reverse((due, id)));
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slab.push(None);
+            self.slab.len() - 1
+        });
         for &(ssrc, kind) in &sources {
-            self.by_source.insert(ssrc, (id, kind));
+            self.by_source.insert(ssrc, (slot, kind));
         }
-        self.calls.insert(
-            id,
-            Entry {
-                core,
-                due,
-                learned: 0,
-                peer_keys: Vec::new(),
-                sources: sources.into_iter().map(|(s, _)| s).collect(),
-            },
-        );
+        self.slots.insert(id, slot);
+        self.slab[slot] = Some(Entry {
+            core,
+            due,
+            learned: 0,
+            peer_keys: Vec::new(),
+            sources: sources.into_iter().map(|(s, _)| s).collect(),
+        });
     }
 
     fn remove(&mut self, id: u64) {
-        if let Some(e) = self.calls.remove(&id) {
+        let Some(slot) = self.slots.remove(&id) else {
+            return;
+        };
+        if let Some(e) = self.slab[slot].take() {
             for key in e.peer_keys {
                 self.by_peer.remove(&key);
-                if self.by_ssrc.get(&key.1) == Some(&id) {
+                if self.by_ssrc.get(&key.1) == Some(&slot) {
                     self.by_ssrc.remove(&key.1);
                 }
             }
@@ -213,23 +272,31 @@ impl Calls {
                 self.by_source.remove(&s);
             }
         }
+        self.free.push(slot);
     }
 
-    fn command(&mut self, id: u64, command: Command) {
-        let Some(e) = self.calls.get_mut(&id) else {
+    fn get_mut(&mut self, id: u64) -> Option<&mut Entry> {
+        let slot = *self.slots.get(&id)?;
+        self.slab[slot].as_mut()
+    }
+
+    /// Carries out a command; `Flow::Ended` when the call ended and is gone.
+    fn command(&mut self, id: u64, command: Command) -> Flow {
+        let Some(e) = self.get_mut(id) else {
             // The call is gone; dropping the command drops its reply channel, which the
             // daemon reports as "no such call".
-            return;
+            return Flow::Continue;
         };
         if e.core.on_command(Some(command), Instant::now()) == Flow::Ended {
             self.remove(id);
-            return;
+            return Flow::Ended;
         }
         let due = e.core.next_deadline();
         if due < e.due {
             e.due = due;
             self.timers.push(Reverse((due, id)));
         }
+        Flow::Continue
     }
 
     fn next_timer(&self) -> Option<Instant> {
@@ -242,27 +309,54 @@ impl Calls {
                 break;
             }
             self.timers.pop();
-            let Some(e) = self.calls.get_mut(&id) else {
+            let Some(e) = self.get_mut(id) else {
                 continue;
             };
             if e.due != t {
                 continue; // superseded by an earlier entry that already ran
             }
             e.core.on_timer(now);
-            e.due = e.core.next_deadline();
-            self.timers.push(Reverse((e.due, id)));
+            let due = e.core.next_deadline();
+            e.due = due;
+            self.timers.push(Reverse((due, id)));
         }
     }
 
-    /// A datagram from a peer: demultiplexed, then handled by its call (and recorded, if its
-    /// track records). `Err` when no call claimed it; `Ok(Some((sink, len)))` when its first
-    /// `len` bytes are now plain RTP for the track's sink.
+    /// Which call a datagram from a peer belongs to, if a known stream: `None` for STUN,
+    /// for a stream not seen from this address, and for what is not RTP or RTCP.
+    fn find_peer(&self, datagram: &[u8], from: SocketAddr) -> Option<Slot> {
+        let ssrc_at = match classify(datagram) {
+            PacketKind::Rtp => 8,
+            PacketKind::Rtcp => 4,
+            _ => return None,
+        };
+        let ssrc = datagram.get(ssrc_at..ssrc_at + 4)?;
+        let ssrc = u32::from_be_bytes(ssrc.try_into().expect("four bytes"));
+        self.by_peer.get(&(from, ssrc)).copied()
+    }
+
+    /// Hints the state of the call in `slot` that a datagram from its peer reads.
+    fn prefetch_network(&self, slot: Slot) {
+        if let Some(e) = &self.slab[slot] {
+            e.core.prefetch_network();
+        }
+    }
+
+    /// A datagram from a peer: demultiplexed (`known`: the slot [`Self::find_peer`] found),
+    /// then handled by its call (and recorded, if its track records). `Err` when no call
+    /// claimed it; `Ok(Some((sink, len)))` when its first `len` bytes are now plain RTP for
+    /// the track's sink.
     fn on_network(
         &mut self,
         datagram: &mut [u8],
         from: SocketAddr,
+        known: Option<Slot>,
         now: Instant,
     ) -> Result<Option<(SocketAddr, usize)>, ()> {
+        if let Some(e) = known.and_then(|slot| self.slab[slot].as_mut()) {
+            let inbound = e.core.session.on_network(datagram, from, now);
+            return Ok(deliver(e, datagram, inbound, now));
+        }
         let kind = classify(datagram);
         let ssrc_at = match kind {
             PacketKind::Rtp => 8,
@@ -277,21 +371,14 @@ impl Calls {
             Some(b) => u32::from_be_bytes(b.try_into().expect("four bytes")),
             None => return Err(()),
         };
-        if let Some(e) = self
-            .by_peer
-            .get(&(from, ssrc))
-            .and_then(|id| self.calls.get_mut(id))
-        {
-            let inbound = e.core.session.on_network(datagram, from, now);
-            return Ok(deliver(e, datagram, inbound, now));
-        }
         // A stream we have not seen from this address: whichever call it authenticates with.
         let rtp = kind == PacketKind::Rtp;
         let known = self.by_ssrc.get(&ssrc).copied();
-        let claimant = self.calls.iter_mut().find_map(|(&id, e)| {
+        let claimant = self.slab.iter_mut().enumerate().find_map(|(slot, e)| {
+            let e = e.as_mut()?;
             let session = &e.core.session;
             let eligible = if known.is_some() {
-                known == Some(id)
+                known == Some(slot)
             } else {
                 (session.knows(from) || session.waiting())
                     && (!rtp || e.learned < session.track_count())
@@ -300,15 +387,15 @@ impl Calls {
                 return None;
             }
             let inbound = e.core.session.try_claim(datagram, from, now)?;
-            Some((id, inbound))
+            Some((slot, inbound))
         });
-        let (id, inbound) = claimant.ok_or(())?;
-        let e = self.calls.get_mut(&id).ok_or(())?;
-        self.by_peer.insert((from, ssrc), id);
+        let (slot, inbound) = claimant.ok_or(())?;
+        let e = self.slab[slot].as_mut().ok_or(())?;
+        self.by_peer.insert((from, ssrc), slot);
         e.peer_keys.push((from, ssrc));
         if rtp && known.is_none() {
             e.learned += 1;
-            self.by_ssrc.insert(ssrc, id);
+            self.by_ssrc.insert(ssrc, slot);
         }
         Ok(deliver(e, datagram, inbound, now))
     }
@@ -318,7 +405,7 @@ impl Calls {
     fn on_stun(&mut self, datagram: &mut [u8], from: SocketAddr, now: Instant) {
         // Message type 0x0101: Binding success response (RFC 5389 §6).
         let response = datagram.get(..2) == Some(&[0x01, 0x01][..]);
-        for e in self.calls.values_mut() {
+        for e in self.slab.iter_mut().flatten() {
             if e.core.session.knows(from) {
                 e.core.session.on_network(datagram, from, now);
                 e.core.after(now);
@@ -326,6 +413,20 @@ impl Calls {
                     return;
                 }
             }
+        }
+    }
+
+    /// Which call and track plain RTP from a local producer belongs to.
+    fn find_source(&self, packet: &[u8]) -> Option<(Slot, MediaKind)> {
+        let ssrc = packet.get(8..12)?;
+        let ssrc = u32::from_be_bytes(ssrc.try_into().expect("four bytes"));
+        self.by_source.get(&ssrc).copied()
+    }
+
+    /// Hints the state of the call in `slot` that a packet from its producer reads.
+    fn prefetch_source(&self, slot: Slot, kind: MediaKind) {
+        if let Some(e) = &self.slab[slot] {
+            e.core.prefetch_source(kind);
         }
     }
 }
@@ -356,8 +457,19 @@ struct Worker {
     calls: Calls,
     to_peer: SendQueue,
     to_sink: SendQueue,
+    /// The datagrams of the batch at hand and their calls, found before any is handled so
+    /// that the state of the next few can be prefetched.
+    routes: Vec<Route>,
     counters: Arc<PortCounters>,
     rx: mpsc::Receiver<WorkerMsg>,
+}
+
+/// A datagram of a batch: its byte range and, if known, its call's slot and track.
+#[derive(Clone, Copy)]
+struct Route {
+    start: usize,
+    end: usize,
+    call: Option<(Slot, MediaKind)>,
 }
 
 impl Worker {
@@ -386,13 +498,14 @@ impl Worker {
                 _ = &mut timer => self.calls.run_timers(Instant::now()),
                 msg = self.rx.recv() => match msg {
                     Some(WorkerMsg::Add { id, core, sources }) => self.calls.add(id, core, sources),
-                    Some(WorkerMsg::Command { id, command }) => self.calls.command(id, command),
+                    Some(WorkerMsg::Command { id, command }) => {
+                        if self.calls.command(id, command) == Flow::Ended {
+                            self.counters.calls.fetch_sub(1, Ordering::Relaxed);
+                        }
+                    }
                     None => {
-                        let ids: Vec<u64> = self.calls.calls.keys().copied().collect();
-                        for id in ids {
-                            if let Some(e) = self.calls.calls.get_mut(&id) {
-                                e.core.on_command(None, Instant::now());
-                            }
+                        for e in self.calls.slab.iter_mut().flatten() {
+                            e.core.on_command(None, Instant::now());
                         }
                         return;
                     }
@@ -409,8 +522,29 @@ impl Worker {
                 return;
             };
             let now = Instant::now();
+            self.routes.clear();
             for (start, end) in segments(r) {
-                match self.calls.on_network(&mut buf[start..end], r.from, now) {
+                let slot = self.calls.find_peer(&buf[start..end], r.from);
+                self.routes.push(Route {
+                    start,
+                    end,
+                    call: slot.map(|s| (s, MediaKind::Audio)),
+                });
+            }
+            for i in 0..self.routes.len() {
+                if let Some(&Route {
+                    call: Some((slot, _)),
+                    ..
+                }) = self.routes.get(i + PREFETCH_AHEAD)
+                {
+                    self.calls.prefetch_network(slot);
+                }
+                let Route { start, end, call } = self.routes[i];
+                let known = call.map(|(slot, _)| slot);
+                match self
+                    .calls
+                    .on_network(&mut buf[start..end], r.from, known, now)
+                {
                     Ok(Some((to, len))) => {
                         self.to_sink.push(to, start, len, 0);
                     }
@@ -433,17 +567,25 @@ impl Worker {
                 return;
             };
             let now = Instant::now();
+            self.routes.clear();
             for (start, end) in segments(r) {
-                let packet = &mut buf[start..end];
-                let Some(ssrc) = packet.get(8..12) else {
-                    continue;
-                };
-                let ssrc = u32::from_be_bytes(ssrc.try_into().expect("four bytes"));
-                let Some(&(id, kind)) = self.calls.by_source.get(&ssrc) else {
+                let call = self.calls.find_source(&buf[start..end]);
+                self.routes.push(Route { start, end, call });
+            }
+            for i in 0..self.routes.len() {
+                if let Some(&Route {
+                    call: Some((slot, kind)),
+                    ..
+                }) = self.routes.get(i + PREFETCH_AHEAD)
+                {
+                    self.calls.prefetch_source(slot, kind);
+                }
+                let Route { start, end, call } = self.routes[i];
+                let Some((slot, kind)) = call else {
                     self.counters.unclaimed.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
-                let Some(e) = self.calls.calls.get_mut(&id) else {
+                let Some(e) = self.calls.slab[slot].as_mut() else {
                     continue;
                 };
                 if !e.core.takes_source(kind) {
@@ -453,6 +595,7 @@ impl Worker {
                 let Some(tag) = self.to_peer.next_trailer() else {
                     continue;
                 };
+                let packet = &mut buf[start..end];
                 if let Some(to) = e.core.session.on_source_detached(kind, packet, tag, now) {
                     self.to_peer.push(to, start, end - start, tag_len);
                 }

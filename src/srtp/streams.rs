@@ -66,6 +66,14 @@ impl<S> StreamTable<S> {
         Ok(())
     }
 
+    /// Hints the cache lines of the first entries, and of what `deep` names in each.
+    pub(crate) fn prefetch(&self, deep: impl Fn(&S)) {
+        crate::prefetch::prefetch_bytes(&self.entries[..], 128);
+        for (_, state) in self.entries.iter().take(2) {
+            deep(state);
+        }
+    }
+
     pub(crate) fn ssrcs(&self) -> impl Iterator<Item = Ssrc> + '_ {
         self.entries.iter().map(|(s, _)| *s)
     }

@@ -81,6 +81,21 @@ impl Transform {
         Transform { cipher, salt, mac }
     }
 
+    /// Hints the cache lines of the key schedule, the salt and the keyed MAC.
+    pub(crate) fn prefetch(&self) {
+        use crate::prefetch::{prefetch, prefetch_bytes};
+        match &self.cipher {
+            Cipher::Cm128(aes) => prefetch_bytes(aes, 192),
+            Cipher::Cm256(aes) => prefetch_bytes(aes, 256),
+            Cipher::Gcm128(gcm) => prefetch_bytes(gcm, 512),
+            Cipher::Gcm256(gcm) => prefetch_bytes(gcm, 512),
+        }
+        prefetch(&self.salt);
+        if let Some(mac) = &self.mac {
+            prefetch_bytes(mac, 256);
+        }
+    }
+
     /// Whether this is an AEAD transform (GCM) rather than AES-CM with HMAC-SHA1.
     pub(crate) fn is_aead(&self) -> bool {
         self.mac.is_none()

@@ -208,6 +208,22 @@ pub fn free_port(ip: &str) -> u16 {
         .port()
 }
 
+/// The first of `n` consecutive UDP ports free on `ip` at the moment of the call.
+pub fn free_ports(ip: &str, n: u16) -> u16 {
+    loop {
+        let first = free_port(ip);
+        if first.checked_add(n - 1).is_none() {
+            continue;
+        }
+        let held: Vec<_> = (1..n)
+            .map_while(|k| UdpSocket::bind((ip, first + k)).ok())
+            .collect();
+        if held.len() == usize::from(n - 1) {
+            return first;
+        }
+    }
+}
+
 /// A UDP socket on loopback with a receive timeout.
 pub fn udp(ip: &str) -> UdpSocket {
     let s = UdpSocket::bind((ip, 0)).unwrap();
