@@ -729,6 +729,15 @@ impl CallSession {
         self.tx.prefetch();
     }
 
+    /// Hints the session's own fields that the other prefetches read to find the rest (the
+    /// tracks' variants, the SRTP contexts' tables), so they are at hand a little later.
+    pub fn prefetch_outer(&self) {
+        crate::prefetch::prefetch(&self.audio);
+        crate::prefetch::prefetch(&self.video);
+        self.tx.prefetch_outer();
+        self.rx.prefetch_outer();
+    }
+
     /// Hints to the CPU the state that [`Self::on_network`] reads for a media packet. Changes
     /// nothing.
     pub fn prefetch_network(&self) {

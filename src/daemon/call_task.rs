@@ -332,6 +332,14 @@ impl CallCore {
         self.session.prefetch_source(kind);
     }
 
+    /// Hints the call's own fields that the other prefetches read to find the rest; issued
+    /// a few packets before them.
+    pub fn prefetch_outer(&self) {
+        crate::prefetch::prefetch(&self.audio.play);
+        crate::prefetch::prefetch(&self.video.play);
+        self.session.prefetch_outer();
+    }
+
     /// Hints to the CPU the state that a media packet from the peer reads.
     pub fn prefetch_network(&self) {
         crate::prefetch::prefetch(&self.audio);

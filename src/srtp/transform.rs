@@ -96,6 +96,12 @@ impl Transform {
         }
     }
 
+    /// Hints the fields that tell [`Self::prefetch`] which cipher and MAC there are.
+    pub(crate) fn prefetch_outer(&self) {
+        crate::prefetch::prefetch(&self.cipher);
+        crate::prefetch::prefetch(&self.mac);
+    }
+
     /// Whether this is an AEAD transform (GCM) rather than AES-CM with HMAC-SHA1.
     pub(crate) fn is_aead(&self) -> bool {
         self.mac.is_none()
