@@ -106,7 +106,8 @@ pub struct SharedPort {
     pub media: SocketAddr,
     /// The local socket's address.
     pub local: SocketAddr,
-    /// The worker's socket for rare-path sends (STUN, RTCP, keepalives, clips).
+    /// The worker's media socket, for its calls' rare-path sends (STUN, RTCP, keepalives,
+    /// clips), which run on the worker's thread.
     pub media_socket: Arc<UdpSocket>,
     /// Messages to the worker.
     pub tx: mpsc::Sender<WorkerMsg>,
@@ -116,50 +117,58 @@ pub struct SharedPort {
 
 impl SharedPort {
     /// Starts a worker thread on `media` (facing peers) and `local` (producers and sinks).
-    /// Must be called within the daemon's runtime, which the rare-path socket registers with;
-    /// the worker runs a runtime of its own on its thread.
+    /// The sockets are registered with the worker's own runtime only, so that their traffic
+    /// wakes no other thread.
     pub fn spawn(media: std::net::UdpSocket, local: std::net::UdpSocket) -> io::Result<Self> {
         enable_gro(&media);
         enable_gro(&local);
         let gso = supports_gso(&media) && supports_gso(&local);
-        let media_socket = Arc::new(UdpSocket::from_std(media.try_clone()?)?);
+        let (media_addr, local_addr) = (media.local_addr()?, local.local_addr()?);
         let (tx, rx) = mpsc::channel(1024);
         let counters = Arc::new(PortCounters::default());
-        let port = SharedPort {
-            media: media.local_addr()?,
-            local: local.local_addr()?,
-            media_socket,
-            tx,
-            gso,
-            counters: counters.clone(),
-        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let (ready, registered) = std::sync::mpsc::sync_channel(1);
+        let worker_counters = counters.clone();
         std::thread::Builder::new()
-            .name(format!("srtpd-port-{}", port.media.port()))
+            .name(format!("srtpd-port-{}", media_addr.port()))
             .spawn(move || {
                 runtime.block_on(async move {
-                    let (Ok(media), Ok(local)) =
-                        (UdpSocket::from_std(media), UdpSocket::from_std(local))
-                    else {
-                        tracing::error!("single-port worker: cannot register its sockets");
-                        return;
+                    let sockets = UdpSocket::from_std(media)
+                        .and_then(|m| Ok((Arc::new(m), Arc::new(UdpSocket::from_std(local)?))));
+                    let (media, local) = match sockets {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
                     };
+                    let _ = ready.send(Ok(media.clone()));
                     let worker = Worker {
-                        media: Arc::new(media),
-                        local: Arc::new(local),
+                        media,
+                        local,
                         calls: Calls::default(),
                         to_peer: SendQueue::new(BATCH_DATAGRAMS, gso),
                         to_sink: SendQueue::new(BATCH_DATAGRAMS, gso),
                         routes: Vec::with_capacity(BATCH_DATAGRAMS),
-                        counters,
+                        counters: worker_counters,
                         rx,
                     };
                     worker.run().await;
                 })
             })?;
-        Ok(port)
+        let media_socket = registered
+            .recv()
+            .map_err(|_| io::Error::other("the single-port worker did not start"))??;
+        Ok(SharedPort {
+            media: media_addr,
+            local: local_addr,
+            media_socket,
+            tx,
+            gso,
+            counters,
+        })
     }
 
     /// Calls the worker runs or has been handed.
