@@ -259,3 +259,47 @@ fn top_shows_every_call_with_its_tracks() {
         .unwrap();
     assert!(top2_audio.trim_end().ends_with("self"), "{top2_audio}");
 }
+
+#[test]
+fn start_gives_the_producer_ssrc_a_single_port_daemon_needs() {
+    let port = common::daemon::free_ports("127.0.0.1", 1);
+    let daemon =
+        TestDaemon::start_with(&format!("single_port = {port}\nsingle_port_workers = 1\n"));
+    let key = base64::engine::general_purpose::STANDARD.encode([9u8; 30]);
+    let refused = ctl(&daemon, &start_args("SP-CTL", "127.0.0.1:40997", &key, &[]));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("audio.source.ssrc"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let started = json(
+        &daemon,
+        &start_args(
+            "SP-CTL",
+            "127.0.0.1:40997",
+            &key,
+            &["--audio-source-ssrc", "4660"],
+        ),
+    );
+    assert_eq!(
+        started["local"].as_str().unwrap(),
+        format!("127.0.0.1:{port}")
+    );
+    assert!(started["audio"]["source"].is_string());
+    let wrong = ctl(
+        &daemon,
+        &start_args(
+            "SP-CTL-2",
+            "127.0.0.1:40997",
+            &key,
+            &["--audio-source", "none", "--audio-source-ssrc", "1"],
+        ),
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("--audio-source-ssrc needs an rtp source"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+}

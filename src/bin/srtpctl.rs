@@ -159,6 +159,10 @@ struct StartArgs {
     /// Audio source: none, rtp or rtp:LISTEN_ADDR.
     #[arg(long, default_value = "rtp")]
     audio_source: String,
+    /// SSRC of the producer feeding an rtp audio source (required in single-port mode, where
+    /// producers share one port).
+    #[arg(long)]
+    audio_source_ssrc: Option<u32>,
     /// Audio sink: none or rtp:FORWARD_ADDR.
     #[arg(long, default_value = "none")]
     audio_sink: String,
@@ -171,13 +175,22 @@ struct StartArgs {
     /// Video source: none, rtp or rtp:LISTEN_ADDR.
     #[arg(long, default_value = "none")]
     video_source: String,
+    /// SSRC of the producer feeding an rtp video source (as --audio-source-ssrc).
+    #[arg(long)]
+    video_source_ssrc: Option<u32>,
     /// Video sink: none or rtp:FORWARD_ADDR.
     #[arg(long, default_value = "none")]
     video_sink: String,
 }
 
-fn source(spec: &str, flag: &str) -> Result<Value, String> {
-    let parsed = SourceParams::from_spec(spec).map_err(|e| format!("--{flag}: {e}"))?;
+fn source(spec: &str, producer_ssrc: Option<u32>, flag: &str) -> Result<Value, String> {
+    let mut parsed = SourceParams::from_spec(spec).map_err(|e| format!("--{flag}: {e}"))?;
+    if let Some(given) = producer_ssrc {
+        match &mut parsed {
+            SourceParams::Rtp { ssrc, .. } => *ssrc = Some(given),
+            _ => return Err(format!("--{flag}-ssrc needs an rtp source, not {spec:?}")),
+        }
+    }
     serde_json::to_value(parsed).map_err(|e| e.to_string())
 }
 
@@ -233,7 +246,7 @@ fn start_params(a: &StartArgs) -> Result<Value, String> {
         "audio".into(),
         json!({
             "payload_type": a.audio_pt, "clock_rate": a.audio_clock, "ptime_ms": a.audio_ptime,
-            "source": source(&a.audio_source, "audio-source")?,
+            "source": source(&a.audio_source, a.audio_source_ssrc, "audio-source")?,
             "sink": sink(&a.audio_sink, "audio-sink")?,
         }),
     );
@@ -242,7 +255,7 @@ fn start_params(a: &StartArgs) -> Result<Value, String> {
             "video".into(),
             json!({
                 "payload_type": pt, "clock_rate": a.video_clock,
-                "source": source(&a.video_source, "video-source")?,
+                "source": source(&a.video_source, a.video_source_ssrc, "video-source")?,
                 "sink": sink(&a.video_sink, "video-sink")?,
             }),
         );
