@@ -79,6 +79,20 @@ fn shared_stats(client: &mut Client) -> Value {
     status["shared_ports"][0].clone()
 }
 
+/// The one worker's counters once `settled` holds of them, or as they are after two seconds:
+/// a worker adds to its counters when a system call returns, so a test can see the packets
+/// of a batch before the counters that record them.
+fn shared_stats_when(client: &mut Client, settled: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let stats = shared_stats(client);
+        if settled(&stats) || std::time::Instant::now() >= deadline {
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A daemon in single-port mode with `workers` workers from `port` on.
 fn single_port_daemon(port: u16, workers: usize) -> TestDaemon {
     TestDaemon::start_with(&format!(
@@ -175,9 +189,12 @@ fn calls_share_one_port_and_each_packet_finds_its_call() {
         per_call[i] += 1;
     }
     assert_eq!(per_call, [30; CALLS]);
-    let after = shared_stats(&mut client);
+    let out_before = before["datagrams_out"].as_u64().unwrap();
+    let after = shared_stats_when(&mut client, |s| {
+        s["datagrams_out"].as_u64().unwrap() - out_before >= (CALLS * 30) as u64
+    });
     let sends = after["sends"].as_u64().unwrap() - before["sends"].as_u64().unwrap();
-    let out = after["datagrams_out"].as_u64().unwrap() - before["datagrams_out"].as_u64().unwrap();
+    let out = after["datagrams_out"].as_u64().unwrap() - out_before;
     assert!(out >= (CALLS * 30) as u64, "{after}");
     if after["gso"] == true && queue.gso() {
         assert!(
@@ -199,11 +216,12 @@ fn calls_share_one_port_and_each_packet_finds_its_call() {
         peer.send_to(&stranger.encrypt_rtp(&forged).unwrap(), media)
             .unwrap();
     }
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        shared_stats(&mut client)["unclaimed"].as_u64().unwrap() - unclaimed_before,
-        40
-    );
+    let unclaimed = shared_stats_when(&mut client, |s| {
+        s["unclaimed"].as_u64().unwrap() - unclaimed_before >= 40
+    })["unclaimed"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(unclaimed - unclaimed_before, 40);
     // Forgeries of call 0's stream (its address and SSRC) are that call's auth drops.
     for n in 0..5u16 {
         let forged = rtp_packet(111, 1000 + n, 0, 0xa0, &[1; 20]);

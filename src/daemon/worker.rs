@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::call_task::{CallCore, Command, Flow};
 use crate::call::{Inbound, MediaKind};
@@ -44,6 +44,8 @@ pub enum WorkerMsg {
         core: Box<CallCore>,
         /// SSRCs of the call's local producers, by track.
         sources: Vec<(u32, MediaKind)>,
+        /// Told once the call's packets find it.
+        added: oneshot::Sender<()>,
     },
     /// A command for call `id`.
     Command {
@@ -176,7 +178,9 @@ impl SharedPort {
         self.counters.calls.load(Ordering::Relaxed)
     }
 
-    /// Hands call `id` to the worker; `Err` if the worker stopped.
+    /// Hands call `id` to the worker and returns once the worker routes its packets to it
+    /// (so that none the peer sends after `call.start` answers goes unclaimed); `Err` if the
+    /// worker stopped.
     pub async fn add(
         &self,
         id: u64,
@@ -184,8 +188,14 @@ impl SharedPort {
         sources: Vec<(u32, MediaKind)>,
     ) -> Result<(), ()> {
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
-        let add = WorkerMsg::Add { id, core, sources };
-        if self.tx.send(add).await.is_err() {
+        let (added, on_added) = oneshot::channel();
+        let add = WorkerMsg::Add {
+            id,
+            core,
+            sources,
+            added,
+        };
+        if self.tx.send(add).await.is_err() || on_added.await.is_err() {
             self.counters.calls.fetch_sub(1, Ordering::Relaxed);
             return Err(());
         }
@@ -520,7 +530,11 @@ impl Worker {
                 },
                 _ = &mut timer => self.calls.run_timers(Instant::now()),
                 msg = self.rx.recv() => match msg {
-                    Some(WorkerMsg::Add { id, core, sources }) => self.calls.add(id, core, sources),
+                    Some(WorkerMsg::Add { id, core, sources, added }) => {
+                        self.calls.add(id, core, sources);
+                        // The daemon may have given up waiting; the call runs either way.
+                        let _ = added.send(());
+                    }
                     Some(WorkerMsg::Command { id, command }) => {
                         if self.calls.command(id, command) == Flow::Ended {
                             self.counters.calls.fetch_sub(1, Ordering::Relaxed);
