@@ -27,6 +27,8 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 
 const WARM_UP: usize = 500;
 const MEASURED: usize = 10_000;
+/// Packets each way sent ahead of what has come out the other side.
+const IN_FLIGHT: usize = 100;
 
 /// Phases of the worker thread, published to the test thread.
 const WARMING: usize = 0;
@@ -112,22 +114,25 @@ fn drive(single_port: u16) {
             std::thread::spawn(move || {
                 ignore_this_thread();
                 let producer = UdpSocket::bind("127.0.0.1:0").unwrap();
-                let send = |range: std::ops::Range<usize>, peer: &mut Peer| {
-                    for i in range {
-                        let (seq, ts) = (i as u16, (i * 960) as u32);
-                        producer.send_to(&rtp_packet(96, seq, ts, 5, &[0x33; 120]), source).unwrap();
-                        peer.send_rtp(&rtp_packet(111, seq, ts, 6, &[0x44; 120]), local);
-                        if i % 50 == 49 {
-                            peer.pump(Duration::from_millis(5), usize::MAX);
-                        }
-                    }
-                };
+                // Until `total` packets have reached both the peer and the sink (or 5 s).
                 let settle = |peer: &mut Peer, total: usize| {
                     let deadline = std::time::Instant::now() + Duration::from_secs(5);
                     while (peer.seen.rtp.len() < total || at_sink.load(Ordering::Relaxed) < total)
                         && std::time::Instant::now() < deadline
                     {
                         peer.pump(Duration::from_millis(20), total);
+                    }
+                };
+                // As fast as the daemon takes them, with at most IN_FLIGHT packets each way
+                // in flight, so that a slow moment of the machine fills no socket buffer.
+                let send = |range: std::ops::Range<usize>, peer: &mut Peer| {
+                    for i in range {
+                        let (seq, ts) = (i as u16, (i * 960) as u32);
+                        producer.send_to(&rtp_packet(96, seq, ts, 5, &[0x33; 120]), source).unwrap();
+                        peer.send_rtp(&rtp_packet(111, seq, ts, 6, &[0x44; 120]), local);
+                        if i % 50 == 49 {
+                            settle(peer, (i + 1).saturating_sub(IN_FLIGHT));
+                        }
                     }
                 };
                 send(0..WARM_UP, &mut peer);
