@@ -113,6 +113,24 @@ fn drives_every_method() {
         stats.contains("call CTL-1") && stats.contains("audio") && stats.contains("video"),
         "{stats}"
     );
+    // Every column of a track's row ends where its heading does.
+    let lines: Vec<&str> = stats.lines().collect();
+    let heading = lines
+        .iter()
+        .find(|l| l.starts_with("TRACK"))
+        .expect("a heading");
+    let audio = lines
+        .iter()
+        .find(|l| l.starts_with("audio"))
+        .expect("an audio row");
+    for column in ["SENT B", "RECV B", "LOST", "MUTED"] {
+        let end = heading.find(column).unwrap() + column.len();
+        assert_ne!(audio.as_bytes()[end - 1], b' ', "{column} column:\n{stats}");
+        assert!(
+            audio.as_bytes().get(end).is_none_or(|&b| b == b' '),
+            "{column} column:\n{stats}"
+        );
+    }
     assert_eq!(
         json(&daemon, &["stats", "--call-id", "CTL-1"])["audio"]["muted"],
         true

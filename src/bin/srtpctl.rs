@@ -476,17 +476,17 @@ fn render_stats(s: &Value) -> String {
         out += &format!(
             "{:<6} {:>9} {:>11} {:>9} {:>11} {:>6} {:>7.2} ms {:>16} {:>6}\n",
             kind,
-            t["sent"]["packets"],
-            t["sent"]["bytes"],
-            t["received"]["packets"],
-            t["received"]["bytes"],
-            t["received"]["lost"],
+            plain(&t["sent"]["packets"]),
+            plain(&t["sent"]["bytes"]),
+            plain(&t["received"]["packets"]),
+            plain(&t["received"]["bytes"]),
+            plain(&t["received"]["lost"]),
             t["received"]["jitter_ms"].as_f64().unwrap_or(0.0),
             format!(
                 "{}/{}/{}",
                 t["dropped"]["auth"], t["dropped"]["replay"], t["dropped"]["other"]
             ),
-            t["muted"],
+            plain(&t["muted"]),
         );
     }
     out
