@@ -299,9 +299,9 @@ impl Config {
             ("stanza.video_sink", &st.video_sink, true),
         ] {
             let parsed = if sink {
-                crate::daemon::params::SinkParams::from_spec(spec).map(|_| ())
+                crate::control::params::SinkParams::from_spec(spec).map(|_| ())
             } else {
-                crate::daemon::params::SourceParams::from_spec(spec).map(|_| ())
+                crate::control::params::SourceParams::from_spec(spec).map(|_| ())
             };
             parsed.map_err(|e| ConfigError::Invalid(format!("{field}: {e}")))?;
         }

@@ -216,7 +216,7 @@ const MAX_CHECK_INTERVAL: Duration = Duration::from_millis(800);
 
 /// The media session of one call.
 pub struct CallSession {
-    call_id: String,
+    call_id: std::sync::Arc<str>,
     tx: SrtpContext,
     rx: SrtpContext,
     rtcp_tx: SrtcpContext,
@@ -275,7 +275,7 @@ impl CallSession {
             })
             .collect();
         Ok(CallSession {
-            call_id: setup.call_id,
+            call_id: setup.call_id.into(),
             tx: SrtpContext::new(keys.profile, &keys.tx, &options)?,
             rx: SrtpContext::new(keys.profile, &keys.rx, &options)?,
             rtcp_tx: SrtcpContext::new(keys.profile, &keys.tx, &options)?,
@@ -309,7 +309,7 @@ impl CallSession {
     }
 
     /// The call id.
-    pub fn call_id(&self) -> &str {
+    pub fn call_id(&self) -> &std::sync::Arc<str> {
         &self.call_id
     }
 
@@ -518,6 +518,20 @@ impl CallSession {
     /// the first authenticated packet.
     pub fn waiting(&self) -> bool {
         self.remote.is_none() && self.checks.is_empty()
+    }
+
+    /// Whether no media has come in for the media timeout: then, as while waiting, a stream
+    /// from anywhere that authenticates may take the call over (a peer that moved and
+    /// restarted its stream).
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+
+    /// The addresses the call sends to or checks: the remote and the candidates.
+    pub fn addresses(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.remote
+            .into_iter()
+            .chain(self.checks.iter().map(|c| c.candidate.addr))
     }
 
     /// How many tracks the call has.
@@ -896,7 +910,7 @@ impl CallSession {
             })
         };
         CallStats {
-            call_id: self.call_id.clone(),
+            call_id: self.call_id.to_string(),
             state: self.state(),
             remote: self.remote,
             audio: track(&self.audio),

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::stats::{RecvStats, SendStats};
-use crate::rtp::{RtpPacket, SeqNo, Ssrc};
+use crate::rtp::{RtpHeader, RtpPacket, SeqNo, Ssrc};
 
 /// Audio or video.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
@@ -113,22 +113,27 @@ impl OutboundTrack {
     }
 
     /// Writes a comfort packet (Opus silence, one packet time after the last one sent) into
-    /// `buf` and returns its length. Sequence numbers stay gap-free across it.
+    /// `buf` and returns its length (0, and nothing changes, if `buf` is too short). Sequence
+    /// numbers stay gap-free across it.
     pub fn comfort(&mut self, buf: &mut [u8]) -> usize {
         let samples = u64::from(self.params.clock_rate) * u64::from(self.params.ptime_ms) / 1000;
         let ts = self.last_ts.wrapping_add(samples as u32);
-        buf[0] = 0x80;
-        buf[1] = self.params.payload_type & 0x7f;
-        buf[2..4].copy_from_slice(&self.next_seq.0.to_be_bytes());
-        buf[4..8].copy_from_slice(&ts.to_be_bytes());
-        buf[8..12].copy_from_slice(&self.ssrc.0.to_be_bytes());
-        buf[12..15].copy_from_slice(&OPUS_SILENCE);
+        let header = RtpHeader {
+            payload_type: self.params.payload_type,
+            marker: false,
+            seq: self.next_seq,
+            timestamp: ts,
+            ssrc: self.ssrc,
+        };
+        let Some(len) = header.emit(buf, &OPUS_SILENCE) else {
+            return 0;
+        };
         self.next_seq = self.next_seq.next();
         self.last_ts = ts;
         self.sent.packets += 1;
         self.sent.bytes += OPUS_SILENCE.len() as u64;
         self.comfort_sent += 1;
-        12 + OPUS_SILENCE.len()
+        len
     }
 
     /// Re-anchors the timestamp mapping for a new source: its first packet goes out one

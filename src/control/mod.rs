@@ -1,9 +1,9 @@
-//! The control plane: JSON-RPC 2.0 types and the Unix-socket server.
+//! The control plane: JSON-RPC 2.0 types, the methods' parameters, dispatch of requests to the
+//! daemon, and the Unix-socket server.
 
 pub mod client;
+pub mod params;
 mod protocol;
-mod server;
 pub mod view;
 
 pub use protocol::*;
-pub use server::{bind_control_socket, serve};

@@ -111,11 +111,12 @@ impl OpusClip {
     }
 }
 
-/// Writes received Opus packets to an Ogg Opus file. Pages are flushed about once a second,
-/// so a file cut short (a crash) loses at most that much; [`OggOpusRecorder::finish`] writes
-/// the end-of-stream page.
-pub struct OggOpusRecorder {
-    writer: PacketWriter<'static, BufWriter<File>>,
+/// Writes received Opus packets as an Ogg Opus stream into `W` (a file, or an in-memory
+/// buffer that the daemon's file writer drains). Pages end about once a second, so a file cut
+/// short (a crash) loses at most that much; [`OggOpusRecorder::finish`] writes the
+/// end-of-stream page.
+pub struct OggOpusRecorder<W: Write = BufWriter<File>> {
+    writer: PacketWriter<'static, W>,
     path: String,
     serial: u32,
     /// The granule (48 kHz samples) at the end of the last packet written.
@@ -129,17 +130,28 @@ impl OggOpusRecorder {
     /// Creates (or truncates) the file and writes the OpusHead and OpusTags headers.
     pub fn create(path: &Path, channels: u8) -> Result<Self, OggOpusError> {
         let name = path.display().to_string();
-        let io = |source| OggOpusError::Io {
+        let file = File::create(path).map_err(|source| OggOpusError::Io {
             path: name.clone(),
             source,
-        };
-        let file = File::create(path).map_err(io)?;
-        let mut writer = PacketWriter::new(BufWriter::new(file));
+        })?;
+        Self::new(BufWriter::new(file), channels, name)
+    }
+}
+
+impl<W: Write> OggOpusRecorder<W> {
+    /// A recorder writing into `writer` (named `name` in errors); writes the OpusHead and
+    /// OpusTags headers.
+    pub fn new(writer: W, channels: u8, name: String) -> Result<Self, OggOpusError> {
+        let mut writer = PacketWriter::new(writer);
         let serial = rand::random();
         let head = OpusHead {
             channels,
             pre_skip: 0,
             input_rate: 48000,
+        };
+        let io = |source| OggOpusError::Io {
+            path: name.clone(),
+            source,
         };
         writer
             .write_packet(head.to_bytes(), serial, PacketWriteEndInfo::EndPage, 0)
@@ -185,14 +197,20 @@ impl OggOpusRecorder {
         Ok(())
     }
 
-    /// Writes the last packet with the end-of-stream flag and flushes the file.
-    pub fn finish(mut self) -> Result<(), OggOpusError> {
+    /// Writes the last packet with the end-of-stream flag and flushes; returns the writer.
+    pub fn finish(mut self) -> Result<W, OggOpusError> {
         if let Some((data, granule)) = self.pending.take() {
             self.writer
                 .write_packet(data, self.serial, PacketWriteEndInfo::EndStream, granule)
                 .map_err(|source| self.io(source))?;
         }
-        self.flush()
+        self.flush()?;
+        Ok(self.writer.into_inner())
+    }
+
+    /// The writer, for taking what was written so far out of an in-memory one.
+    pub fn writer_mut(&mut self) -> &mut W {
+        self.writer.inner_mut()
     }
 
     fn flush(&mut self) -> Result<(), OggOpusError> {

@@ -1,6 +1,8 @@
 //! First-byte demultiplexing of STUN, DTLS, RTP and RTCP sharing one port (RFC 7983, with
 //! RFC 5761 for telling RTCP from RTP).
 
+use super::types::Ssrc;
+
 /// What a datagram on a media port is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PacketKind {
@@ -30,6 +32,18 @@ pub fn classify(datagram: &[u8]) -> PacketKind {
     }
 }
 
+/// The SSRC that names the stream of an RTP packet (its SSRC) or of an RTCP packet (the
+/// sender's), read without parsing the rest; `None` for anything else or a truncated header.
+pub fn stream_ssrc(datagram: &[u8]) -> Option<Ssrc> {
+    let at = match classify(datagram) {
+        PacketKind::Rtp => 8,
+        PacketKind::Rtcp => 4,
+        _ => return None,
+    };
+    let bytes = datagram.get(at..at + 4)?;
+    Some(Ssrc(u32::from_be_bytes(bytes.try_into().ok()?)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +62,14 @@ mod tests {
         assert_eq!(classify(&[0x80]), PacketKind::Other);
         assert_eq!(classify(&[]), PacketKind::Other);
         assert_eq!(classify(&[0x40, 0]), PacketKind::Other);
+    }
+
+    #[test]
+    fn stream_ssrc_of_rtp_and_rtcp() {
+        let rtp = [0x80, 111, 0, 1, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
+        assert_eq!(stream_ssrc(&rtp), Some(Ssrc(0xdead_beef)));
+        assert_eq!(stream_ssrc(&rtp[..11]), None);
+        assert_eq!(stream_ssrc(&[0x81, 200, 0, 1, 1, 2, 3, 4]), Some(Ssrc(0x0102_0304)));
+        assert_eq!(stream_ssrc(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42]), None, "STUN");
     }
 }

@@ -195,6 +195,41 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> RtpPacket<T> {
     }
 }
 
+/// The fields of a new packet's fixed header (no CSRCs, no extension, no padding), for writing
+/// packets srtpd makes itself: comfort silence, clip packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RtpHeader {
+    /// Payload type (7 bits).
+    pub payload_type: u8,
+    /// The marker bit.
+    pub marker: bool,
+    /// Sequence number.
+    pub seq: SeqNo,
+    /// Media timestamp.
+    pub timestamp: u32,
+    /// Synchronization source.
+    pub ssrc: Ssrc,
+}
+
+impl RtpHeader {
+    /// Writes the header and then `payload` at the start of `buf`; returns the packet's
+    /// length, or `None` (and writes nothing) when `buf` is too short.
+    pub fn emit(&self, buf: &mut [u8], payload: &[u8]) -> Option<usize> {
+        let len = RTP_FIXED_HEADER_LEN + payload.len();
+        let out = buf.get_mut(..len)?;
+        out[0] = RTP_VERSION << 6;
+        out[1] = 0;
+        out[RTP_FIXED_HEADER_LEN..].copy_from_slice(payload);
+        let mut packet = RtpPacket { buf: out };
+        packet.set_payload_type(self.payload_type);
+        packet.set_marker(self.marker);
+        packet.set_seq(self.seq);
+        packet.set_timestamp(self.timestamp);
+        packet.set_ssrc(self.ssrc);
+        Some(len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,1644 @@
+//! The endpoint: one worker's calls, without I/O. It owns the calls, the routing tables that
+//! lead a datagram to its call, the policy for streams not seen before, and every timer.
+//!
+//! Datagrams, commands and the time go in; what comes out is polled: transmits (which socket,
+//! to where, which bytes), file writes for recordings, typed events, and when to call again.
+//! The worker's driver owns the sockets and does the system calls (quinn-proto's `Endpoint`
+//! and str0m's `Rtc` are the models).
+//!
+//! A datagram takes two steps, so that a driver handling a batch can prefetch the state of
+//! the datagrams a few ahead while it handles the one at hand: [`Endpoint::route`] finds where
+//! it goes from the socket it came in on and, on a shared port, its remote address and SSRC;
+//! [`Endpoint::handle`] carries it out, in place: SRTP from a peer is decrypted where it lies
+//! and handed to the track's sink, plain RTP from a producer is rewritten and protected where
+//! it lies (its tag written to a trailer the driver keeps), and the answer says what to send.
+//!
+//! One behaviour for both socket layouts: a datagram belongs to a call when its stream
+//! (remote address and SSRC) is one the call has seen, or when exactly one call may claim a
+//! stream not seen before (its SSRC is the call's, the sender is the call's remote or
+//! candidate, or the call has no remote yet or has timed out). A call's own media socket
+//! names that one call; on a shared port the tables do. A datagram that no call may claim is
+//! dropped and counted as unclaimed, without being decrypted; one that its call refuses is
+//! counted by the call (auth, replay, other).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use rustc_hash::FxHashMap;
+
+use super::event::Event;
+use super::session::{CallEvent, CallSession, CallSetup, CallStats, Candidate, Inbound};
+use super::sink::{FileWrite, Recording};
+use super::source::{ClipPoll, ClipSource};
+use super::track::MediaKind;
+use crate::media::OpusClip;
+use crate::rtp::{PacketKind, Ssrc, classify, stream_ssrc};
+use crate::srtp::{MasterKey, SrtpError, SrtpProfile};
+
+/// Largest datagram the endpoint handles: what a driver's receive slot holds, and what the
+/// endpoint's own packets may take.
+pub const MAX_DATAGRAM: usize = 2048;
+/// Peer streams (remote address and SSRC) a call remembers; a new one beyond that replaces
+/// the oldest.
+const MAX_PEER_STREAMS: usize = 8;
+/// Bytes of the queue of packets the endpoint makes itself (STUN, RTCP, keepalives, comfort
+/// silence, clips) between two drains by the driver.
+const OUT_BYTES: usize = 256 * 1024;
+/// Packets in that queue.
+const OUT_PACKETS: usize = 2048;
+
+/// A socket, as the driver names it to the endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId(pub u32);
+
+/// A call, as the daemon names it to the endpoint (unique for the daemon's life).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallNo(pub u64);
+
+/// What a shared socket of the worker carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharedSocket {
+    /// Media of many calls, told apart by remote address and SSRC.
+    Media,
+    /// Plain RTP from the producers of many tracks, told apart by the producer's SSRC; sinks
+    /// of those tracks are fed from it.
+    Local,
+}
+
+/// What a socket is to the endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// A call's own media socket.
+    Media(Slot),
+    /// A track's own local port: its producer sends there, its sink is fed from it.
+    Local(Slot, MediaKind),
+    /// A shared socket.
+    Shared(SharedSocket),
+}
+
+/// Where a track's producer sends plain RTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RtpSource {
+    /// A port of the track's own: whatever arrives there is the track's.
+    Own(SocketId),
+    /// The worker's shared producer port: the packets whose SSRC is `ssrc`.
+    Shared {
+        /// The shared local socket.
+        socket: SocketId,
+        /// The producer's SSRC.
+        ssrc: Ssrc,
+    },
+}
+
+/// A track of a call being added: where its media comes from and goes to.
+#[derive(Debug, Default)]
+pub struct TrackPorts {
+    /// A local producer of plain RTP.
+    pub rtp_source: Option<RtpSource>,
+    /// A clip that plays instead of the producer (a file, silence).
+    pub clip: Option<ClipSource>,
+    /// Where decrypted RTP goes, and from which socket.
+    pub sink: Option<(SocketId, SocketAddr)>,
+    /// The recording of what the track receives.
+    pub recording: Option<Recording>,
+}
+
+/// A call to add: the session's setup and the sockets the driver opened for it.
+#[derive(Debug)]
+pub struct CallSpec {
+    /// The daemon's name for it.
+    pub no: CallNo,
+    /// The media session.
+    pub setup: CallSetup,
+    /// The media socket facing the peer (its own, or a shared one).
+    pub media: SocketId,
+    /// Sockets that belong to this call alone (its media socket in the per-call layout, its
+    /// tracks' own local ports), closed when it ends.
+    pub own_sockets: Vec<SocketId>,
+    /// The audio track's ports (the setup must have an audio track for it to be used).
+    pub audio: TrackPorts,
+    /// The video track's ports.
+    pub video: TrackPorts,
+}
+
+/// Why the endpoint refused something.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// No call with that number.
+    #[error("no such call")]
+    NoSuchCall,
+    /// The call has no track of that kind.
+    #[error("the call has no {} track", .0.name())]
+    NoSuchTrack(MediaKind),
+    /// Another call's producer already uses that SSRC on the shared producer port.
+    #[error("another call's producer already sends SSRC {0} to the shared port")]
+    ProducerSsrcTaken(Ssrc),
+    /// The keys were refused.
+    #[error("bad keying: {0}")]
+    Keying(SrtpError),
+}
+
+/// A datagram to send: from `socket` to `dest`, `len` bytes (of the datagram handed to
+/// [`Endpoint::handle`], or of [`Endpoint::outgoing`]'s buffer at `start`), then `trailer`
+/// bytes of the trailer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The socket to send from.
+    pub socket: SocketId,
+    /// Where to.
+    pub dest: SocketAddr,
+    /// Where the bytes start (0 for a handled datagram).
+    pub start: usize,
+    /// How many bytes.
+    pub len: usize,
+    /// Bytes of trailer (the detached SRTP tag) behind them.
+    pub trailer: usize,
+}
+
+/// Where a datagram goes, found by [`Endpoint::route`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route(RouteKind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RouteKind {
+    /// A stream the call in this slot has seen, on a shared port.
+    Known(Slot),
+    /// The call's own media socket: the call checks the stream itself.
+    Call(Slot),
+    /// A shared media port, a stream not seen before (or STUN).
+    Claim,
+    /// A track's producer.
+    Source(Slot, MediaKind),
+    /// Nothing here takes it.
+    Unclaimed,
+}
+
+/// What became of a handled datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send it on, as [`Transmit`] says (its bytes stay where they were handed in).
+    Send(Transmit),
+    /// Taken (STUN, RTCP, recorded only, gated) or refused by its call, which counted it.
+    Done,
+    /// No call may claim it: dropped and counted.
+    Unclaimed,
+}
+
+/// Counters of the endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointCounters {
+    /// Datagrams no call could claim, dropped without decryption.
+    pub unclaimed: u64,
+}
+
+type Slot = usize;
+
+/// A track's sources and sinks.
+#[derive(Debug, Default)]
+struct TrackIo {
+    rtp_source: Option<RtpSource>,
+    clip: Option<ClipSource>,
+    sink: Option<(SocketId, SocketAddr)>,
+    recording: Option<Recording>,
+}
+
+struct Entry {
+    session: CallSession,
+    media: SocketId,
+    shared_media: bool,
+    own_sockets: Vec<SocketId>,
+    audio: TrackIo,
+    video: TrackIo,
+    /// Streams seen from the peer, oldest first.
+    streams: Vec<(SocketAddr, Ssrc)>,
+    /// Addresses under which `by_addr` lists this call (shared media only).
+    addrs: Vec<SocketAddr>,
+    /// Whether `open` lists this call.
+    open: bool,
+    /// The generation of the call's live entry in the timer heap, and its deadline.
+    timer: Option<(u64, Instant)>,
+}
+
+impl Entry {
+    fn io(&self, kind: MediaKind) -> &TrackIo {
+        match kind {
+            MediaKind::Audio => &self.audio,
+            MediaKind::Video => &self.video,
+        }
+    }
+
+    fn io_mut(&mut self, kind: MediaKind) -> &mut TrackIo {
+        match kind {
+            MediaKind::Audio => &mut self.audio,
+            MediaKind::Video => &mut self.video,
+        }
+    }
+
+    /// Whether this call may claim a stream it has not seen: its SSRC is one of the call's
+    /// (the peer moved), the sender is the remote or a candidate, or the call has no remote
+    /// yet or has timed out.
+    fn may_claim(&self, from: SocketAddr, ssrc: Ssrc) -> bool {
+        self.streams.iter().any(|s| s.1 == ssrc)
+            || self.session.knows(from)
+            || self.session.waiting()
+            || self.session.timed_out()
+    }
+
+    /// When the call's timers next need it: the session's and the clips'.
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let mut due = self.session.poll_timeout();
+        for io in [&self.audio, &self.video] {
+            if let Some(t) = io.clip.as_ref().and_then(|c| c.next_deadline(now)) {
+                due = due.min(t);
+            }
+        }
+        due
+    }
+
+    /// Hints to the CPU the state a datagram of this call reads, in two steps (see
+    /// [`crate::prefetch`]): `outer`, a few datagrams ahead, the fields that lead to the rest.
+    fn prefetch(&self, source: Option<MediaKind>, outer: bool) {
+        use crate::prefetch::prefetch;
+        match (outer, source) {
+            (true, _) => {
+                prefetch(&self.streams);
+                self.session.prefetch_outer();
+            }
+            (false, Some(kind)) => {
+                prefetch(self.io(kind));
+                self.session.prefetch_source(kind);
+            }
+            (false, None) => {
+                prefetch(&self.audio);
+                prefetch(self.streams.as_slice());
+                self.session.prefetch_network();
+            }
+        }
+    }
+}
+
+/// Packets the endpoint made itself, back to back in one buffer, until the driver sends them.
+struct OutQueue {
+    bytes: Box<[u8]>,
+    used: usize,
+    transmits: Vec<Transmit>,
+}
+
+impl OutQueue {
+    fn has_room(&self) -> bool {
+        self.bytes.len() - self.used >= MAX_DATAGRAM && self.transmits.len() < OUT_PACKETS
+    }
+
+    /// Queues what `write` puts into the free space (its length, or `None` for nothing).
+    fn push(
+        &mut self,
+        socket: SocketId,
+        dest: SocketAddr,
+        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) {
+        let start = self.used;
+        let end = (start + MAX_DATAGRAM).min(self.bytes.len());
+        if let Some(len) = write(&mut self.bytes[start..end]) {
+            self.used += len;
+            self.transmits.push(Transmit {
+                socket,
+                dest,
+                start,
+                len,
+                trailer: 0,
+            });
+        }
+    }
+}
+
+/// One worker's calls, routing tables and timers, with time passed in.
+pub struct Endpoint {
+    calls: Vec<Option<Entry>>,
+    free: Vec<Slot>,
+    by_no: FxHashMap<CallNo, Slot>,
+    roles: Vec<Option<Role>>,
+    /// (remote address, SSRC) → call, for shared media ports.
+    by_peer: FxHashMap<(SocketAddr, Ssrc), Slot>,
+    /// Peer SSRC → call, for a known stream arriving from a new address on a shared port.
+    by_ssrc: FxHashMap<Ssrc, Slot>,
+    /// Remote and candidate addresses → calls on shared media ports (a superset: checks
+    /// expire; each use asks the call).
+    by_addr: FxHashMap<SocketAddr, Vec<Slot>>,
+    /// Calls on shared media ports that may be waiting or timed out (a superset).
+    open: Vec<Slot>,
+    /// (shared local socket, producer SSRC) → track.
+    by_source: FxHashMap<(SocketId, Ssrc), (Slot, MediaKind)>,
+    /// Deadlines: (when, call, generation); an entry whose generation is not its call's
+    /// `timer` any more was superseded.
+    timers: BinaryHeap<Reverse<(Instant, Slot, u64)>>,
+    next_timer: u64,
+    /// The time last passed in.
+    now: Option<Instant>,
+    /// Scratch list of the calls that may claim a stream.
+    claimants: Vec<Slot>,
+    /// Calls whose session holds packets that did not fit the out queue.
+    backlog: VecDeque<Slot>,
+    out: OutQueue,
+    events: VecDeque<Event>,
+    file_writes: Vec<FileWrite>,
+    counters: EndpointCounters,
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint with no calls and no sockets.
+    pub fn new() -> Self {
+        Endpoint {
+            calls: Vec::new(),
+            free: Vec::new(),
+            by_no: FxHashMap::default(),
+            roles: Vec::new(),
+            by_peer: FxHashMap::default(),
+            by_ssrc: FxHashMap::default(),
+            by_addr: FxHashMap::default(),
+            open: Vec::new(),
+            by_source: FxHashMap::default(),
+            timers: BinaryHeap::new(),
+            next_timer: 0,
+            now: None,
+            claimants: Vec::new(),
+            backlog: VecDeque::new(),
+            out: OutQueue {
+                bytes: vec![0u8; OUT_BYTES].into_boxed_slice(),
+                used: 0,
+                transmits: Vec::with_capacity(OUT_PACKETS),
+            },
+            events: VecDeque::new(),
+            file_writes: Vec::new(),
+            counters: EndpointCounters::default(),
+        }
+    }
+
+    /// How many calls run.
+    pub fn len(&self) -> usize {
+        self.by_no.len()
+    }
+
+    /// Whether no call runs.
+    pub fn is_empty(&self) -> bool {
+        self.by_no.is_empty()
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> EndpointCounters {
+        self.counters
+    }
+
+    fn set_role(&mut self, socket: SocketId, role: Option<Role>) {
+        let i = socket.0 as usize;
+        if self.roles.len() <= i {
+            self.roles.resize(i + 1, None);
+        }
+        self.roles[i] = role;
+    }
+
+    /// Tells the endpoint about one of the worker's shared sockets.
+    pub fn add_shared_socket(&mut self, socket: SocketId, kind: SharedSocket) {
+        self.set_role(socket, Some(Role::Shared(kind)));
+    }
+
+    // ---- Commands ------------------------------------------------------------------------
+
+    /// Adds a call; its timers start at `now` (`wall` is the same moment on the wall clock,
+    /// for RTCP). A clip source starts playing unless the call rings.
+    pub fn add_call(
+        &mut self,
+        spec: CallSpec,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<(), EndpointError> {
+        self.now = Some(now);
+        for ports in [&spec.audio, &spec.video] {
+            if let Some(RtpSource::Shared { socket, ssrc }) = ports.rtp_source {
+                if self.by_source.contains_key(&(socket, ssrc)) {
+                    return Err(EndpointError::ProducerSsrcTaken(ssrc));
+                }
+            }
+        }
+        let session = CallSession::new(spec.setup, now, wall).map_err(EndpointError::Keying)?;
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.calls.push(None);
+            self.calls.len() - 1
+        });
+        let shared_media = matches!(
+            self.roles.get(spec.media.0 as usize),
+            Some(Some(Role::Shared(_)))
+        );
+        if !shared_media {
+            self.set_role(spec.media, Some(Role::Media(slot)));
+        }
+        for (ports, kind) in [(&spec.audio, MediaKind::Audio), (&spec.video, MediaKind::Video)] {
+            match ports.rtp_source {
+                Some(RtpSource::Own(socket)) => self.set_role(socket, Some(Role::Local(slot, kind))),
+                Some(RtpSource::Shared { socket, ssrc }) => {
+                    self.by_source.insert((socket, ssrc), (slot, kind));
+                }
+                None => {}
+            }
+            if let Some((socket, _)) = ports.sink {
+                if spec.own_sockets.contains(&socket) {
+                    self.set_role(socket, Some(Role::Local(slot, kind)));
+                }
+            }
+        }
+        let io = |p: TrackPorts| TrackIo {
+            rtp_source: p.rtp_source,
+            clip: p.clip,
+            sink: p.sink,
+            recording: p.recording,
+        };
+        let mut entry = Entry {
+            session,
+            media: spec.media,
+            shared_media,
+            own_sockets: spec.own_sockets,
+            audio: io(spec.audio),
+            video: io(spec.video),
+            streams: Vec::with_capacity(MAX_PEER_STREAMS),
+            addrs: Vec::new(),
+            open: false,
+            timer: None,
+        };
+        entry.session.handle_timeout(now);
+        self.by_no.insert(spec.no, slot);
+        self.calls[slot] = Some(entry);
+        self.after(slot, now);
+        self.schedule(slot, now);
+        Ok(())
+    }
+
+    /// Ends a call: finishes its recordings, publishes `call.ended` with its final
+    /// statistics, forgets its routes, and returns the statistics and the sockets that were
+    /// the call's alone (for the driver to close).
+    pub fn remove_call(
+        &mut self,
+        no: CallNo,
+        reason: String,
+    ) -> Result<(CallStats, Vec<SocketId>), EndpointError> {
+        let slot = self.by_no.remove(&no).ok_or(EndpointError::NoSuchCall)?;
+        let entry = self.calls[slot].take().expect("by_no points at a call");
+        for &(from, ssrc) in &entry.streams {
+            if self.by_peer.get(&(from, ssrc)) == Some(&slot) {
+                self.by_peer.remove(&(from, ssrc));
+            }
+            if self.by_ssrc.get(&ssrc) == Some(&slot) {
+                self.by_ssrc.remove(&ssrc);
+            }
+        }
+        for addr in &entry.addrs {
+            if let Some(slots) = self.by_addr.get_mut(addr) {
+                slots.retain(|&s| s != slot);
+                if slots.is_empty() {
+                    self.by_addr.remove(addr);
+                }
+            }
+        }
+        self.open.retain(|&s| s != slot);
+        self.backlog.retain(|&s| s != slot);
+        for io in [&entry.audio, &entry.video] {
+            if let Some(RtpSource::Shared { socket, ssrc }) = io.rtp_source {
+                self.by_source.remove(&(socket, ssrc));
+            }
+        }
+        for &socket in &entry.own_sockets {
+            self.set_role(socket, None);
+        }
+        let Entry {
+            session,
+            own_sockets,
+            audio,
+            video,
+            ..
+        } = entry;
+        for io in [audio, video] {
+            if let Some(r) = io.recording {
+                self.file_writes.push(r.finish());
+            }
+        }
+        let stats = session.stats();
+        self.events.push_back(Event::CallEnded {
+            call_id: session.call_id().clone(),
+            reason,
+            stats: Box::new(stats.clone()),
+        });
+        self.free.push(slot);
+        Ok((stats, own_sockets))
+    }
+
+    fn entry_mut(&mut self, no: CallNo) -> Result<(Slot, &mut Entry), EndpointError> {
+        let slot = *self.by_no.get(&no).ok_or(EndpointError::NoSuchCall)?;
+        Ok((slot, self.calls[slot].as_mut().expect("by_no points at a call")))
+    }
+
+    /// A statistics snapshot of a call.
+    pub fn stats(&self, no: CallNo) -> Result<CallStats, EndpointError> {
+        let slot = *self.by_no.get(&no).ok_or(EndpointError::NoSuchCall)?;
+        Ok(self.calls[slot].as_ref().expect("a call").session.stats())
+    }
+
+    /// Gates (mutes) or ungates our sending on a track.
+    pub fn gate(
+        &mut self,
+        no: CallNo,
+        kind: MediaKind,
+        gated: bool,
+        now: Instant,
+    ) -> Result<(), EndpointError> {
+        let (slot, e) = self.entry_mut(no)?;
+        if !e.session.set_gated(kind, gated, now) {
+            return Err(EndpointError::NoSuchTrack(kind));
+        }
+        self.after(slot, now);
+        self.schedule(slot, now);
+        Ok(())
+    }
+
+    /// Records what the peer's signaling said: muted or on hold (`muted`), video on or off.
+    pub fn set_peer_state(
+        &mut self,
+        no: CallNo,
+        muted: Option<bool>,
+        video: Option<bool>,
+        now: Instant,
+    ) -> Result<(), EndpointError> {
+        let (slot, e) = self.entry_mut(no)?;
+        if let Some(m) = muted {
+            e.session.set_peer_muted(m);
+        }
+        if let Some(v) = video {
+            e.session.set_peer_video(v);
+        }
+        self.schedule(slot, now);
+        Ok(())
+    }
+
+    /// The call was answered: media may flow, with `candidates` added; the receive keys are
+    /// replaced first if the answering device is another than assumed. Returns whether the
+    /// call was ringing.
+    pub fn answer(
+        &mut self,
+        no: CallNo,
+        candidates: &[Candidate],
+        rekey: Option<(SrtpProfile, MasterKey)>,
+        now: Instant,
+    ) -> Result<bool, EndpointError> {
+        let (slot, e) = self.entry_mut(no)?;
+        let was_ringing = e.session.ringing();
+        if let Some((profile, rx)) = rekey {
+            e.session
+                .rekey_rx(profile, &rx)
+                .map_err(EndpointError::Keying)?;
+        }
+        e.session.answer(candidates, now);
+        self.after(slot, now);
+        self.schedule(slot, now);
+        Ok(was_ringing)
+    }
+
+    /// Plays `clip` as the track's source (its producer's packets are ignored until the clip
+    /// ends).
+    pub fn play(
+        &mut self,
+        no: CallNo,
+        kind: MediaKind,
+        clip: Arc<OpusClip>,
+        looping: bool,
+        now: Instant,
+    ) -> Result<(), EndpointError> {
+        let (slot, e) = self.entry_mut(no)?;
+        if !e.session.has_track(kind) {
+            return Err(EndpointError::NoSuchTrack(kind));
+        }
+        e.io_mut(kind).clip = Some(ClipSource::new(clip, looping));
+        self.schedule(slot, now);
+        Ok(())
+    }
+
+    /// Starts recording what the track receives into a new file (finishing any earlier
+    /// recording of it), or stops (`None`).
+    pub fn record(
+        &mut self,
+        no: CallNo,
+        kind: MediaKind,
+        file: Option<super::sink::FileId>,
+    ) -> Result<(), EndpointError> {
+        let (_, e) = self.entry_mut(no)?;
+        let Some(clock) = e.session.clock_rate(kind) else {
+            return Err(EndpointError::NoSuchTrack(kind));
+        };
+        let io = e.io_mut(kind);
+        let old = io.recording.take();
+        io.recording = file.map(|f| Recording::new(f, clock));
+        if let Some(old) = old {
+            self.file_writes.push(old.finish());
+        }
+        Ok(())
+    }
+
+    // ---- Datagrams -----------------------------------------------------------------------
+
+    /// Where a datagram that came in on `socket` from `from` goes. Reads only the routing
+    /// tables (not the call), so that it can run for a whole batch before any is handled.
+    pub fn route(&self, socket: SocketId, from: SocketAddr, datagram: &[u8]) -> Route {
+        let role = self.roles.get(socket.0 as usize).copied().flatten();
+        Route(match role {
+            Some(Role::Media(slot)) => RouteKind::Call(slot),
+            Some(Role::Local(slot, kind)) => RouteKind::Source(slot, kind),
+            Some(Role::Shared(SharedSocket::Media)) => match stream_ssrc(datagram) {
+                Some(ssrc) => match self.by_peer.get(&(from, ssrc)) {
+                    Some(&slot) => RouteKind::Known(slot),
+                    None => RouteKind::Claim,
+                },
+                None => RouteKind::Claim,
+            },
+            Some(Role::Shared(SharedSocket::Local)) => match stream_ssrc(datagram) {
+                Some(ssrc) => match self.by_source.get(&(socket, ssrc)) {
+                    Some(&(slot, kind)) => RouteKind::Source(slot, kind),
+                    None => RouteKind::Unclaimed,
+                },
+                None => RouteKind::Unclaimed,
+            },
+            None => RouteKind::Unclaimed,
+        })
+    }
+
+    /// Hints to the CPU the call state that handling a datagram routed `route` will read:
+    /// with `outer`, the first of two steps, a few datagrams earlier. Changes nothing.
+    pub fn prefetch(&self, route: Route, outer: bool) {
+        let (slot, source) = match route.0 {
+            RouteKind::Known(slot) | RouteKind::Call(slot) => (slot, None),
+            RouteKind::Source(slot, kind) => (slot, Some(kind)),
+            RouteKind::Claim | RouteKind::Unclaimed => return,
+        };
+        if outer {
+            crate::prefetch::prefetch(&self.calls[slot]);
+        }
+        if let Some(e) = &self.calls[slot] {
+            e.prefetch(source, outer);
+        }
+    }
+
+    /// Handles a datagram that came in from `from`, filling `datagram`, routed by
+    /// [`Self::route`] (with no command in between). Media is decrypted or protected in
+    /// place; a protected packet's tag goes into `trailer`.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        route: Route,
+        from: SocketAddr,
+        datagram: &mut [u8],
+        trailer: &mut [u8],
+    ) -> Outcome {
+        let outcome = match route.0 {
+            RouteKind::Known(slot) => self.on_network(slot, from, datagram, now),
+            RouteKind::Call(slot) => self.on_call_socket(slot, from, datagram, now),
+            RouteKind::Claim => self.on_shared(from, datagram, now),
+            RouteKind::Source(slot, kind) => self.on_source(slot, kind, datagram, trailer, now),
+            RouteKind::Unclaimed => Outcome::Unclaimed,
+        };
+        if outcome == Outcome::Unclaimed {
+            self.counters.unclaimed += 1;
+        }
+        outcome
+    }
+
+    /// A datagram on a call's own media socket: its stream is known, or the call may claim
+    /// it, or it is unclaimed.
+    fn on_call_socket(
+        &mut self,
+        slot: Slot,
+        from: SocketAddr,
+        datagram: &mut [u8],
+        now: Instant,
+    ) -> Outcome {
+        let Some(e) = self.calls[slot].as_ref() else {
+            return Outcome::Unclaimed;
+        };
+        match classify(datagram) {
+            PacketKind::Stun if e.session.knows(from) => self.on_network(slot, from, datagram, now),
+            PacketKind::Rtp | PacketKind::Rtcp => {
+                let Some(ssrc) = stream_ssrc(datagram) else {
+                    return Outcome::Unclaimed;
+                };
+                if e.streams.contains(&(from, ssrc)) {
+                    self.on_network(slot, from, datagram, now)
+                } else if e.may_claim(from, ssrc) {
+                    self.claim(slot, from, ssrc, datagram, now, true)
+                        .unwrap_or(Outcome::Done)
+                } else {
+                    Outcome::Unclaimed
+                }
+            }
+            _ => Outcome::Unclaimed,
+        }
+    }
+
+    /// A datagram on a shared media port whose stream no call has seen: STUN goes to the
+    /// calls that know the sender; a new stream to the one call that may claim it, or by
+    /// trial to whichever of several it authenticates with.
+    fn on_shared(&mut self, from: SocketAddr, datagram: &mut [u8], now: Instant) -> Outcome {
+        match classify(datagram) {
+            PacketKind::Stun => self.on_shared_stun(from, datagram, now),
+            PacketKind::Rtp | PacketKind::Rtcp => {
+                let Some(ssrc) = stream_ssrc(datagram) else {
+                    return Outcome::Unclaimed;
+                };
+                self.find_claimants(from, ssrc);
+                match self.claimants.len() {
+                    0 => Outcome::Unclaimed,
+                    1 => self
+                        .claim(self.claimants[0], from, ssrc, datagram, now, true)
+                        .unwrap_or(Outcome::Done),
+                    n => (0..n)
+                        .find_map(|i| {
+                            let slot = self.claimants[i];
+                            self.claim(slot, from, ssrc, datagram, now, false)
+                        })
+                        .unwrap_or(Outcome::Unclaimed),
+                }
+            }
+            _ => Outcome::Unclaimed,
+        }
+    }
+
+    /// Lists in `self.claimants` the calls on shared ports that may claim stream (`from`,
+    /// `ssrc`): the one whose SSRC it is, else those whose remote or a candidate `from` is,
+    /// else those without a remote or timed out.
+    fn find_claimants(&mut self, from: SocketAddr, ssrc: Ssrc) {
+        self.claimants.clear();
+        if let Some(&slot) = self.by_ssrc.get(&ssrc) {
+            self.claimants.push(slot);
+            return;
+        }
+        if let Some(slots) = self.by_addr.get(&from) {
+            let calls = &self.calls;
+            self.claimants.extend(
+                slots
+                    .iter()
+                    .copied()
+                    .filter(|&s| calls[s].as_ref().is_some_and(|e| e.session.knows(from))),
+            );
+            if !self.claimants.is_empty() {
+                return;
+            }
+        }
+        let mut i = 0;
+        while i < self.open.len() {
+            match self.calls[self.open[i]].as_mut() {
+                Some(e) if e.session.waiting() || e.session.timed_out() => {
+                    self.claimants.push(self.open[i]);
+                    i += 1;
+                }
+                Some(e) => {
+                    e.open = false;
+                    self.open.swap_remove(i);
+                }
+                None => {
+                    self.open.swap_remove(i);
+                }
+            }
+        }
+    }
+
+    /// STUN on a shared port: a success response to every call checking the sender (each
+    /// matches its own transaction), a request or indication to one call that knows it.
+    fn on_shared_stun(&mut self, from: SocketAddr, datagram: &mut [u8], now: Instant) -> Outcome {
+        let Some(slots) = self.by_addr.get(&from).cloned() else {
+            return Outcome::Unclaimed;
+        };
+        // Message type 0x0101: Binding success response (RFC 5389 §6).
+        let response = datagram.get(..2) == Some(&[0x01, 0x01][..]);
+        let mut taken = false;
+        for slot in slots {
+            let knows = self.calls[slot]
+                .as_ref()
+                .is_some_and(|e| e.session.knows(from));
+            if knows {
+                self.on_network(slot, from, datagram, now);
+                taken = true;
+                if !response {
+                    break;
+                }
+            }
+        }
+        if taken {
+            Outcome::Done
+        } else {
+            Outcome::Unclaimed
+        }
+    }
+
+    /// Offers a stream not seen before to the call in `slot`. If it authenticates, the call
+    /// learns the stream and the datagram is handled. If not: with `attributed` (the call is
+    /// the only one that may claim it) the call counts it and `Some(Done)` is returned, else
+    /// nothing changes and `None` is returned.
+    fn claim(
+        &mut self,
+        slot: Slot,
+        from: SocketAddr,
+        ssrc: Ssrc,
+        datagram: &mut [u8],
+        now: Instant,
+        attributed: bool,
+    ) -> Option<Outcome> {
+        let e = self.calls[slot].as_mut()?;
+        let inbound = if attributed {
+            e.session.on_network(datagram, from, now)
+        } else {
+            e.session.try_claim(datagram, from, now)?
+        };
+        if !matches!(inbound, Inbound::Dropped(_)) {
+            self.learn(slot, from, ssrc);
+        }
+        Some(self.delivered(slot, datagram, inbound, now))
+    }
+
+    /// The call in `slot` authenticated stream (`from`, `ssrc`).
+    fn learn(&mut self, slot: Slot, from: SocketAddr, ssrc: Ssrc) {
+        let Some(e) = self.calls[slot].as_mut() else {
+            return;
+        };
+        if e.streams.len() == MAX_PEER_STREAMS {
+            let (old_from, old_ssrc) = e.streams.remove(0);
+            if e.shared_media {
+                if self.by_peer.get(&(old_from, old_ssrc)) == Some(&slot) {
+                    self.by_peer.remove(&(old_from, old_ssrc));
+                }
+                if !e.streams.iter().any(|s| s.1 == old_ssrc)
+                    && self.by_ssrc.get(&old_ssrc) == Some(&slot)
+                {
+                    self.by_ssrc.remove(&old_ssrc);
+                }
+            }
+        }
+        e.streams.push((from, ssrc));
+        if e.shared_media {
+            self.by_peer.insert((from, ssrc), slot);
+            self.by_ssrc.insert(ssrc, slot);
+        }
+    }
+
+    /// A datagram of a stream the call has seen (or STUN it should take).
+    fn on_network(
+        &mut self,
+        slot: Slot,
+        from: SocketAddr,
+        datagram: &mut [u8],
+        now: Instant,
+    ) -> Outcome {
+        let Some(e) = self.calls[slot].as_mut() else {
+            return Outcome::Unclaimed;
+        };
+        let inbound = e.session.on_network(datagram, from, now);
+        self.delivered(slot, datagram, inbound, now)
+    }
+
+    /// After the call in `slot` took a datagram: its own output is queued, and media is
+    /// recorded and handed on to the track's sink.
+    fn delivered(&mut self, slot: Slot, datagram: &[u8], inbound: Inbound, now: Instant) -> Outcome {
+        let e = self.calls[slot].as_mut().expect("a call");
+        let has_output = e.session.has_output();
+        let outcome = match inbound {
+            Inbound::Media { kind, len } => {
+                let io = e.io_mut(kind);
+                if let Some(r) = &mut io.recording {
+                    r.record(&datagram[..len]);
+                    if let Some(w) = r.take_pages() {
+                        self.file_writes.push(w);
+                    }
+                }
+                match io.sink {
+                    Some((socket, dest)) => Outcome::Send(Transmit {
+                        socket,
+                        dest,
+                        start: 0,
+                        len,
+                        trailer: 0,
+                    }),
+                    None => Outcome::Done,
+                }
+            }
+            Inbound::Consumed | Inbound::Dropped(_) => Outcome::Done,
+        };
+        if has_output {
+            self.after(slot, now);
+        }
+        outcome
+    }
+
+    /// Plain RTP from a track's producer: rewritten and protected in place, tag in `trailer`.
+    fn on_source(
+        &mut self,
+        slot: Slot,
+        kind: MediaKind,
+        packet: &mut [u8],
+        trailer: &mut [u8],
+        now: Instant,
+    ) -> Outcome {
+        let Some(e) = self.calls[slot].as_mut() else {
+            return Outcome::Unclaimed;
+        };
+        if classify(packet) != PacketKind::Rtp {
+            return Outcome::Unclaimed;
+        }
+        let io = e.io(kind);
+        if io.rtp_source.is_none() {
+            return Outcome::Unclaimed;
+        }
+        if io.clip.is_some() {
+            return Outcome::Done;
+        }
+        let tag_len = e.session.overhead();
+        let Some(tag) = trailer.get_mut(..tag_len) else {
+            return Outcome::Done;
+        };
+        match e.session.on_source_detached(kind, packet, tag, now) {
+            Some(dest) => Outcome::Send(Transmit {
+                socket: e.media,
+                dest,
+                start: 0,
+                len: packet.len(),
+                trailer: tag_len,
+            }),
+            None => Outcome::Done,
+        }
+    }
+
+    // ---- Timers and output ---------------------------------------------------------------
+
+    /// When [`Self::handle_timeout`] should next run, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.backlog.is_empty() {
+            return self.now;
+        }
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Runs what is due at `now`: the calls' timers (checks, keepalives, RTCP, timeouts),
+    /// clip packets and comfort silence. Stops early when the out queue is full; then
+    /// [`Self::poll_timeout`] is due at once, after the driver drained the queue.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
+        while let Some(&slot) = self.backlog.front() {
+            if !self.out.has_room() {
+                return;
+            }
+            self.backlog.pop_front();
+            self.after(slot, now);
+        }
+        while let Some(&Reverse((t, slot, generation))) = self.timers.peek() {
+            if t > now || !self.out.has_room() {
+                break;
+            }
+            self.timers.pop();
+            let live = self.calls[slot]
+                .as_ref()
+                .is_some_and(|e| e.timer.is_some_and(|(g, _)| g == generation));
+            if !live {
+                continue; // superseded, or its call ended
+            }
+            self.calls[slot].as_mut().expect("a call").timer = None;
+            self.calls[slot]
+                .as_mut()
+                .expect("a call")
+                .session
+                .handle_timeout(now);
+            for kind in [MediaKind::Audio, MediaKind::Video] {
+                self.play_due(slot, kind, now);
+            }
+            self.after(slot, now);
+            self.schedule(slot, now);
+        }
+    }
+
+    /// Puts a call's deadline in the heap if it has none or it moved earlier (a command can
+    /// only bring it forward: a later one is found when the earlier fires).
+    fn schedule(&mut self, slot: Slot, now: Instant) {
+        let e = self.calls[slot].as_mut().expect("a call");
+        e.start_clips(now);
+        let due = e.next_deadline(now);
+        if e.timer.is_none_or(|(_, t)| due < t) {
+            self.next_timer += 1;
+            e.timer = Some((self.next_timer, due));
+            self.timers.push(Reverse((due, slot, self.next_timer)));
+        }
+    }
+
+    /// Sends the clip packets of a track that are due, through the track's send path.
+    fn play_due(&mut self, slot: Slot, kind: MediaKind, now: Instant) {
+        let e = self.calls[slot].as_mut().expect("a call");
+        e.start_clips(now);
+        let Some(clock) = e.session.clock_rate(kind) else {
+            return;
+        };
+        let room = e.session.overhead();
+        while self.out.has_room() {
+            let e = self.calls[slot].as_mut().expect("a call");
+            let Some(clip) = e.io_mut(kind).clip.as_mut() else {
+                return;
+            };
+            let start = self.out.used;
+            let buf = &mut self.out.bytes[start..start + MAX_DATAGRAM];
+            match clip.poll(now, clock, buf, room) {
+                ClipPoll::Packet(len) => {
+                    if let Some((n, dest)) = e.session.on_source(kind, buf, len, now) {
+                        let media = e.media;
+                        self.out.push(media, dest, |_| Some(n));
+                    }
+                }
+                ClipPoll::Idle => return,
+                ClipPoll::Ended => {
+                    e.io_mut(kind).clip = None;
+                    self.events.push_back(Event::SourceEnded {
+                        call_id: e.session.call_id().clone(),
+                        media: kind,
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Queues what the call's session made (STUN, RTCP, keepalives, comfort silence) and
+    /// publishes its events; a call whose packets do not all fit waits in the backlog.
+    fn after(&mut self, slot: Slot, now: Instant) {
+        let Some(e) = self.calls[slot].as_mut() else {
+            return;
+        };
+        let call_id = e.session.call_id().clone();
+        while let Some(event) = e.session.poll_event() {
+            let event = match event {
+                CallEvent::Connected { remote, how } => Event::Connected {
+                    call_id: call_id.clone(),
+                    remote,
+                    via: how,
+                },
+                CallEvent::RemoteChanged { from, to, how } => Event::RemoteChanged {
+                    call_id: call_id.clone(),
+                    from,
+                    remote: to,
+                    via: how,
+                },
+                CallEvent::KeyframeNeeded { kind } => Event::KeyframeNeeded {
+                    call_id: call_id.clone(),
+                    media: kind,
+                },
+                CallEvent::MediaTimeout { silent_s, held } => Event::MediaTimeout {
+                    call_id: call_id.clone(),
+                    silent_s,
+                    peer_muted: held,
+                },
+            };
+            self.events.push_back(event);
+        }
+        let media = e.media;
+        while self.out.has_room() {
+            let Some(t) = e.session.poll_transmit() else {
+                break;
+            };
+            self.out.push(media, t.dest, |buf| {
+                let bytes = buf.get_mut(..t.data.len())?;
+                bytes.copy_from_slice(&t.data);
+                Some(t.data.len())
+            });
+        }
+        while self.out.has_room() {
+            let start = self.out.used;
+            let buf = &mut self.out.bytes[start..start + MAX_DATAGRAM];
+            let Some((n, dest)) = e.session.poll_comfort(buf, now) else {
+                break;
+            };
+            self.out.push(media, dest, |_| Some(n));
+        }
+        let pending = e.session.has_output();
+        if e.shared_media {
+            self.index_addresses(slot);
+        }
+        if pending && !self.backlog.contains(&slot) {
+            self.backlog.push_back(slot);
+        }
+    }
+
+    /// Lists a call on a shared port under its current addresses, and among the open calls
+    /// if it has no remote or timed out.
+    fn index_addresses(&mut self, slot: Slot) {
+        let e = self.calls[slot].as_mut().expect("a call");
+        for addr in e.session.addresses() {
+            if !e.addrs.contains(&addr) {
+                e.addrs.push(addr);
+                self.by_addr.entry(addr).or_default().push(slot);
+            }
+        }
+        if !e.open && (e.session.waiting() || e.session.timed_out()) {
+            e.open = true;
+            self.open.push(slot);
+        }
+    }
+
+    /// The packets the endpoint made itself: `transmits` name ranges of `bytes`. Call
+    /// [`Self::clear_outgoing`] once they were sent.
+    pub fn outgoing(&self) -> (&[u8], &[Transmit]) {
+        (&self.out.bytes[..self.out.used], &self.out.transmits)
+    }
+
+    /// Empties the out queue.
+    pub fn clear_outgoing(&mut self) {
+        self.out.used = 0;
+        self.out.transmits.clear();
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next bytes for the file writer.
+    pub fn poll_file_write(&mut self) -> Option<FileWrite> {
+        self.file_writes.pop()
+    }
+}
+
+impl Entry {
+    /// Starts pending clips once media may flow.
+    fn start_clips(&mut self, now: Instant) {
+        if self.session.ringing() {
+            return;
+        }
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            let started = match self.io_mut(kind).clip.as_mut() {
+                Some(clip) if !clip.started() => {
+                    clip.start(now);
+                    true
+                }
+                _ => false,
+            };
+            if started {
+                self.session.switch_source(kind);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::call::{CallTimers, MuteMode, TrackParams, TrackSetup};
+    use crate::keying::CallKeys;
+    use crate::rtp::{RtpHeader, RtpPacket, SeqNo};
+    use crate::srtp::{SrtpContext, SrtpOptions};
+
+    const PROFILE: SrtpProfile = SrtpProfile::AesCm128HmacSha1_80;
+    const MEDIA: SocketId = SocketId(1);
+    const SHARED: SocketId = SocketId(100);
+    const SHARED_LOCAL: SocketId = SocketId(101);
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn key(seed: u8) -> MasterKey {
+        MasterKey::from_concatenated(PROFILE, &[seed; 30]).unwrap()
+    }
+
+    /// The peer's side of call `i`: it sends with key 2i+1 and receives with key 2i.
+    struct Peer {
+        tx: SrtpContext,
+        rx: SrtpContext,
+        ssrc: Ssrc,
+        seq: u16,
+    }
+
+    impl Peer {
+        fn new(i: u8, ssrc: u32) -> Self {
+            let ctx = |k| SrtpContext::new(PROFILE, &key(k), &SrtpOptions::default()).unwrap();
+            Peer {
+                tx: ctx(2 * i + 1),
+                rx: ctx(2 * i),
+                ssrc: Ssrc(ssrc),
+                seq: 0,
+            }
+        }
+
+        /// The next SRTP packet of its stream.
+        fn packet(&mut self) -> Vec<u8> {
+            self.seq += 1;
+            let mut buf = vec![0u8; 128];
+            let header = RtpHeader {
+                payload_type: 111,
+                seq: SeqNo(self.seq),
+                timestamp: u32::from(self.seq) * 960,
+                ssrc: self.ssrc,
+                ..RtpHeader::default()
+            };
+            let n = header.emit(&mut buf, &[0xf8, 1, 2, 3]).unwrap();
+            let n = self.tx.protect(&mut buf, n).unwrap();
+            buf.truncate(n);
+            buf
+        }
+    }
+
+    fn timers() -> CallTimers {
+        CallTimers {
+            check_timeout: Duration::from_secs(3),
+            keepalive: Duration::from_secs(100),
+            rtcp_interval: Duration::from_secs(100),
+            media_timeout: Duration::from_secs(10),
+            media_timeout_held: Duration::from_secs(30),
+        }
+    }
+
+    fn setup(i: u8, candidates: &[SocketAddr], mute_mode: MuteMode) -> CallSetup {
+        CallSetup {
+            call_id: format!("call-{i}"),
+            keys: CallKeys {
+                profile: PROFILE,
+                rtp_tag_len: None,
+                tx: key(2 * i),
+                rx: key(2 * i + 1),
+            },
+            srtp: SrtpOptions::default(),
+            candidates: candidates
+                .iter()
+                .map(|&addr| Candidate { addr, priority: 1 })
+                .collect(),
+            audio: Some(TrackSetup {
+                params: TrackParams {
+                    payload_type: 111,
+                    clock_rate: 48000,
+                    ptime_ms: 20,
+                },
+                ssrc: Ssrc(0x100 + u32::from(i)),
+            }),
+            video: None,
+            timers: timers(),
+            ringing: false,
+            mute_mode,
+        }
+    }
+
+    /// Adds call `i` on `media` (a call of its own unless it is `SHARED`) with a producer on
+    /// its own port `local` and a sink.
+    fn add(ep: &mut Endpoint, i: u8, media: SocketId, candidates: &[SocketAddr], now: Instant) {
+        let local = SocketId(10 + u32::from(i));
+        let mut own = vec![local];
+        if media != SHARED {
+            own.push(media);
+        }
+        ep.add_call(
+            CallSpec {
+                no: CallNo(u64::from(i)),
+                setup: setup(i, candidates, MuteMode::Drop),
+                media,
+                own_sockets: own,
+                audio: TrackPorts {
+                    rtp_source: Some(RtpSource::Own(local)),
+                    sink: Some((local, addr(6000 + u16::from(i)))),
+                    ..TrackPorts::default()
+                },
+                video: TrackPorts::default(),
+            },
+            now,
+            SystemTime::now(),
+        )
+        .unwrap();
+    }
+
+    fn deliver(ep: &mut Endpoint, socket: SocketId, from: SocketAddr, packet: &[u8], now: Instant) -> (Outcome, Vec<u8>) {
+        let mut buf = packet.to_vec();
+        let mut trailer = [0u8; 16];
+        let route = ep.route(socket, from, &buf);
+        let outcome = ep.handle(now, route, from, &mut buf, &mut trailer);
+        if let Outcome::Send(t) = outcome {
+            buf.truncate(t.len);
+            buf.extend_from_slice(&trailer[..t.trailer]);
+        }
+        (outcome, buf)
+    }
+
+    fn dropped(ep: &Endpoint, i: u8) -> (u64, u64, u64) {
+        let d = ep.stats(CallNo(u64::from(i))).unwrap().audio.unwrap().dropped;
+        (d.auth, d.replay, d.other)
+    }
+
+    fn events(ep: &mut Endpoint) -> Vec<Event> {
+        std::iter::from_fn(|| ep.poll_event()).collect()
+    }
+
+    #[test]
+    fn a_call_socket_takes_its_peer_and_leaves_strangers_unclaimed() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new();
+        let peer_addr = addr(5000);
+        add(&mut ep, 0, MEDIA, &[peer_addr], t0);
+        let mut peer = Peer::new(0, 0xaaaa);
+
+        // The peer's stream is claimed, decrypted in place and sent to the sink.
+        let (outcome, plain) = deliver(&mut ep, MEDIA, peer_addr, &peer.packet(), t0);
+        let Outcome::Send(t) = outcome else { panic!("{outcome:?}") };
+        assert_eq!((t.socket, t.dest, t.trailer), (SocketId(10), addr(6000), 0));
+        assert_eq!(RtpPacket::new_checked(&plain[..]).unwrap().payload(), &[0xf8, 1, 2, 3]);
+        assert!(matches!(events(&mut ep)[..], [Event::Connected { via: "media", .. }]));
+
+        // A stranger's stream (unknown address and SSRC) is not even tried.
+        let mut stranger = Peer::new(0, 0xbbbb);
+        let (outcome, _) = deliver(&mut ep, MEDIA, addr(7000), &stranger.packet(), t0);
+        assert_eq!(outcome, Outcome::Unclaimed);
+        assert_eq!(ep.counters().unclaimed, 1);
+        assert_eq!(dropped(&ep, 0), (0, 0, 0));
+
+        // A forged packet of the peer's stream counts as the call's auth failure.
+        let mut forged = peer.packet();
+        *forged.last_mut().unwrap() ^= 1;
+        assert_eq!(deliver(&mut ep, MEDIA, peer_addr, &forged, t0).0, Outcome::Done);
+        assert_eq!(dropped(&ep, 0), (1, 0, 0));
+
+        // A replay counts as such.
+        let p = peer.packet();
+        assert!(matches!(deliver(&mut ep, MEDIA, peer_addr, &p, t0).0, Outcome::Send(_)));
+        assert_eq!(deliver(&mut ep, MEDIA, peer_addr, &p, t0).0, Outcome::Done);
+        assert_eq!(dropped(&ep, 0), (1, 1, 0));
+
+        // The peer's stream from a new address (NAT rebinding) authenticates and moves the
+        // remote; a forged one from there would not have.
+        let mut forged = peer.packet();
+        forged[20] ^= 1;
+        assert_eq!(deliver(&mut ep, MEDIA, addr(5001), &forged, t0).0, Outcome::Done);
+        assert_eq!(ep.stats(CallNo(0)).unwrap().remote, Some(peer_addr));
+        assert!(matches!(deliver(&mut ep, MEDIA, addr(5001), &peer.packet(), t0).0, Outcome::Send(_)));
+        assert_eq!(ep.stats(CallNo(0)).unwrap().remote, Some(addr(5001)));
+        assert!(matches!(
+            events(&mut ep)[..],
+            [Event::RemoteChanged { remote, via: "media", .. }] if remote == addr(5001)
+        ));
+        assert_eq!(ep.counters().unclaimed, 1);
+    }
+
+    #[test]
+    fn a_shared_port_tells_calls_apart_by_address_and_ssrc() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new();
+        ep.add_shared_socket(SHARED, SharedSocket::Media);
+        // Three calls behind one relay address, a fourth elsewhere.
+        let relay = addr(3478);
+        for i in 0..3 {
+            add(&mut ep, i, SHARED, &[relay], t0);
+        }
+        add(&mut ep, 3, SHARED, &[addr(4000)], t0);
+        let mut peers: Vec<Peer> = (0..4).map(|i| Peer::new(i, 0xa0 + u32::from(i))).collect();
+
+        // Each relayed stream is claimed by trial by the call whose keys it has.
+        for round in 0..3 {
+            for i in 0..3u8 {
+                let (outcome, _) = deliver(&mut ep, SHARED, relay, &peers[usize::from(i)].packet(), t0);
+                let Outcome::Send(t) = outcome else { panic!("round {round} call {i}: {outcome:?}") };
+                assert_eq!(t.dest, addr(6000 + u16::from(i)), "call {i}");
+            }
+        }
+        // The fourth call's stream from the relay is not its (another address): unclaimed,
+        // and nobody counts an auth failure for it.
+        let (outcome, _) = deliver(&mut ep, SHARED, relay, &peers[3].packet(), t0);
+        assert_eq!(outcome, Outcome::Unclaimed);
+        for i in 0..4 {
+            assert_eq!(dropped(&ep, i), (0, 0, 0));
+        }
+        // From its own address it is claimed at once.
+        assert!(matches!(deliver(&mut ep, SHARED, addr(4000), &peers[3].packet(), t0).0, Outcome::Send(_)));
+
+        // A forged packet of a known stream counts at its call only.
+        let mut forged = peers[1].packet();
+        *forged.last_mut().unwrap() ^= 1;
+        assert_eq!(deliver(&mut ep, SHARED, relay, &forged, t0).0, Outcome::Done);
+        assert_eq!(dropped(&ep, 1), (1, 0, 0));
+        assert_eq!(dropped(&ep, 0), (0, 0, 0));
+
+        // Garbage and DTLS are unclaimed.
+        assert_eq!(deliver(&mut ep, SHARED, relay, &[22, 0xfe, 0xfd, 0], t0).0, Outcome::Unclaimed);
+        assert_eq!(deliver(&mut ep, SHARED, relay, &[0x80], t0).0, Outcome::Unclaimed);
+        assert_eq!(ep.counters().unclaimed, 3);
+
+        // An ended call's streams are unclaimed; the others go on.
+        let (stats, sockets) = ep.remove_call(CallNo(1), "hangup".into()).unwrap();
+        assert_eq!(stats.audio.unwrap().received.packets, 3);
+        assert_eq!(sockets, vec![SocketId(11)]);
+        assert_eq!(deliver(&mut ep, SHARED, relay, &peers[1].packet(), t0).0, Outcome::Unclaimed);
+        assert!(matches!(deliver(&mut ep, SHARED, relay, &peers[2].packet(), t0).0, Outcome::Send(_)));
+        assert!(events(&mut ep).iter().any(|e| matches!(e, Event::CallEnded { reason, .. } if reason == "hangup")));
+    }
+
+    #[test]
+    fn producers_are_found_by_port_or_by_ssrc_and_protected_with_a_detached_tag() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new();
+        ep.add_shared_socket(SHARED_LOCAL, SharedSocket::Local);
+        let peer_addr = addr(5000);
+        add(&mut ep, 0, MEDIA, &[peer_addr], t0);
+        ep.add_call(
+            CallSpec {
+                no: CallNo(1),
+                setup: setup(1, &[addr(5001)], MuteMode::Drop),
+                media: SocketId(2),
+                own_sockets: vec![SocketId(2)],
+                audio: TrackPorts {
+                    rtp_source: Some(RtpSource::Shared { socket: SHARED_LOCAL, ssrc: Ssrc(77) }),
+                    ..TrackPorts::default()
+                },
+                video: TrackPorts::default(),
+            },
+            t0,
+            SystemTime::now(),
+        )
+        .unwrap();
+        let producer = addr(9999);
+        let plain = |ssrc: u32, seq: u16| {
+            let mut buf = [0u8; 64];
+            let header = RtpHeader { payload_type: 96, seq: SeqNo(seq), ssrc: Ssrc(ssrc), ..RtpHeader::default() };
+            let n = header.emit(&mut buf, &[9; 20]).unwrap();
+            buf[..n].to_vec()
+        };
+        let mut peers = [Peer::new(0, 1), Peer::new(1, 1)];
+        for (socket, ssrc, call, media, dest) in [
+            (SocketId(10), 1234, 0usize, MEDIA, peer_addr),
+            (SHARED_LOCAL, 77, 1, SocketId(2), addr(5001)),
+        ] {
+            let (outcome, wire) = deliver(&mut ep, socket, producer, &plain(ssrc, 5), t0);
+            let Outcome::Send(t) = outcome else { panic!("{outcome:?}") };
+            assert_eq!((t.socket, t.dest, t.trailer), (media, dest, 10));
+            let mut wire = wire;
+            let n = peers[call].rx.unprotect(&mut wire).unwrap();
+            let p = RtpPacket::new_checked(&wire[..n]).unwrap();
+            assert_eq!((p.ssrc(), p.payload_type(), p.payload()), (Ssrc(0x100 + call as u32), 111, &[9; 20][..]));
+        }
+        // Another SSRC on the shared producer port, or RTCP on a producer port: unclaimed.
+        assert_eq!(deliver(&mut ep, SHARED_LOCAL, producer, &plain(78, 1), t0).0, Outcome::Unclaimed);
+        assert_eq!(deliver(&mut ep, SocketId(10), producer, &[0x81, 200, 0, 1, 0, 0, 0, 1], t0).0, Outcome::Unclaimed);
+        // The SSRC cannot be taken twice.
+        let mut spec = CallSpec {
+            no: CallNo(2),
+            setup: setup(2, &[], MuteMode::Drop),
+            media: SocketId(3),
+            own_sockets: vec![SocketId(3)],
+            audio: TrackPorts {
+                rtp_source: Some(RtpSource::Shared { socket: SHARED_LOCAL, ssrc: Ssrc(77) }),
+                ..TrackPorts::default()
+            },
+            video: TrackPorts::default(),
+        };
+        assert_eq!(ep.add_call(spec, t0, SystemTime::now()).unwrap_err(), EndpointError::ProducerSsrcTaken(Ssrc(77)));
+        spec = CallSpec { no: CallNo(2), setup: setup(2, &[], MuteMode::Drop), media: SocketId(3), own_sockets: vec![], audio: TrackPorts::default(), video: TrackPorts::default() };
+        ep.add_call(spec, t0, SystemTime::now()).unwrap();
+        assert_eq!(ep.len(), 3);
+    }
+
+    #[test]
+    fn stun_is_answered_for_candidates_only() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new();
+        let candidate = addr(5000);
+        add(&mut ep, 0, MEDIA, &[candidate], t0);
+        // The call checks its candidate at once.
+        let (bytes, sent) = ep.outgoing();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].socket, sent[0].dest), (MEDIA, candidate));
+        assert!(matches!(crate::call::stun::parse(&bytes[sent[0].start..][..sent[0].len]), Some(crate::call::stun::Binding::Request(_))));
+        ep.clear_outgoing();
+
+        let request = crate::call::stun::request([7; 12]);
+        assert_eq!(deliver(&mut ep, MEDIA, candidate, &request, t0).0, Outcome::Done);
+        let (bytes, sent) = ep.outgoing();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            crate::call::stun::parse(&bytes[sent[0].start..][..sent[0].len]),
+            Some(crate::call::stun::Binding::Success([7; 12], Some(candidate)))
+        );
+        ep.clear_outgoing();
+        // A stranger gets no answer: a reflector for nobody.
+        assert_eq!(deliver(&mut ep, MEDIA, addr(6666), &request, t0).0, Outcome::Unclaimed);
+        assert!(ep.outgoing().1.is_empty());
+    }
+
+    #[test]
+    fn timers_pace_comfort_silence_and_raise_the_media_timeout() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new();
+        let peer_addr = addr(5000);
+        ep.add_call(
+            CallSpec {
+                no: CallNo(0),
+                setup: setup(0, &[peer_addr], MuteMode::Silence),
+                media: MEDIA,
+                own_sockets: vec![MEDIA],
+                audio: TrackPorts::default(),
+                video: TrackPorts::default(),
+            },
+            t0,
+            SystemTime::now(),
+        )
+        .unwrap();
+        ep.clear_outgoing();
+        ep.gate(CallNo(0), MediaKind::Audio, true, t0).unwrap();
+        assert_eq!(ep.gate(CallNo(0), MediaKind::Video, true, t0), Err(EndpointError::NoSuchTrack(MediaKind::Video)));
+        // Every 20 ms, one silence packet; the timer says when.
+        let mut peer = Peer::new(0, 1);
+        let mut now = t0;
+        for k in 0..5 {
+            ep.handle_timeout(now);
+            let (bytes, sent) = ep.outgoing();
+            assert_eq!(sent.len(), 1, "tick {k}");
+            let mut wire = bytes[sent[0].start..][..sent[0].len].to_vec();
+            let n = peer.rx.unprotect(&mut wire).unwrap();
+            assert_eq!(RtpPacket::new_checked(&wire[..n]).unwrap().payload(), crate::call::OPUS_SILENCE);
+            ep.clear_outgoing();
+            let next = ep.poll_timeout().unwrap();
+            assert_eq!(next, t0 + Duration::from_millis(20 * (k + 1)));
+            now = next;
+        }
+        // No media for 10 s: one timeout event, at the tick that reaches it.
+        ep.gate(CallNo(0), MediaKind::Audio, false, now).unwrap();
+        let mut timeouts = 0;
+        let end = t0 + Duration::from_secs(12);
+        while let Some(next) = ep.poll_timeout().filter(|&t| t <= end) {
+            ep.handle_timeout(next);
+            ep.clear_outgoing();
+            timeouts += events(&mut ep)
+                .iter()
+                .filter(|e| matches!(e, Event::MediaTimeout { silent_s: 10, peer_muted: false, .. }))
+                .count();
+        }
+        assert_eq!(timeouts, 1);
+    }
+
+    #[test]
+    fn a_clip_plays_on_its_own_clock_and_ends_with_an_event() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new();
+        let peer_addr = addr(5000);
+        let clip = Arc::new(OpusClip {
+            head: crate::media::opus::OpusHead { channels: 1, pre_skip: 0, input_rate: 48000 },
+            packets: (0..5u8).map(|i| (vec![0xf8, i], 960)).collect(),
+        });
+        ep.add_call(
+            CallSpec {
+                no: CallNo(0),
+                setup: setup(0, &[peer_addr], MuteMode::Drop),
+                media: MEDIA,
+                own_sockets: vec![MEDIA],
+                audio: TrackPorts { clip: Some(ClipSource::new(clip, false)), ..TrackPorts::default() },
+                video: TrackPorts::default(),
+            },
+            t0,
+            SystemTime::now(),
+        )
+        .unwrap();
+        ep.clear_outgoing();
+        let mut peer = Peer::new(0, 1);
+        let mut got = Vec::new();
+        // Late, irregular wakeups: every packet is sent once, none early.
+        for ms in [0u64, 5, 45, 46, 100, 130] {
+            let now = t0 + Duration::from_millis(ms);
+            ep.handle_timeout(now);
+            let (bytes, sent) = ep.outgoing();
+            for t in sent.iter().filter(|t| classify(&bytes[t.start..]) == PacketKind::Rtp) {
+                let mut wire = bytes[t.start..][..t.len].to_vec();
+                let n = peer.rx.unprotect(&mut wire).unwrap();
+                let p = RtpPacket::new_checked(&wire[..n]).unwrap();
+                got.push((ms, p.payload()[1], p.seq().0));
+            }
+            ep.clear_outgoing();
+        }
+        let payloads: Vec<(u64, u8)> = got.iter().map(|g| (g.0, g.1)).collect();
+        assert_eq!(payloads, vec![(0, 0), (45, 1), (45, 2), (100, 3), (100, 4)]);
+        assert!(got.windows(2).all(|w| w[1].2 == w[0].2.wrapping_add(1)), "gap-free: {got:?}");
+        assert!(events(&mut ep).iter().any(|e| matches!(e, Event::SourceEnded { media: MediaKind::Audio, .. })));
+    }
+
+    #[test]
+    fn a_waiting_call_latches_onto_the_first_stream_that_authenticates() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new();
+        ep.add_shared_socket(SHARED, SharedSocket::Media);
+        add(&mut ep, 0, SHARED, &[], t0);
+        add(&mut ep, 1, SHARED, &[], t0);
+        let mut stranger = Peer::new(9, 5);
+        assert_eq!(deliver(&mut ep, SHARED, addr(7000), &stranger.packet(), t0).0, Outcome::Unclaimed);
+        let mut peer = Peer::new(1, 6);
+        let (outcome, _) = deliver(&mut ep, SHARED, addr(7001), &peer.packet(), t0);
+        assert!(matches!(outcome, Outcome::Send(t) if t.dest == addr(6001)));
+        assert_eq!(ep.stats(CallNo(1)).unwrap().remote, Some(addr(7001)));
+        assert_eq!(ep.stats(CallNo(0)).unwrap().remote, None);
+    }
+}
