@@ -63,12 +63,31 @@ pub struct MediaConfig {
     pub recv_buffer_bytes: usize,
     /// SO_SNDBUF, 0 for the system default.
     pub send_buffer_bytes: usize,
-    /// Single-port mode: every call shares this one UDP port on `bind_v4`, with batched I/O;
-    /// 0 for a socket per call.
-    pub single_port: u16,
-    /// Workers in single-port mode, each a thread with a port of its own (`single_port`,
-    /// `single_port + 1`, ...); 0 for one per core.
-    pub single_port_workers: usize,
+    /// How calls get their media sockets.
+    pub layout: Layout,
+    /// The first shared media port (`layout = "shared"`): worker i uses `shared_port + i` on
+    /// `bind_v4` and on `bind_v6`.
+    pub shared_port: u16,
+    /// Worker threads, each running its share of the calls; 0 for one per core.
+    pub workers: usize,
+    /// Replaced by `layout` and `shared_port`; refused with a message naming them.
+    #[serde(default)]
+    pub single_port: Option<toml::Value>,
+    /// Replaced by `workers`; refused with a message naming it.
+    #[serde(default)]
+    pub single_port_workers: Option<toml::Value>,
+}
+
+/// How calls get their media sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum Layout {
+    /// Each call a media socket of its own from `port_min..=port_max`, as SIP peers and
+    /// firewalls expect.
+    #[serde(rename = "per-call")]
+    PerCall,
+    /// Calls share one media port per worker, told apart by remote address and SSRC.
+    #[serde(rename = "shared")]
+    Shared,
 }
 
 impl Default for MediaConfig {
@@ -82,16 +101,19 @@ impl Default for MediaConfig {
             dscp_video: 34,
             recv_buffer_bytes: 1 << 20,
             send_buffer_bytes: 1 << 20,
-            single_port: 0,
-            single_port_workers: 0,
+            layout: Layout::PerCall,
+            shared_port: 30000,
+            workers: 0,
+            single_port: None,
+            single_port_workers: None,
         }
     }
 }
 
 impl MediaConfig {
-    /// How many single-port workers run: `single_port_workers`, or one per core when 0.
+    /// How many workers run: `workers`, or one per core when 0.
     pub fn worker_count(&self) -> usize {
-        match self.single_port_workers {
+        match self.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
@@ -273,12 +295,30 @@ impl Config {
                 "media.dscp_audio and media.dscp_video must be 0..=63".into(),
             ));
         }
-        if m.single_port != 0
-            && usize::from(m.single_port) + m.single_port_workers.max(1) - 1 > usize::from(u16::MAX)
+        if m.single_port.is_some() {
+            return Err(ConfigError::Invalid(
+                "media.single_port is gone: set media.layout = \"shared\" and media.shared_port (the first of one port per worker)".into(),
+            ));
+        }
+        if m.single_port_workers.is_some() {
+            return Err(ConfigError::Invalid(
+                "media.single_port_workers is gone: set media.workers (worker threads, in either layout)".into(),
+            ));
+        }
+        if m.workers > 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "media.workers ({}) must be at most 1024",
+                m.workers
+            )));
+        }
+        if m.layout == Layout::Shared
+            && (m.shared_port == 0
+                || usize::from(m.shared_port) + m.worker_count() - 1 > usize::from(u16::MAX))
         {
             return Err(ConfigError::Invalid(format!(
-                "media.single_port ({}) plus media.single_port_workers ({}) runs past port 65535",
-                m.single_port, m.single_port_workers
+                "media.shared_port ({}) must be at least 1, and with one port per worker ({}) stay at or below 65535",
+                m.shared_port,
+                m.worker_count()
             )));
         }
         if self.srtp.replay_window < 64 {
@@ -348,6 +388,24 @@ mod tests {
     fn unknown_keys_and_bad_ranges_are_refused() {
         let err = toml::from_str::<Config>("[media]\nport_mni = 3\n").unwrap_err();
         assert!(err.to_string().contains("port_mni"), "{err}");
+        let old = toml::from_str::<Config>("[media]\nsingle_port = 4000\n").unwrap();
+        let err = old.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("media.layout") && err.contains("media.shared_port"),
+            "{err}"
+        );
+        let old = toml::from_str::<Config>("[media]\nsingle_port_workers = 2\n").unwrap();
+        assert!(
+            old.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("media.workers")
+        );
+        let shared = toml::from_str::<Config>(
+            "[media]\nlayout = \"shared\"\nshared_port = 65535\nworkers = 2\n",
+        )
+        .unwrap();
+        assert!(shared.validate().unwrap_err().to_string().contains("65535"));
         let mut c = Config::default();
         c.media.port_min = 50000;
         assert!(

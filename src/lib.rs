@@ -8,7 +8,7 @@
 pub mod call;
 pub mod config;
 pub mod control;
-// pub mod daemon;
+pub mod daemon;
 pub mod keying;
 pub mod media;
 pub mod net;

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use base64::Engine;
-use common::daemon::{TestDaemon, addr, free_port, receive_all, udp};
+use common::daemon::{Layout, TestDaemon, addr, receive_all, udp};
 use common::rtp_packet;
 use serde_json::{Value, json};
 
@@ -55,10 +55,10 @@ fn payloads(datagrams: &[(Vec<u8>, SocketAddr)]) -> Vec<Vec<u8>> {
 }
 
 /// Two daemons in a call with each other; returns (daemon, client, source, sink socket) per side.
-fn two_party_call(keying_a: Value, keying_b: Value, ids: (&str, &str)) {
-    let (a, b) = (TestDaemon::start(), TestDaemon::start());
+fn two_party_call(layout: Layout, keying_a: Value, keying_b: Value, ids: (&str, &str)) {
+    let (a, b) = (TestDaemon::start(layout), TestDaemon::start(layout));
     let (mut ca, mut cb) = (a.client(), b.client());
-    let (port_a, port_b) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let (port_a, port_b) = (a.bind_port(), b.bind_port());
     let (sink_a, sink_b) = (udp("127.0.0.1"), udp("127.0.0.1"));
     let start = |client: &mut common::daemon::Client,
                  keying: &Value,
@@ -137,24 +137,26 @@ fn two_party_call(keying_a: Value, keying_b: Value, ids: (&str, &str)) {
     }
 }
 
-#[test]
-fn sdes_call_between_two_daemons_carries_every_packet_both_ways() {
+in_both_layouts! {
+fn sdes_call_between_two_daemons_carries_every_packet_both_ways(layout: Layout) {
     let (ka, kb) = (key_b64(1, 30), key_b64(2, 30));
     two_party_call(
+        layout,
         json!({"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": ka, "rx": kb}),
         json!({"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": kb, "rx": ka}),
         ("A@s.whatsapp.net", "B.0:7@s.whatsapp.net"),
     );
 }
 
-#[test]
-fn wa_e2e_call_between_two_daemons_carries_every_packet_both_ways() {
+fn wa_e2e_call_between_two_daemons_carries_every_packet_both_ways(layout: Layout) {
     let call_key = B64.encode([9u8; 32]);
     let mut enc = vec![0x52, 0x22, 0x0a, 0x20];
     enc.extend_from_slice(&[9u8; 32]);
     two_party_call(
+        layout,
         json!({"scheme": "wa-e2e", "call_key": call_key}),
         json!({"scheme": "wa-e2e", "enc_plaintext": B64.encode(&enc)}),
         ("111111111111111:0@lid", "222222222222222@lid"),
     );
+}
 }

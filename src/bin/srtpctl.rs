@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use srtpd::control::client::ControlClient;
+use srtpd::control::params::{SinkParams, SourceParams};
 use srtpd::control::view::{Sample, track_table};
-use srtpd::daemon::params::{SinkParams, SourceParams};
 
 /// Control a running srtpd.
 #[derive(Parser, Debug)]
@@ -159,8 +159,8 @@ struct StartArgs {
     /// Audio source: none, rtp or rtp:LISTEN_ADDR.
     #[arg(long, default_value = "rtp")]
     audio_source: String,
-    /// SSRC of the producer feeding an rtp audio source (required in single-port mode, where
-    /// producers share one port).
+    /// SSRC of the producer feeding an rtp audio source: it then sends to the worker's
+    /// shared producer port (given in the result) instead of a port of the track's own.
     #[arg(long)]
     audio_source_ssrc: Option<u32>,
     /// Audio sink: none or rtp:FORWARD_ADDR.

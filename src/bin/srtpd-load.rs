@@ -10,6 +10,7 @@
 //! so that on a machine it shares with the daemon it spends little of the CPU it measures.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -255,20 +256,16 @@ fn run(cli: Cli) -> Result<(), String> {
             packet[4..8].copy_from_slice(&ts.to_be_bytes());
             packet[8..12].copy_from_slice(&(IN_BASE + i as u32).to_be_bytes());
             packet[12..].fill(0x5a);
-            to_sources.push(sources[i], i * RTP_LEN, RTP_LEN, 0);
+            to_sources.push(producer.as_raw_fd(), sources[i], i * RTP_LEN, RTP_LEN, 0);
             let wire = &mut srtp_buf[i * srtp_len..(i + 1) * srtp_len];
             wire[..RTP_LEN].copy_from_slice(packet);
             if tx[i].protect(wire, RTP_LEN).is_ok() {
-                to_media.push(media[i], i * srtp_len, srtp_len, 0);
+                to_media.push(peer.as_raw_fd(), media[i], i * srtp_len, srtp_len, 0);
             }
         }
         let (rtp_before, srtp_before) = (to_sources.counters().sent, to_media.counters().sent);
-        if to_sources.flush(&producer, &rtp_buf).is_err() {
-            to_sources.discard();
-        }
-        if to_media.flush(&*peer, &srtp_buf).is_err() {
-            to_media.discard();
-        }
+        to_sources.flush(&rtp_buf);
+        to_media.flush(&srtp_buf);
         sent_rtp += to_sources.counters().sent - rtp_before;
         sent_srtp += to_media.counters().sent - srtp_before;
         if tick % 50 == 49 {

@@ -79,49 +79,88 @@ enum Role {
     Shared(SharedSocket),
 }
 
-/// Where a track's producer sends plain RTP.
+/// Where a track's producer sends plain RTP. `S` names sockets: [`SocketId`] for the
+/// endpoint, something else for whoever prepares a call before its sockets have ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RtpSource {
+pub enum RtpSource<S = SocketId> {
     /// A port of the track's own: whatever arrives there is the track's.
-    Own(SocketId),
+    Own(S),
     /// The worker's shared producer port: the packets whose SSRC is `ssrc`.
     Shared {
         /// The shared local socket.
-        socket: SocketId,
+        socket: S,
         /// The producer's SSRC.
         ssrc: Ssrc,
     },
 }
 
 /// A track of a call being added: where its media comes from and goes to.
-#[derive(Debug, Default)]
-pub struct TrackPorts {
+#[derive(Debug)]
+pub struct TrackPorts<S = SocketId> {
     /// A local producer of plain RTP.
-    pub rtp_source: Option<RtpSource>,
+    pub rtp_source: Option<RtpSource<S>>,
     /// A clip that plays instead of the producer (a file, silence).
     pub clip: Option<ClipSource>,
     /// Where decrypted RTP goes, and from which socket.
-    pub sink: Option<(SocketId, SocketAddr)>,
+    pub sink: Option<(S, SocketAddr)>,
     /// The recording of what the track receives.
     pub recording: Option<Recording>,
 }
 
+impl<S> Default for TrackPorts<S> {
+    fn default() -> Self {
+        TrackPorts {
+            rtp_source: None,
+            clip: None,
+            sink: None,
+            recording: None,
+        }
+    }
+}
+
 /// A call to add: the session's setup and the sockets the driver opened for it.
 #[derive(Debug)]
-pub struct CallSpec {
+pub struct CallSpec<S = SocketId> {
     /// The daemon's name for it.
     pub no: CallNo,
     /// The media session.
     pub setup: CallSetup,
     /// The media socket facing the peer (its own, or a shared one).
-    pub media: SocketId,
+    pub media: S,
     /// Sockets that belong to this call alone (its media socket in the per-call layout, its
     /// tracks' own local ports), closed when it ends.
-    pub own_sockets: Vec<SocketId>,
+    pub own_sockets: Vec<S>,
     /// The audio track's ports (the setup must have an audio track for it to be used).
-    pub audio: TrackPorts,
+    pub audio: TrackPorts<S>,
     /// The video track's ports.
-    pub video: TrackPorts,
+    pub video: TrackPorts<S>,
+}
+
+impl<S: Copy> CallSpec<S> {
+    /// The same call with its sockets named by `id`.
+    pub fn map_sockets<T: Copy>(self, mut id: impl FnMut(S) -> T) -> CallSpec<T> {
+        let mut track = |t: TrackPorts<S>| TrackPorts {
+            rtp_source: t.rtp_source.map(|s| match s {
+                RtpSource::Own(s) => RtpSource::Own(id(s)),
+                RtpSource::Shared { socket, ssrc } => RtpSource::Shared {
+                    socket: id(socket),
+                    ssrc,
+                },
+            }),
+            clip: t.clip,
+            sink: t.sink.map(|(s, a)| (id(s), a)),
+            recording: t.recording,
+        };
+        let (audio, video) = (track(self.audio), track(self.video));
+        CallSpec {
+            no: self.no,
+            setup: self.setup,
+            media: id(self.media),
+            own_sockets: self.own_sockets.into_iter().map(&mut id).collect(),
+            audio,
+            video,
+        }
+    }
 }
 
 /// Why the endpoint refused something.
@@ -421,14 +460,34 @@ impl Endpoint {
         wall: SystemTime,
     ) -> Result<(), EndpointError> {
         self.now = Some(now);
-        for ports in [&spec.audio, &spec.video] {
-            if let Some(RtpSource::Shared { socket, ssrc }) = ports.rtp_source {
-                if self.by_source.contains_key(&(socket, ssrc)) {
-                    return Err(EndpointError::ProducerSsrcTaken(ssrc));
+        let taken =
+            [&spec.audio, &spec.video]
+                .into_iter()
+                .find_map(|ports| match ports.rtp_source {
+                    Some(RtpSource::Shared { socket, ssrc })
+                        if self.by_source.contains_key(&(socket, ssrc)) =>
+                    {
+                        Some(EndpointError::ProducerSsrcTaken(ssrc))
+                    }
+                    _ => None,
+                });
+        let session = match taken {
+            Some(e) => Err(e),
+            None => CallSession::new(spec.setup, now, wall).map_err(EndpointError::Keying),
+        };
+        let session = match session {
+            Ok(s) => s,
+            Err(e) => {
+                // Files opened for the call's recordings are closed again.
+                for r in [spec.audio.recording, spec.video.recording]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.file_writes.push(r.finish());
                 }
+                return Err(e);
             }
-        }
-        let session = CallSession::new(spec.setup, now, wall).map_err(EndpointError::Keying)?;
+        };
         let slot = self.free.pop().unwrap_or_else(|| {
             self.calls.push(None);
             self.calls.len() - 1
@@ -440,9 +499,14 @@ impl Endpoint {
         if !shared_media {
             self.set_role(spec.media, Some(Role::Media(slot)));
         }
-        for (ports, kind) in [(&spec.audio, MediaKind::Audio), (&spec.video, MediaKind::Video)] {
+        for (ports, kind) in [
+            (&spec.audio, MediaKind::Audio),
+            (&spec.video, MediaKind::Video),
+        ] {
             match ports.rtp_source {
-                Some(RtpSource::Own(socket)) => self.set_role(socket, Some(Role::Local(slot, kind))),
+                Some(RtpSource::Own(socket)) => {
+                    self.set_role(socket, Some(Role::Local(slot, kind)))
+                }
                 Some(RtpSource::Shared { socket, ssrc }) => {
                     self.by_source.insert((socket, ssrc), (slot, kind));
                 }
@@ -540,7 +604,10 @@ impl Endpoint {
 
     fn entry_mut(&mut self, no: CallNo) -> Result<(Slot, &mut Entry), EndpointError> {
         let slot = *self.by_no.get(&no).ok_or(EndpointError::NoSuchCall)?;
-        Ok((slot, self.calls[slot].as_mut().expect("by_no points at a call")))
+        Ok((
+            slot,
+            self.calls[slot].as_mut().expect("by_no points at a call"),
+        ))
     }
 
     /// A statistics snapshot of a call.
@@ -908,7 +975,13 @@ impl Endpoint {
 
     /// After the call in `slot` took a datagram: its own output is queued, and media is
     /// recorded and handed on to the track's sink.
-    fn delivered(&mut self, slot: Slot, datagram: &[u8], inbound: Inbound, now: Instant) -> Outcome {
+    fn delivered(
+        &mut self,
+        slot: Slot,
+        datagram: &[u8],
+        inbound: Inbound,
+        now: Instant,
+    ) -> Outcome {
         let e = self.calls[slot].as_mut().expect("a call");
         let has_output = e.session.has_output();
         let outcome = match inbound {
@@ -1318,7 +1391,13 @@ mod tests {
         .unwrap();
     }
 
-    fn deliver(ep: &mut Endpoint, socket: SocketId, from: SocketAddr, packet: &[u8], now: Instant) -> (Outcome, Vec<u8>) {
+    fn deliver(
+        ep: &mut Endpoint,
+        socket: SocketId,
+        from: SocketAddr,
+        packet: &[u8],
+        now: Instant,
+    ) -> (Outcome, Vec<u8>) {
         let mut buf = packet.to_vec();
         let mut trailer = [0u8; 16];
         let route = ep.route(socket, from, &buf);
@@ -1331,7 +1410,12 @@ mod tests {
     }
 
     fn dropped(ep: &Endpoint, i: u8) -> (u64, u64, u64) {
-        let d = ep.stats(CallNo(u64::from(i))).unwrap().audio.unwrap().dropped;
+        let d = ep
+            .stats(CallNo(u64::from(i)))
+            .unwrap()
+            .audio
+            .unwrap()
+            .dropped;
         (d.auth, d.replay, d.other)
     }
 
@@ -1349,10 +1433,18 @@ mod tests {
 
         // The peer's stream is claimed, decrypted in place and sent to the sink.
         let (outcome, plain) = deliver(&mut ep, MEDIA, peer_addr, &peer.packet(), t0);
-        let Outcome::Send(t) = outcome else { panic!("{outcome:?}") };
+        let Outcome::Send(t) = outcome else {
+            panic!("{outcome:?}")
+        };
         assert_eq!((t.socket, t.dest, t.trailer), (SocketId(10), addr(6000), 0));
-        assert_eq!(RtpPacket::new_checked(&plain[..]).unwrap().payload(), &[0xf8, 1, 2, 3]);
-        assert!(matches!(events(&mut ep)[..], [Event::Connected { via: "media", .. }]));
+        assert_eq!(
+            RtpPacket::new_checked(&plain[..]).unwrap().payload(),
+            &[0xf8, 1, 2, 3]
+        );
+        assert!(matches!(
+            events(&mut ep)[..],
+            [Event::Connected { via: "media", .. }]
+        ));
 
         // A stranger's stream (unknown address and SSRC) is not even tried.
         let mut stranger = Peer::new(0, 0xbbbb);
@@ -1364,12 +1456,18 @@ mod tests {
         // A forged packet of the peer's stream counts as the call's auth failure.
         let mut forged = peer.packet();
         *forged.last_mut().unwrap() ^= 1;
-        assert_eq!(deliver(&mut ep, MEDIA, peer_addr, &forged, t0).0, Outcome::Done);
+        assert_eq!(
+            deliver(&mut ep, MEDIA, peer_addr, &forged, t0).0,
+            Outcome::Done
+        );
         assert_eq!(dropped(&ep, 0), (1, 0, 0));
 
         // A replay counts as such.
         let p = peer.packet();
-        assert!(matches!(deliver(&mut ep, MEDIA, peer_addr, &p, t0).0, Outcome::Send(_)));
+        assert!(matches!(
+            deliver(&mut ep, MEDIA, peer_addr, &p, t0).0,
+            Outcome::Send(_)
+        ));
         assert_eq!(deliver(&mut ep, MEDIA, peer_addr, &p, t0).0, Outcome::Done);
         assert_eq!(dropped(&ep, 0), (1, 1, 0));
 
@@ -1377,9 +1475,15 @@ mod tests {
         // remote; a forged one from there would not have.
         let mut forged = peer.packet();
         forged[20] ^= 1;
-        assert_eq!(deliver(&mut ep, MEDIA, addr(5001), &forged, t0).0, Outcome::Done);
+        assert_eq!(
+            deliver(&mut ep, MEDIA, addr(5001), &forged, t0).0,
+            Outcome::Done
+        );
         assert_eq!(ep.stats(CallNo(0)).unwrap().remote, Some(peer_addr));
-        assert!(matches!(deliver(&mut ep, MEDIA, addr(5001), &peer.packet(), t0).0, Outcome::Send(_)));
+        assert!(matches!(
+            deliver(&mut ep, MEDIA, addr(5001), &peer.packet(), t0).0,
+            Outcome::Send(_)
+        ));
         assert_eq!(ep.stats(CallNo(0)).unwrap().remote, Some(addr(5001)));
         assert!(matches!(
             events(&mut ep)[..],
@@ -1404,8 +1508,11 @@ mod tests {
         // Each relayed stream is claimed by trial by the call whose keys it has.
         for round in 0..3 {
             for i in 0..3u8 {
-                let (outcome, _) = deliver(&mut ep, SHARED, relay, &peers[usize::from(i)].packet(), t0);
-                let Outcome::Send(t) = outcome else { panic!("round {round} call {i}: {outcome:?}") };
+                let (outcome, _) =
+                    deliver(&mut ep, SHARED, relay, &peers[usize::from(i)].packet(), t0);
+                let Outcome::Send(t) = outcome else {
+                    panic!("round {round} call {i}: {outcome:?}")
+                };
                 assert_eq!(t.dest, addr(6000 + u16::from(i)), "call {i}");
             }
         }
@@ -1417,27 +1524,49 @@ mod tests {
             assert_eq!(dropped(&ep, i), (0, 0, 0));
         }
         // From its own address it is claimed at once.
-        assert!(matches!(deliver(&mut ep, SHARED, addr(4000), &peers[3].packet(), t0).0, Outcome::Send(_)));
+        assert!(matches!(
+            deliver(&mut ep, SHARED, addr(4000), &peers[3].packet(), t0).0,
+            Outcome::Send(_)
+        ));
 
         // A forged packet of a known stream counts at its call only.
         let mut forged = peers[1].packet();
         *forged.last_mut().unwrap() ^= 1;
-        assert_eq!(deliver(&mut ep, SHARED, relay, &forged, t0).0, Outcome::Done);
+        assert_eq!(
+            deliver(&mut ep, SHARED, relay, &forged, t0).0,
+            Outcome::Done
+        );
         assert_eq!(dropped(&ep, 1), (1, 0, 0));
         assert_eq!(dropped(&ep, 0), (0, 0, 0));
 
         // Garbage and DTLS are unclaimed.
-        assert_eq!(deliver(&mut ep, SHARED, relay, &[22, 0xfe, 0xfd, 0], t0).0, Outcome::Unclaimed);
-        assert_eq!(deliver(&mut ep, SHARED, relay, &[0x80], t0).0, Outcome::Unclaimed);
+        assert_eq!(
+            deliver(&mut ep, SHARED, relay, &[22, 0xfe, 0xfd, 0], t0).0,
+            Outcome::Unclaimed
+        );
+        assert_eq!(
+            deliver(&mut ep, SHARED, relay, &[0x80], t0).0,
+            Outcome::Unclaimed
+        );
         assert_eq!(ep.counters().unclaimed, 3);
 
         // An ended call's streams are unclaimed; the others go on.
         let (stats, sockets) = ep.remove_call(CallNo(1), "hangup".into()).unwrap();
         assert_eq!(stats.audio.unwrap().received.packets, 3);
         assert_eq!(sockets, vec![SocketId(11)]);
-        assert_eq!(deliver(&mut ep, SHARED, relay, &peers[1].packet(), t0).0, Outcome::Unclaimed);
-        assert!(matches!(deliver(&mut ep, SHARED, relay, &peers[2].packet(), t0).0, Outcome::Send(_)));
-        assert!(events(&mut ep).iter().any(|e| matches!(e, Event::CallEnded { reason, .. } if reason == "hangup")));
+        assert_eq!(
+            deliver(&mut ep, SHARED, relay, &peers[1].packet(), t0).0,
+            Outcome::Unclaimed
+        );
+        assert!(matches!(
+            deliver(&mut ep, SHARED, relay, &peers[2].packet(), t0).0,
+            Outcome::Send(_)
+        ));
+        assert!(
+            events(&mut ep)
+                .iter()
+                .any(|e| matches!(e, Event::CallEnded { reason, .. } if reason == "hangup"))
+        );
     }
 
     #[test]
@@ -1454,7 +1583,10 @@ mod tests {
                 media: SocketId(2),
                 own_sockets: vec![SocketId(2)],
                 audio: TrackPorts {
-                    rtp_source: Some(RtpSource::Shared { socket: SHARED_LOCAL, ssrc: Ssrc(77) }),
+                    rtp_source: Some(RtpSource::Shared {
+                        socket: SHARED_LOCAL,
+                        ssrc: Ssrc(77),
+                    }),
                     ..TrackPorts::default()
                 },
                 video: TrackPorts::default(),
@@ -1466,7 +1598,12 @@ mod tests {
         let producer = addr(9999);
         let plain = |ssrc: u32, seq: u16| {
             let mut buf = [0u8; 64];
-            let header = RtpHeader { payload_type: 96, seq: SeqNo(seq), ssrc: Ssrc(ssrc), ..RtpHeader::default() };
+            let header = RtpHeader {
+                payload_type: 96,
+                seq: SeqNo(seq),
+                ssrc: Ssrc(ssrc),
+                ..RtpHeader::default()
+            };
             let n = header.emit(&mut buf, &[9; 20]).unwrap();
             buf[..n].to_vec()
         };
@@ -1476,16 +1613,34 @@ mod tests {
             (SHARED_LOCAL, 77, 1, SocketId(2), addr(5001)),
         ] {
             let (outcome, wire) = deliver(&mut ep, socket, producer, &plain(ssrc, 5), t0);
-            let Outcome::Send(t) = outcome else { panic!("{outcome:?}") };
+            let Outcome::Send(t) = outcome else {
+                panic!("{outcome:?}")
+            };
             assert_eq!((t.socket, t.dest, t.trailer), (media, dest, 10));
             let mut wire = wire;
             let n = peers[call].rx.unprotect(&mut wire).unwrap();
             let p = RtpPacket::new_checked(&wire[..n]).unwrap();
-            assert_eq!((p.ssrc(), p.payload_type(), p.payload()), (Ssrc(0x100 + call as u32), 111, &[9; 20][..]));
+            assert_eq!(
+                (p.ssrc(), p.payload_type(), p.payload()),
+                (Ssrc(0x100 + call as u32), 111, &[9; 20][..])
+            );
         }
         // Another SSRC on the shared producer port, or RTCP on a producer port: unclaimed.
-        assert_eq!(deliver(&mut ep, SHARED_LOCAL, producer, &plain(78, 1), t0).0, Outcome::Unclaimed);
-        assert_eq!(deliver(&mut ep, SocketId(10), producer, &[0x81, 200, 0, 1, 0, 0, 0, 1], t0).0, Outcome::Unclaimed);
+        assert_eq!(
+            deliver(&mut ep, SHARED_LOCAL, producer, &plain(78, 1), t0).0,
+            Outcome::Unclaimed
+        );
+        assert_eq!(
+            deliver(
+                &mut ep,
+                SocketId(10),
+                producer,
+                &[0x81, 200, 0, 1, 0, 0, 0, 1],
+                t0
+            )
+            .0,
+            Outcome::Unclaimed
+        );
         // The SSRC cannot be taken twice.
         let mut spec = CallSpec {
             no: CallNo(2),
@@ -1493,13 +1648,26 @@ mod tests {
             media: SocketId(3),
             own_sockets: vec![SocketId(3)],
             audio: TrackPorts {
-                rtp_source: Some(RtpSource::Shared { socket: SHARED_LOCAL, ssrc: Ssrc(77) }),
+                rtp_source: Some(RtpSource::Shared {
+                    socket: SHARED_LOCAL,
+                    ssrc: Ssrc(77),
+                }),
                 ..TrackPorts::default()
             },
             video: TrackPorts::default(),
         };
-        assert_eq!(ep.add_call(spec, t0, SystemTime::now()).unwrap_err(), EndpointError::ProducerSsrcTaken(Ssrc(77)));
-        spec = CallSpec { no: CallNo(2), setup: setup(2, &[], MuteMode::Drop), media: SocketId(3), own_sockets: vec![], audio: TrackPorts::default(), video: TrackPorts::default() };
+        assert_eq!(
+            ep.add_call(spec, t0, SystemTime::now()).unwrap_err(),
+            EndpointError::ProducerSsrcTaken(Ssrc(77))
+        );
+        spec = CallSpec {
+            no: CallNo(2),
+            setup: setup(2, &[], MuteMode::Drop),
+            media: SocketId(3),
+            own_sockets: vec![],
+            audio: TrackPorts::default(),
+            video: TrackPorts::default(),
+        };
         ep.add_call(spec, t0, SystemTime::now()).unwrap();
         assert_eq!(ep.len(), 3);
     }
@@ -1514,20 +1682,32 @@ mod tests {
         let (bytes, sent) = ep.outgoing();
         assert_eq!(sent.len(), 1);
         assert_eq!((sent[0].socket, sent[0].dest), (MEDIA, candidate));
-        assert!(matches!(crate::call::stun::parse(&bytes[sent[0].start..][..sent[0].len]), Some(crate::call::stun::Binding::Request(_))));
+        assert!(matches!(
+            crate::call::stun::parse(&bytes[sent[0].start..][..sent[0].len]),
+            Some(crate::call::stun::Binding::Request(_))
+        ));
         ep.clear_outgoing();
 
         let request = crate::call::stun::request([7; 12]);
-        assert_eq!(deliver(&mut ep, MEDIA, candidate, &request, t0).0, Outcome::Done);
+        assert_eq!(
+            deliver(&mut ep, MEDIA, candidate, &request, t0).0,
+            Outcome::Done
+        );
         let (bytes, sent) = ep.outgoing();
         assert_eq!(sent.len(), 1);
         assert_eq!(
             crate::call::stun::parse(&bytes[sent[0].start..][..sent[0].len]),
-            Some(crate::call::stun::Binding::Success([7; 12], Some(candidate)))
+            Some(crate::call::stun::Binding::Success(
+                [7; 12],
+                Some(candidate)
+            ))
         );
         ep.clear_outgoing();
         // A stranger gets no answer: a reflector for nobody.
-        assert_eq!(deliver(&mut ep, MEDIA, addr(6666), &request, t0).0, Outcome::Unclaimed);
+        assert_eq!(
+            deliver(&mut ep, MEDIA, addr(6666), &request, t0).0,
+            Outcome::Unclaimed
+        );
         assert!(ep.outgoing().1.is_empty());
     }
 
@@ -1551,7 +1731,10 @@ mod tests {
         .unwrap();
         ep.clear_outgoing();
         ep.gate(CallNo(0), MediaKind::Audio, true, t0).unwrap();
-        assert_eq!(ep.gate(CallNo(0), MediaKind::Video, true, t0), Err(EndpointError::NoSuchTrack(MediaKind::Video)));
+        assert_eq!(
+            ep.gate(CallNo(0), MediaKind::Video, true, t0),
+            Err(EndpointError::NoSuchTrack(MediaKind::Video))
+        );
         // Every 20 ms, one silence packet; the timer says when.
         let mut peer = Peer::new(0, 1);
         let mut now = t0;
@@ -1561,7 +1744,10 @@ mod tests {
             assert_eq!(sent.len(), 1, "tick {k}");
             let mut wire = bytes[sent[0].start..][..sent[0].len].to_vec();
             let n = peer.rx.unprotect(&mut wire).unwrap();
-            assert_eq!(RtpPacket::new_checked(&wire[..n]).unwrap().payload(), crate::call::OPUS_SILENCE);
+            assert_eq!(
+                RtpPacket::new_checked(&wire[..n]).unwrap().payload(),
+                crate::call::OPUS_SILENCE
+            );
             ep.clear_outgoing();
             let next = ep.poll_timeout().unwrap();
             assert_eq!(next, t0 + Duration::from_millis(20 * (k + 1)));
@@ -1576,7 +1762,16 @@ mod tests {
             ep.clear_outgoing();
             timeouts += events(&mut ep)
                 .iter()
-                .filter(|e| matches!(e, Event::MediaTimeout { silent_s: 10, peer_muted: false, .. }))
+                .filter(|e| {
+                    matches!(
+                        e,
+                        Event::MediaTimeout {
+                            silent_s: 10,
+                            peer_muted: false,
+                            ..
+                        }
+                    )
+                })
                 .count();
         }
         assert_eq!(timeouts, 1);
@@ -1588,7 +1783,11 @@ mod tests {
         let mut ep = Endpoint::new();
         let peer_addr = addr(5000);
         let clip = Arc::new(OpusClip {
-            head: crate::media::opus::OpusHead { channels: 1, pre_skip: 0, input_rate: 48000 },
+            head: crate::media::opus::OpusHead {
+                channels: 1,
+                pre_skip: 0,
+                input_rate: 48000,
+            },
             packets: (0..5u8).map(|i| (vec![0xf8, i], 960)).collect(),
         });
         ep.add_call(
@@ -1597,7 +1796,10 @@ mod tests {
                 setup: setup(0, &[peer_addr], MuteMode::Drop),
                 media: MEDIA,
                 own_sockets: vec![MEDIA],
-                audio: TrackPorts { clip: Some(ClipSource::new(clip, false)), ..TrackPorts::default() },
+                audio: TrackPorts {
+                    clip: Some(ClipSource::new(clip, false)),
+                    ..TrackPorts::default()
+                },
                 video: TrackPorts::default(),
             },
             t0,
@@ -1612,7 +1814,10 @@ mod tests {
             let now = t0 + Duration::from_millis(ms);
             ep.handle_timeout(now);
             let (bytes, sent) = ep.outgoing();
-            for t in sent.iter().filter(|t| classify(&bytes[t.start..]) == PacketKind::Rtp) {
+            for t in sent
+                .iter()
+                .filter(|t| classify(&bytes[t.start..]) == PacketKind::Rtp)
+            {
                 let mut wire = bytes[t.start..][..t.len].to_vec();
                 let n = peer.rx.unprotect(&mut wire).unwrap();
                 let p = RtpPacket::new_checked(&wire[..n]).unwrap();
@@ -1622,8 +1827,17 @@ mod tests {
         }
         let payloads: Vec<(u64, u8)> = got.iter().map(|g| (g.0, g.1)).collect();
         assert_eq!(payloads, vec![(0, 0), (45, 1), (45, 2), (100, 3), (100, 4)]);
-        assert!(got.windows(2).all(|w| w[1].2 == w[0].2.wrapping_add(1)), "gap-free: {got:?}");
-        assert!(events(&mut ep).iter().any(|e| matches!(e, Event::SourceEnded { media: MediaKind::Audio, .. })));
+        assert!(
+            got.windows(2).all(|w| w[1].2 == w[0].2.wrapping_add(1)),
+            "gap-free: {got:?}"
+        );
+        assert!(events(&mut ep).iter().any(|e| matches!(
+            e,
+            Event::SourceEnded {
+                media: MediaKind::Audio,
+                ..
+            }
+        )));
     }
 
     #[test]
@@ -1634,7 +1848,10 @@ mod tests {
         add(&mut ep, 0, SHARED, &[], t0);
         add(&mut ep, 1, SHARED, &[], t0);
         let mut stranger = Peer::new(9, 5);
-        assert_eq!(deliver(&mut ep, SHARED, addr(7000), &stranger.packet(), t0).0, Outcome::Unclaimed);
+        assert_eq!(
+            deliver(&mut ep, SHARED, addr(7000), &stranger.packet(), t0).0,
+            Outcome::Unclaimed
+        );
         let mut peer = Peer::new(1, 6);
         let (outcome, _) = deliver(&mut ep, SHARED, addr(7001), &peer.packet(), t0);
         assert!(matches!(outcome, Outcome::Send(t) if t.dest == addr(6001)));

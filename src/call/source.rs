@@ -98,7 +98,11 @@ mod tests {
         let t0 = Instant::now();
         let mut clip = ClipSource::new(Arc::new(OpusClip::silence()), false);
         let mut buf = [0u8; 64];
-        assert_eq!(clip.poll(t0, 16_000, &mut buf, 10), ClipPoll::Idle, "not started");
+        assert_eq!(
+            clip.poll(t0, 16_000, &mut buf, 10),
+            ClipPoll::Idle,
+            "not started"
+        );
         clip.start(t0);
         assert_eq!(clip.poll(t0, 16_000, &mut buf, 10), ClipPoll::Packet(15));
         let p = crate::rtp::RtpPacket::new_checked(&buf[..15]).unwrap();
@@ -112,8 +116,16 @@ mod tests {
         for i in 0..3u32 {
             let at = t0 + Duration::from_millis(20 * u64::from(i));
             assert_eq!(silence.poll(at, 16_000, &mut buf, 10), ClipPoll::Packet(15));
-            assert_eq!(crate::rtp::RtpPacket::new_checked(&buf[..15]).unwrap().timestamp(), i * 320);
+            assert_eq!(
+                crate::rtp::RtpPacket::new_checked(&buf[..15])
+                    .unwrap()
+                    .timestamp(),
+                i * 320
+            );
         }
-        assert_eq!(silence.next_deadline(t0), Some(t0 + Duration::from_millis(60)));
+        assert_eq!(
+            silence.next_deadline(t0),
+            Some(t0 + Duration::from_millis(60))
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Parameters of the control methods, as the contract in docs/PROTOCOL.md gives them.
+//! Parameters of the control methods, as the contract in docs/PROTOCOL.md gives them: what
+//! a request may say, checked for form by serde (the daemon's setup checks the rest).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -6,10 +7,6 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::call::MediaKind;
-use crate::control::{BAD_KEYING, RpcError};
-use crate::keying::wa_e2e::{self, CallKey, SsrcSlot};
-use crate::keying::{CallKeys, sdes};
-use crate::rtp::Ssrc;
 
 /// Which side of the call we are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -142,11 +139,11 @@ pub enum SourceParams {
     None,
     /// Plain RTP arrives on a local UDP port.
     Rtp {
-        /// Where to listen (default 127.0.0.1, any port).
+        /// Where to listen (default: a port of the track's own on 127.0.0.1).
         #[serde(default)]
         listen: Option<SocketAddr>,
-        /// The producer's SSRC: in single-port mode, where all producers share one port,
-        /// what tells them apart (required there).
+        /// The producer's SSRC: the producer sends to the worker's shared producer port
+        /// instead, which tells producers apart by SSRC.
         #[serde(default)]
         ssrc: Option<u32>,
     },
@@ -338,101 +335,4 @@ pub struct TerminateParams {
     /// Why (reported in `call.ended`).
     #[serde(default)]
     pub reason: Option<String>,
-}
-
-/// Parses a bind parameter: an address with or without a port.
-pub fn parse_bind(text: &str) -> Result<(IpAddr, u16), RpcError> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok((addr.ip(), addr.port()));
-    }
-    let bare = text.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>().map(|ip| (ip, 0)).map_err(|_| {
-        RpcError::invalid_param("bind", format!("{text:?} is not an IP address or IP:port"))
-    })
-}
-
-impl StartParams {
-    /// Checks what serde cannot: a non-empty call id and at least one track.
-    pub fn validate(&self) -> Result<(), RpcError> {
-        if self.call_id.trim().is_empty() {
-            return Err(RpcError::invalid_param("call_id", "must not be empty"));
-        }
-        if self.audio.is_none() && self.video.is_none() {
-            return Err(RpcError::invalid_param(
-                "audio",
-                "a call needs an audio or a video track",
-            ));
-        }
-        for (i, c) in self.candidates.iter().enumerate() {
-            if c.port == 0 {
-                return Err(RpcError::invalid_param(
-                    &format!("candidates[{i}].port"),
-                    "must not be 0",
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The call keys the keying parameters give (and, for wa-e2e, the call key itself, to
-    /// re-derive receive keys later), or -32004 (or -32602 for a missing id).
-    pub fn call_keys(&self) -> Result<(CallKeys, Option<CallKey>), RpcError> {
-        let bad =
-            |e: crate::keying::KeyingError| RpcError::new(BAD_KEYING, format!("bad keying: {e}"));
-        match &self.keying {
-            KeyingParams::Sdes { profile, tx, rx } => {
-                Ok((sdes::call_keys(profile, tx, rx).map_err(bad)?, None))
-            }
-            KeyingParams::WaE2e {
-                call_key,
-                enc_plaintext,
-                tag_len,
-            } => {
-                let self_id = self.device_id(self.self_id.as_deref(), "self")?;
-                let peer = self.device_id(self.peer.as_deref(), "peer")?;
-                let key = match (call_key, enc_plaintext) {
-                    (Some(k), None) => CallKey::from_base64(k),
-                    (None, Some(p)) => CallKey::from_enc_plaintext_base64(p),
-                    _ => {
-                        return Err(RpcError::invalid_param(
-                            "keying",
-                            "wa-e2e needs exactly one of call_key and enc_plaintext",
-                        ));
-                    }
-                }
-                .map_err(bad)?;
-                let keys = key.call_keys(self_id, peer, *tag_len).map_err(bad)?;
-                Ok((keys, Some(key)))
-            }
-        }
-    }
-
-    fn device_id<'a>(&self, id: Option<&'a str>, field: &str) -> Result<&'a str, RpcError> {
-        match id {
-            Some(id) if !id.trim().is_empty() => Ok(id),
-            _ => Err(RpcError::invalid_param(field, "required for wa-e2e keying")),
-        }
-    }
-
-    /// Our SSRC for `kind`: the track's `ssrc` if given, else derived from the call id and our
-    /// device id under wa-e2e, else random.
-    pub fn ssrc(&self, kind: MediaKind) -> Ssrc {
-        let track = match kind {
-            MediaKind::Audio => &self.audio,
-            MediaKind::Video => &self.video,
-        };
-        if let Some(ssrc) = track.as_ref().and_then(|t| t.ssrc) {
-            return Ssrc(ssrc);
-        }
-        match (&self.keying, &self.self_id) {
-            (KeyingParams::WaE2e { .. }, Some(self_id)) => {
-                let slot = match kind {
-                    MediaKind::Audio => SsrcSlot::Audio,
-                    MediaKind::Video => SsrcSlot::Video,
-                };
-                wa_e2e::derive_ssrc(&self.call_id, self_id, slot)
-            }
-            _ => Ssrc(rand::random()),
-        }
-    }
 }

@@ -1,5 +1,5 @@
 //! The control socket: a Unix stream socket speaking newline-delimited JSON-RPC 2.0 to many
-//! clients at once.
+//! clients at once. It knows nothing of the daemon but the [`Service`] it serves.
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -9,13 +9,30 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::protocol::{
     INVALID_REQUEST, RpcError, error_response, event_notification, parse_request, response,
     wipe_strings,
 };
-use crate::daemon::Daemon;
+use crate::call::Event;
+
+/// What the control socket serves: requests answered, events to subscribers, and when to
+/// stop.
+pub trait Service: Send + Sync + 'static {
+    /// Answers one request (any method but `events.subscribe`, which the server handles).
+    fn call(
+        &self,
+        method: &str,
+        params: &Value,
+    ) -> impl std::future::Future<Output = Result<Value, RpcError>> + Send;
+    /// A new subscription to events.
+    fn subscribe(&self) -> broadcast::Receiver<Event>;
+    /// Changes to `true` when the server is to stop accepting.
+    fn shutdown_requested(&self) -> watch::Receiver<bool>;
+    /// The longest request line a client may send.
+    fn max_line_bytes(&self) -> usize;
+}
 
 /// Binds the control socket at `path` with mode 0600. A stale socket file left by a dead
 /// daemon is replaced; a live daemon on it is an error, and so is a non-socket file there.
@@ -56,13 +73,13 @@ pub fn bind_control_socket(path: &Path) -> io::Result<UnixListener> {
 }
 
 /// Accepts control connections until shutdown is requested.
-pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
-    let mut shutdown = daemon.shutdown_requested();
+pub async fn serve<S: Service>(service: Arc<S>, listener: UnixListener) {
+    let mut shutdown = service.shutdown_requested();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(connection(daemon.clone(), stream));
+                    tokio::spawn(connection(service.clone(), stream));
                 }
                 Err(e) => tracing::warn!("control socket accept failed: {e}"),
             },
@@ -71,7 +88,7 @@ pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
     }
 }
 
-async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
+async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
     let (read, mut write) = stream.into_split();
     let (out, mut lines) = mpsc::channel::<Value>(256);
     let writer = tokio::spawn(async move {
@@ -84,7 +101,7 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
         }
     });
 
-    let max = daemon.config().control.max_line_bytes;
+    let max = service.max_line_bytes();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     let mut forwarder = None;
@@ -123,11 +140,13 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
         };
         let result = if request.method == "events.subscribe" {
             if forwarder.is_none() {
-                forwarder = Some(tokio::spawn(forward_events(daemon.clone(), out.clone())));
+                // Subscribed before the answer goes out: every event after it is delivered.
+                let events = service.subscribe();
+                forwarder = Some(tokio::spawn(forward_events(events, out.clone())));
             }
             Ok(json!({"subscribed": true}))
         } else {
-            daemon.handle(&request.method, &request.params).await
+            service.call(&request.method, &request.params).await
         };
         wipe_strings(&mut request.params);
         if let Err(e) = &result {
@@ -151,11 +170,12 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
     let _ = writer.await;
 }
 
-async fn forward_events(daemon: Arc<Daemon>, out: mpsc::Sender<Value>) {
-    let mut events = daemon.subscribe();
+/// Sends a subscriber its events, serialized here at the edge.
+async fn forward_events(mut events: broadcast::Receiver<Event>, out: mpsc::Sender<Value>) {
     loop {
         match events.recv().await {
-            Ok(params) => {
+            Ok(event) => {
+                let params = serde_json::to_value(&event).unwrap_or(Value::Null);
                 if out.send(event_notification(params)).await.is_err() {
                     return;
                 }

@@ -5,20 +5,18 @@
 
 use serde_json::{Value, json};
 
-use super::Daemon;
-use super::call_task::Command;
-use super::params::{
+use super::{Daemon, DaemonError};
+use crate::call::{Candidate, Event, MediaKind};
+use crate::control::params::{
     CandidateParams, KeyingParams, Role, SinkParams, SourceParams, StanzaParams, StartParams,
     TrackParamsIn,
 };
-use crate::call::{Candidate, MediaKind};
-use crate::control::{INVALID_PARAMS, RpcError};
 use crate::keying::wa_e2e::normalize_device_id;
 use crate::stanza::{CallAction, CallStanza, MediaOffer, parse_json, parse_xml};
 
 /// A `[stanza]` source or sink spec, already checked when the config was loaded.
-fn spec<T>(field: &str, parsed: Result<T, String>) -> Result<T, RpcError> {
-    parsed.map_err(|e| RpcError::invalid_param(field, e))
+fn spec<T>(field: &str, parsed: Result<T, String>) -> Result<T, DaemonError> {
+    parsed.map_err(|e| DaemonError::invalid(field, e))
 }
 
 /// Whether two device ids name the same device.
@@ -27,14 +25,14 @@ fn same_device(a: &str, b: &str) -> bool {
 }
 
 impl Daemon {
-    pub(super) async fn stanza(&self, p: StanzaParams) -> Result<Value, RpcError> {
+    /// Carries out a `<call>` stanza; the result says what it did (`action`), with what
+    /// `call.start` returns when it started a call.
+    pub async fn stanza(&self, p: StanzaParams) -> Result<Value, DaemonError> {
         let stanza = match (&p.xml, &p.node) {
-            (Some(xml), None) => parse_xml(xml).map_err(|e| RpcError::invalid_param("xml", e))?,
-            (None, Some(node)) => {
-                parse_json(node).map_err(|e| RpcError::invalid_param("node", e))?
-            }
+            (Some(xml), None) => parse_xml(xml).map_err(|e| DaemonError::invalid("xml", e))?,
+            (None, Some(node)) => parse_json(node).map_err(|e| DaemonError::invalid("node", e))?,
             _ => {
-                return Err(RpcError::invalid_param(
+                return Err(DaemonError::invalid(
                     "xml",
                     "give exactly one of xml and node",
                 ));
@@ -48,25 +46,25 @@ impl Daemon {
         let call_id = stanza.call_id.clone();
         let mut result = match &stanza.action {
             CallAction::Offer(media) => {
-                if self.handle_of(&call_id).is_ok() {
+                if self.registry.get(&call_id).is_ok() {
                     json!({"call_id": call_id, "action": "ignored", "why": "the call already exists"})
                 } else {
                     let role = if ours { Role::Caller } else { Role::Callee };
                     let start = self.stanza_start_params(&p, &stanza, media, role)?;
-                    let mut r = self.start(start, true).await?;
+                    let mut r = started_json(self.start_call(start, true).await?);
                     r["action"] = json!("ringing");
                     r
                 }
             }
-            CallAction::Accept(media) => match self.handle_of(&call_id) {
-                Ok(commands) => {
+            CallAction::Accept(media) => match self.registry.get(&call_id) {
+                Ok(_) => {
                     // Another device answering our offer: receive with that device's keys.
                     let rekey = match (&stanza.from, ours) {
                         (Some(from), false) => self.rekey_for(&call_id, &p.self_id, from)?,
                         _ => None,
                     };
                     let rekeyed = rekey.is_some();
-                    let candidates = media
+                    let candidates: Vec<Candidate> = media
                         .candidates
                         .iter()
                         .map(|c| Candidate {
@@ -74,12 +72,11 @@ impl Daemon {
                             priority: c.priority,
                         })
                         .collect();
-                    let was_ringing = Self::ask(commands, &call_id, |reply| Command::Answer {
-                        candidates,
-                        rekey,
-                        reply,
-                    })
-                    .await?;
+                    let was_ringing: bool = self
+                        .on_call(&call_id, move |ep, no, now| {
+                            ep.answer(no, &candidates, rekey, now)
+                        })
+                        .await?;
                     let action = if was_ringing {
                         "started"
                     } else if rekeyed {
@@ -89,54 +86,57 @@ impl Daemon {
                     };
                     let mut r = self
                         .started(&call_id)
-                        .unwrap_or_else(|| json!({"call_id": call_id}));
+                        .map_or_else(|| json!({"call_id": call_id}), started_json);
                     r["action"] = json!(action);
                     r
                 }
                 Err(_) => {
                     let role = if ours { Role::Callee } else { Role::Caller };
                     let start = self.stanza_start_params(&p, &stanza, media, role)?;
-                    let mut r = self.start(start, false).await?;
+                    let mut r = started_json(self.start_call(start, false).await?);
                     r["action"] = json!("started");
                     r
                 }
             },
             CallAction::Mute { media, muted } => {
                 if ours {
-                    self.gate(&call_id, *media, *muted).await?;
-                } else if *media == MediaKind::Audio {
-                    self.set_peer_muted(&call_id, *muted).await?;
-                    self.publish(
-                        json!({"event": "call.peer_state", "call_id": call_id, "muted": muted}),
-                    );
+                    self.mute(&call_id, *media, *muted).await?;
                 } else {
-                    self.set_peer_video(&call_id, !*muted).await?;
-                    self.publish(
-                        json!({"event": "call.peer_state", "call_id": call_id, "video": !*muted}),
-                    );
+                    let (muted, video) = match media {
+                        MediaKind::Audio => (Some(*muted), None),
+                        MediaKind::Video => (None, Some(!*muted)),
+                    };
+                    self.set_peer_state(&call_id, muted, video).await?;
+                    self.publish(Event::PeerState {
+                        call_id: call_id.as_str().into(),
+                        muted,
+                        video,
+                    });
                 }
                 json!({"call_id": call_id, "action": if *muted { "muted" } else { "unmuted" }, "media": media, "by": by})
             }
             CallAction::Video(state) => {
-                self.handle_of(&call_id)?;
+                self.registry.get(&call_id)?;
                 match state.sending() {
                     None => {
                         json!({"call_id": call_id, "action": "ignored", "why": format!("video state {state:?} changes nothing")})
                     }
-                    Some(on) if ours => match self.gate(&call_id, MediaKind::Video, !on).await {
+                    Some(on) if ours => match self.mute(&call_id, MediaKind::Video, !on).await {
                         Ok(()) => {
                             json!({"call_id": call_id, "action": "video", "enabled": on, "by": by})
                         }
-                        Err(e) if e.code == INVALID_PARAMS => {
+                        Err(DaemonError::InvalidParam { .. }) => {
                             json!({"call_id": call_id, "action": "ignored", "why": "the call has no video track"})
                         }
                         Err(e) => return Err(e),
                     },
                     Some(on) => {
-                        self.set_peer_video(&call_id, on).await?;
-                        self.publish(
-                            json!({"event": "call.peer_state", "call_id": call_id, "video": on}),
-                        );
+                        self.set_peer_state(&call_id, None, Some(on)).await?;
+                        self.publish(Event::PeerState {
+                            call_id: call_id.as_str().into(),
+                            muted: None,
+                            video: Some(on),
+                        });
                         json!({"call_id": call_id, "action": "video", "enabled": on, "by": by})
                     }
                 }
@@ -162,18 +162,13 @@ impl Daemon {
         call_id: &str,
         self_id: &str,
         answering_device: &str,
-    ) -> Result<Option<(crate::srtp::SrtpProfile, crate::srtp::MasterKey)>, RpcError> {
-        let calls = self.calls.lock().expect("calls lock");
-        let handle = calls
-            .get(call_id)
-            .ok_or_else(|| RpcError::no_such_call(call_id))?;
-        Ok(match &handle.call_key {
+    ) -> Result<Option<(crate::srtp::SrtpProfile, crate::srtp::MasterKey)>, DaemonError> {
+        let record = self.registry.get(call_id)?;
+        Ok(match &record.call_key {
             Some((key, tag_len)) => {
                 let keys = key
                     .call_keys(self_id, answering_device, *tag_len)
-                    .map_err(|e| {
-                        RpcError::new(crate::control::BAD_KEYING, format!("bad keying: {e}"))
-                    })?;
+                    .map_err(|e| DaemonError::BadKeying(e.to_string()))?;
                 Some((keys.profile, keys.rx))
             }
             None => None,
@@ -187,7 +182,7 @@ impl Daemon {
         stanza: &CallStanza,
         media: &MediaOffer,
         role: Role,
-    ) -> Result<StartParams, RpcError> {
+    ) -> Result<StartParams, DaemonError> {
         let d = &self.config().stanza;
         // The peer is the other end of the stanza: whom our own stanza went to, or who sent
         // theirs (for an accept, the device that answered).
@@ -263,4 +258,9 @@ impl Daemon {
             mute_mode: None,
         })
     }
+}
+
+/// What `call.start` returned, as the JSON object a stanza's result extends.
+fn started_json(started: super::Started) -> Value {
+    serde_json::to_value(started).unwrap_or_else(|_| json!({}))
 }

@@ -4,5 +4,5 @@ pub mod ogg_opus;
 pub mod opus;
 pub mod playback;
 
-pub use ogg_opus::{OggOpusError, OggOpusRecorder, OpusClip};
+pub use ogg_opus::{OggOpusError, OggOpusRecorder, OpusClip, open_regular};
 pub use playback::Playback;

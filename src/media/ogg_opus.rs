@@ -19,6 +19,12 @@ pub enum OggOpusError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Not a regular file (a directory, a FIFO, a device).
+    #[error("{path}: not a regular file")]
+    NotAFile {
+        /// The path.
+        path: String,
+    },
     /// Not an Ogg stream.
     #[error("{path}: not an Ogg file ({reason})")]
     NotOgg {
@@ -37,6 +43,28 @@ pub enum OggOpusError {
     },
 }
 
+/// Opens `path` with `options`, refusing anything but a regular file, without ever waiting:
+/// a FIFO or a device would block whoever opens or reads it.
+pub fn open_regular(path: &Path, options: &mut std::fs::OpenOptions) -> Result<File, OggOpusError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = || path.display().to_string();
+    let file = options
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|source| OggOpusError::Io {
+            path: name(),
+            source,
+        })?;
+    let meta = file.metadata().map_err(|source| OggOpusError::Io {
+        path: name(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(OggOpusError::NotAFile { path: name() });
+    }
+    Ok(file)
+}
+
 /// An Ogg Opus clip in memory, ready to be paced out packet by packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpusClip {
@@ -50,10 +78,7 @@ impl OpusClip {
     /// Loads a whole Ogg Opus file (the first logical stream).
     pub fn load(path: &Path) -> Result<OpusClip, OggOpusError> {
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|source| OggOpusError::Io {
-            path: name.clone(),
-            source,
-        })?;
+        let file = open_regular(path, std::fs::OpenOptions::new().read(true))?;
         let mut reader = PacketReader::new(std::io::BufReader::new(file));
         let not_ogg = |e: ogg::OggReadError| OggOpusError::NotOgg {
             path: name.clone(),

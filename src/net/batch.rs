@@ -1,17 +1,18 @@
 //! Batched UDP I/O: many datagrams per system call, with no allocation and no copy.
 //!
-//! Receiving uses UDP GRO (Linux 5.0+): datagrams of one sender that queue up together come
-//! out of one `recvmsg` back to back, `stride` bytes apart. Sending collects datagrams as
-//! ranges of the caller's buffers ([`SendQueue`]) and hands them to one `sendmmsg`; runs of
-//! datagrams of one size to one destination go as one UDP GSO message (Linux 4.18+), whose
-//! segments the kernel cuts. Each datagram may carry a detached trailer (an SRTP tag kept in
-//! the queue), sent as its own iovec, so a packet protected in a receive buffer needs no room
-//! behind it and is never moved.
+//! Receiving ([`RecvBatch`]) uses `recvmmsg` into consecutive slots of the caller's buffer,
+//! and, on sockets with UDP GRO on (Linux 5.0+), datagrams of one sender that queue up
+//! together come out of one message back to back, `stride` bytes apart. Sending collects
+//! datagrams as ranges of the caller's buffer ([`SendQueue`]), for any number of sockets, and
+//! hands each socket's run of them to one `sendmmsg`; runs of datagrams of one size to one
+//! destination go as one UDP GSO message (Linux 4.18+), whose segments the kernel cuts. Each
+//! datagram may carry a detached trailer (an SRTP tag kept in the queue), sent as its own
+//! iovec, so a packet protected in a receive buffer needs no room behind it and is never moved.
 //!
 //! `quinn-udp` does GSO and GRO too, but takes each batch as one contiguous buffer, which
 //! would mean copying every packet whose length SRTP changes; this module gathers them
 //! instead. Without GSO or GRO in the kernel it falls back to one datagram per message (still
-//! one system call per batch) and one datagram per receive.
+//! one system call per socket and batch).
 
 use std::io;
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ const MAX_SEGMENTS: usize = 64;
 const MAX_GSO_BYTES: usize = 65_000;
 /// Longest detached trailer: an SRTP tag.
 pub const MAX_TRAILER: usize = 16;
+/// Bytes a receive slot needs to take whatever UDP GRO coalesces into one message.
+pub const GRO_SLOT: usize = 1 << 16;
 
 /// Turns UDP GRO on for `socket`; returns whether the kernel supports it.
 pub fn enable_gro(socket: &impl AsRawFd) -> bool {
@@ -53,10 +56,12 @@ fn setsockopt_int(fd: RawFd, option: libc::c_int, value: libc::c_int) -> bool {
     }
 }
 
-/// What one receive brought: `len` bytes of `buf` from `from`, datagrams `stride` bytes
-/// apart (the last may be shorter).
+/// What one received message holds: `len` bytes at `start` of the buffer from `from`,
+/// datagrams `stride` bytes apart (the last may be shorter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Received {
+    /// Where the message starts in the receive buffer.
+    pub start: usize,
     /// Bytes received.
     pub len: usize,
     /// Size of each datagram but the last.
@@ -70,10 +75,39 @@ impl Received {
     pub fn count(&self) -> usize {
         self.len.div_ceil(self.stride.max(1))
     }
+
+    /// The datagrams, as byte ranges of the receive buffer.
+    pub fn datagrams(&self) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
+        let (start, len, stride) = (self.start, self.len, self.stride.max(1));
+        (0..len)
+            .step_by(stride)
+            .map(move |at| start + at..start + (at + stride).min(len))
+    }
+}
+
+/// The GRO segment size a received message's control data carries, if any.
+///
+/// # Safety
+/// `msg`'s control fields must describe control data the kernel wrote.
+unsafe fn gro_segment(msg: &libc::msghdr) -> Option<usize> {
+    // SAFETY: the caller guarantees the control data; the CMSG macros walk it within
+    // `msg_controllen`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == UDP_GRO {
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                return (size > 0).then_some(size as usize);
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    None
 }
 
 /// Receives once from the non-blocking `socket` into `buf`: one datagram, or with GRO on,
-/// several of one sender. `buf` should hold 64 KiB for GRO; `WouldBlock` when nothing waits.
+/// several of one sender. `buf` should hold [`GRO_SLOT`] bytes for GRO; `WouldBlock` when
+/// nothing waits.
 pub fn recv_batch(socket: &impl AsRawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut addr = SockAddrStorage::zeroed();
     let mut control = [0u64; 8];
@@ -95,32 +129,130 @@ pub fn recv_batch(socket: &impl AsRawFd, buf: &mut [u8]) -> io::Result<Received>
         return Err(io::Error::last_os_error());
     }
     let len = n as usize;
-    let mut stride = len;
-    // SAFETY: the kernel filled `msg_controllen` bytes of `control` with cmsghdrs; the CMSG
-    // macros walk them within that length.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == UDP_GRO {
-                let size = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
-                if size > 0 {
-                    stride = size as usize;
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-    }
+    // SAFETY: the kernel wrote `msg`'s control data.
+    let stride = unsafe { gro_segment(&msg) }.unwrap_or(len);
     // SAFETY: the kernel wrote a socket address of `msg_namelen` bytes into `addr`.
     let from = unsafe { SockAddr::new(addr, msg.msg_namelen) }
         .as_socket()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP sender"))?;
-    Ok(Received { len, stride, from })
+    Ok(Received {
+        start: 0,
+        len,
+        stride,
+        from,
+    })
+}
+
+/// Scratch for `recvmmsg` of up to `capacity` messages, allocated once.
+pub struct RecvBatch {
+    headers: Vec<libc::mmsghdr>,
+    iovecs: Vec<libc::iovec>,
+    addrs: Vec<SockAddrStorage>,
+    controls: Vec<[u64; 8]>,
+}
+
+// SAFETY: the raw pointers in `headers` and `iovecs` are scratch, written and read only inside
+// `recv`, never dereferenced after it returns.
+unsafe impl Send for RecvBatch {}
+
+impl RecvBatch {
+    /// Scratch for batches of up to `capacity` messages.
+    pub fn new(capacity: usize) -> Self {
+        RecvBatch {
+            headers: Vec::with_capacity(capacity),
+            iovecs: Vec::with_capacity(capacity),
+            addrs: (0..capacity).map(|_| SockAddrStorage::zeroed()).collect(),
+            controls: vec![[0u64; 8]; capacity],
+        }
+    }
+
+    /// Receives once from the non-blocking socket `fd` into consecutive `slot`-byte slots of
+    /// `buf` (as many as fit, at most the capacity), and calls `each` with the slot index and
+    /// each message received. Returns how many messages came; `WouldBlock` when none waited.
+    /// A message longer than its slot is cut by the kernel and skipped, as is one from a
+    /// sender that is not IP.
+    pub fn recv(
+        &mut self,
+        fd: RawFd,
+        buf: &mut [u8],
+        slot: usize,
+        mut each: impl FnMut(usize, Received),
+    ) -> io::Result<usize> {
+        let slots = (buf.len() / slot.max(1)).min(self.addrs.len());
+        if slots == 0 {
+            return Ok(0);
+        }
+        self.headers.clear();
+        self.iovecs.clear();
+        let base = buf.as_mut_ptr();
+        for i in 0..slots {
+            self.iovecs.push(libc::iovec {
+                // SAFETY: slot i lies within `buf`.
+                iov_base: unsafe { base.add(i * slot) }.cast(),
+                iov_len: slot,
+            });
+        }
+        for i in 0..slots {
+            // SAFETY: msghdr is plain data; all zeroes is a valid value.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = (&mut self.addrs[i] as *mut SockAddrStorage).cast();
+            msg.msg_namelen = self.addrs[i].size_of();
+            msg.msg_iov = &mut self.iovecs[i];
+            msg.msg_iovlen = 1;
+            msg.msg_control = self.controls[i].as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of::<[u64; 8]>() as _;
+            self.headers.push(libc::mmsghdr {
+                msg_hdr: msg,
+                msg_len: 0,
+            });
+        }
+        // SAFETY: every pointer in `headers` points at live scratch or into `buf`, of the
+        // stated sizes.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.headers.as_mut_ptr(),
+                slots as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        for (i, h) in self.headers[..n].iter().enumerate() {
+            let len = h.msg_len as usize;
+            if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                continue;
+            }
+            // SAFETY: the kernel wrote this message's control data and address.
+            let stride = unsafe { gro_segment(&h.msg_hdr) }.unwrap_or(len);
+            let addr = std::mem::replace(&mut self.addrs[i], SockAddrStorage::zeroed());
+            // SAFETY: the kernel wrote a socket address of `msg_namelen` bytes into `addr`.
+            let Some(from) = unsafe { SockAddr::new(addr, h.msg_hdr.msg_namelen) }.as_socket()
+            else {
+                continue;
+            };
+            each(
+                i,
+                Received {
+                    start: i * slot,
+                    len,
+                    stride,
+                    from,
+                },
+            );
+        }
+        Ok(n)
+    }
 }
 
 /// One datagram waiting in a [`SendQueue`]: `len` bytes at `start` of the buffer given to
-/// [`SendQueue::flush`], then `trailer` bytes of trailer slot `slot`.
+/// [`SendQueue::flush`], then `trailer` bytes of trailer slot `slot`, from socket `fd`.
 #[derive(Clone, Copy, Debug)]
 struct Datagram {
+    fd: RawFd,
     dest: SocketAddr,
     start: usize,
     len: usize,
@@ -128,25 +260,24 @@ struct Datagram {
     trailer: usize,
 }
 
-/// What sending a batch did.
+/// What sending did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SendCounters {
     /// `sendmmsg` calls made.
     pub syscalls: u64,
     /// Datagrams the kernel took.
     pub sent: u64,
-    /// Datagrams refused (an unreachable destination, say) and dropped.
+    /// Datagrams refused (an unreachable destination, a full socket buffer) and dropped.
     pub failed: u64,
 }
 
-/// Datagrams to send, as ranges of one buffer plus detached trailers, sent with as few
-/// system calls as the kernel allows. Its storage is allocated once, for `capacity`
-/// datagrams; a full queue takes no more until flushed.
+/// Datagrams to send from any number of sockets, as ranges of one buffer plus detached
+/// trailers, sent with as few system calls as the kernel allows and never waiting: a socket
+/// whose buffer is full drops the rest of its run (counted). Its storage is allocated once,
+/// for `capacity` datagrams; a full queue takes no more until flushed.
 pub struct SendQueue {
     datagrams: Vec<Datagram>,
     trailers: Box<[[u8; MAX_TRAILER]]>,
-    /// Datagrams already handed to the kernel (a partly sent batch resumes here).
-    done: usize,
     gso: bool,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
@@ -168,7 +299,6 @@ impl SendQueue {
         SendQueue {
             datagrams: Vec::with_capacity(capacity),
             trailers: vec![[0u8; MAX_TRAILER]; capacity].into_boxed_slice(),
-            done: 0,
             gso,
             iovecs: Vec::with_capacity(capacity * 2),
             headers: Vec::with_capacity(capacity),
@@ -184,9 +314,14 @@ impl SendQueue {
         self.datagrams.len() < self.datagrams.capacity()
     }
 
+    /// How many datagrams wait.
+    pub fn len(&self) -> usize {
+        self.datagrams.len()
+    }
+
     /// Whether nothing waits to be sent.
     pub fn is_empty(&self) -> bool {
-        self.done == self.datagrams.len()
+        self.datagrams.is_empty()
     }
 
     /// Whether messages are coalesced with GSO.
@@ -206,15 +341,23 @@ impl SendQueue {
         self.trailers.get_mut(slot)
     }
 
-    /// Queues `len` bytes at `start` of the flush buffer for `dest`, followed by `trailer`
-    /// bytes of the slot [`Self::next_trailer`] gave. Returns `false` (and queues nothing)
-    /// when the queue is full or `trailer` is longer than a slot.
-    pub fn push(&mut self, dest: SocketAddr, start: usize, len: usize, trailer: usize) -> bool {
+    /// Queues `len` bytes at `start` of the flush buffer, followed by `trailer` bytes of the
+    /// slot [`Self::next_trailer`] gave, to send from socket `fd` to `dest`. Returns `false`
+    /// (and queues nothing) when the queue is full or `trailer` is longer than a slot.
+    pub fn push(
+        &mut self,
+        fd: RawFd,
+        dest: SocketAddr,
+        start: usize,
+        len: usize,
+        trailer: usize,
+    ) -> bool {
         if !self.has_room() || trailer > MAX_TRAILER {
             return false;
         }
         let slot = self.datagrams.len();
         self.datagrams.push(Datagram {
+            fd,
             dest,
             start,
             len,
@@ -225,35 +368,54 @@ impl SendQueue {
     }
 
     /// Sends what is queued, taking the datagrams' bytes from `buf` (the buffer their ranges
-    /// refer to). Returns `Ok` once all were sent or dropped, and `WouldBlock` when the
-    /// socket's buffer filled: the queue keeps the rest, in order, and the next `flush` (with
-    /// the same `buf`, once the socket is writable) sends them.
+    /// refer to): one `sendmmsg` per socket's run of consecutive datagrams (more when the
+    /// kernel takes part of one). Datagrams the kernel refuses, or that a full socket buffer
+    /// has no room for, are dropped and counted. The queue is empty afterwards.
     ///
     /// # Panics
     /// If a queued range lies outside `buf`.
-    pub fn flush(&mut self, socket: &impl AsRawFd, buf: &[u8]) -> io::Result<()> {
-        while self.done < self.datagrams.len() {
-            self.build(buf);
+    pub fn flush(&mut self, buf: &[u8]) {
+        let mut i = 0;
+        while i < self.datagrams.len() {
+            let fd = self.datagrams[i].fd;
+            let end = self.datagrams[i..]
+                .iter()
+                .position(|d| d.fd != fd)
+                .map_or(self.datagrams.len(), |k| i + k);
+            self.send_run(fd, i, end, buf);
+            i = end;
+        }
+        self.datagrams.clear();
+    }
+
+    /// Sends datagrams `i..end`, all from `fd`.
+    fn send_run(&mut self, fd: RawFd, mut i: usize, end: usize, buf: &[u8]) {
+        while i < end {
+            self.build(buf, i, end);
             // SAFETY: `headers` points at `iovecs`, `addrs` and `controls`, all alive and
             // unmoved until the call returns; the iovecs point into `buf` and `trailers`.
             let n = unsafe {
                 libc::sendmmsg(
-                    socket.as_raw_fd(),
+                    fd,
                     self.headers.as_mut_ptr(),
                     self.headers.len() as libc::c_uint,
-                    0,
+                    libc::MSG_DONTWAIT,
                 )
             };
             self.counters.syscalls += 1;
             if n >= 0 {
                 let sent: usize = self.spans[..n as usize].iter().sum();
                 self.counters.sent += sent as u64;
-                self.done += sent;
+                i += sent;
                 continue;
             }
             let e = io::Error::last_os_error();
             match e.kind() {
-                io::ErrorKind::WouldBlock => return Err(e),
+                io::ErrorKind::WouldBlock => {
+                    // The socket's buffer is full: media that waits is late media.
+                    self.counters.failed += (end - i) as u64;
+                    return;
+                }
                 io::ErrorKind::Interrupted => continue,
                 _ if e.raw_os_error() == Some(libc::EIO) && self.gso && self.spans[0] > 1 => {
                     // The route cannot offload segmentation: send datagram by datagram.
@@ -263,40 +425,28 @@ impl SendQueue {
                     // The first message was refused (ICMP unreachable, EMSGSIZE, ...): drop it
                     // and go on with the rest.
                     self.counters.failed += self.spans[0] as u64;
-                    self.done += self.spans[0];
+                    i += self.spans[0];
                 }
             }
         }
-        self.datagrams.clear();
-        self.done = 0;
-        Ok(())
     }
 
-    /// Drops what is still queued (a socket that stays full); returns how many.
-    pub fn discard(&mut self) -> usize {
-        let dropped = self.datagrams.len() - self.done;
-        self.counters.failed += dropped as u64;
-        self.datagrams.clear();
-        self.done = 0;
-        dropped
-    }
-
-    /// Builds the messages for the datagrams from `done` on: consecutive datagrams of one size
-    /// to one destination share a GSO message.
-    fn build(&mut self, buf: &[u8]) {
+    /// Builds the messages for datagrams `from..end`: consecutive datagrams of one size to one
+    /// destination share a GSO message.
+    fn build(&mut self, buf: &[u8], from: usize, end: usize) {
         self.iovecs.clear();
         self.headers.clear();
         self.addrs.clear();
         self.controls.clear();
         self.spans.clear();
-        let mut i = self.done;
-        while i < self.datagrams.len() {
+        let mut i = from;
+        while i < end {
             let first = self.datagrams[i];
             let size = first.len + first.trailer;
             let mut span = 1;
             if self.gso {
                 let mut bytes = size;
-                while let Some(next) = self.datagrams.get(i + span) {
+                while let Some(next) = self.datagrams[..end].get(i + span) {
                     let next_size = next.len + next.trailer;
                     // All segments but the last have the message's segment size.
                     if next.dest != first.dest
@@ -400,15 +550,16 @@ mod tests {
         let buf: Vec<u8> = (0..=255u8).collect();
         for gso in [false, supports_gso(&tx)] {
             let mut q = SendQueue::new(8, gso);
+            let fd = tx.as_raw_fd();
             for k in 0..5usize {
                 let t = q.next_trailer().unwrap();
                 t[..4].copy_from_slice(&[0xee, 0xee, 0xee, k as u8]);
-                assert!(q.push(dest, k * 20, 10, 4));
+                assert!(q.push(fd, dest, k * 20, 10, 4));
             }
             // A shorter one ends the GSO run; a longer one starts a new message.
-            assert!(q.push(dest, 200, 3, 0));
-            assert!(q.push(dest, 100, 30, 0));
-            q.flush(&tx, &buf).unwrap();
+            assert!(q.push(fd, dest, 200, 3, 0));
+            assert!(q.push(fd, dest, 100, 30, 0));
+            q.flush(&buf);
             let got = recv_all(&rx, 7);
             for (k, d) in got.iter().take(5).enumerate() {
                 let mut want: Vec<u8> = (k as u8 * 20..k as u8 * 20 + 10).collect();
@@ -436,9 +587,9 @@ mod tests {
         let buf = [7u8; 1000];
         let mut q = SendQueue::new(16, true);
         for k in 0..10 {
-            assert!(q.push(dest, k * 50, 50, 0));
+            assert!(q.push(tx.as_raw_fd(), dest, k * 50, 50, 0));
         }
-        q.flush(&tx, &buf).unwrap();
+        q.flush(&buf);
         rx.set_nonblocking(true).unwrap();
         let mut big = vec![0u8; 1 << 16];
         let mut got = 0;
@@ -448,6 +599,7 @@ mod tests {
                 Ok(r) => {
                     assert_eq!(r.stride, 50);
                     assert_eq!(r.from, tx.local_addr().unwrap());
+                    assert_eq!(r.datagrams().count(), r.count());
                     got += r.count();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -460,6 +612,56 @@ mod tests {
     }
 
     #[test]
+    fn one_flush_serves_many_sockets_and_recvmmsg_takes_many_senders() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dest = rx.local_addr().unwrap();
+        let senders: Vec<UdpSocket> = (0..4)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let buf: Vec<u8> = (0..64u8).collect();
+        let mut q = SendQueue::new(16, false);
+        for (k, s) in senders.iter().enumerate() {
+            for j in 0..2 {
+                assert!(q.push(s.as_raw_fd(), dest, k * 8 + j, 4, 0));
+            }
+        }
+        q.flush(&buf);
+        assert_eq!(q.counters().sent, 8);
+        assert_eq!(q.counters().syscalls, 4, "one sendmmsg per socket");
+        let mut batch = RecvBatch::new(16);
+        let mut big = vec![0u8; 16 * 2048];
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while got.len() < 8 && std::time::Instant::now() < deadline {
+            match batch.recv(rx.as_raw_fd(), &mut big, 2048, |slot, r| {
+                got.push((slot, r))
+            }) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got.len(), 8);
+        for (k, s) in senders.iter().enumerate() {
+            let mine: Vec<&Received> = got
+                .iter()
+                .map(|g| &g.1)
+                .filter(|r| r.from == s.local_addr().unwrap())
+                .collect();
+            assert_eq!(mine.len(), 2);
+            for (j, r) in mine.iter().enumerate() {
+                assert_eq!(
+                    &big[r.start..r.start + r.len],
+                    &buf[k * 8 + j..k * 8 + j + 4]
+                );
+                assert_eq!(r.start % 2048, 0);
+            }
+        }
+    }
+
+    #[test]
     fn a_refused_message_is_dropped_and_the_rest_still_go() {
         let (tx, rx) = pair();
         let good = rx.local_addr().unwrap();
@@ -467,11 +669,12 @@ mod tests {
         let mut q = SendQueue::new(4, false);
         // Port 0 cannot be sent to: sendmmsg stops there (a partly sent batch), the next
         // call refuses that message alone, and the rest still go, in order.
-        q.push(good, 0, 8, 0);
-        q.push("127.0.0.1:0".parse().unwrap(), 8, 8, 0);
-        q.push(good, 16, 9, 0);
-        q.push(good, 32, 10, 0);
-        q.flush(&tx, &buf).unwrap();
+        let fd = tx.as_raw_fd();
+        q.push(fd, good, 0, 8, 0);
+        q.push(fd, "127.0.0.1:0".parse().unwrap(), 8, 8, 0);
+        q.push(fd, good, 16, 9, 0);
+        q.push(fd, good, 32, 10, 0);
+        q.flush(&buf);
         let lens: Vec<usize> = recv_all(&rx, 3).iter().map(Vec::len).collect();
         assert_eq!(lens, vec![8, 9, 10]);
         let c = q.counters();

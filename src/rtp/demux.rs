@@ -69,7 +69,14 @@ mod tests {
         let rtp = [0x80, 111, 0, 1, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
         assert_eq!(stream_ssrc(&rtp), Some(Ssrc(0xdead_beef)));
         assert_eq!(stream_ssrc(&rtp[..11]), None);
-        assert_eq!(stream_ssrc(&[0x81, 200, 0, 1, 1, 2, 3, 4]), Some(Ssrc(0x0102_0304)));
-        assert_eq!(stream_ssrc(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42]), None, "STUN");
+        assert_eq!(
+            stream_ssrc(&[0x81, 200, 0, 1, 1, 2, 3, 4]),
+            Some(Ssrc(0x0102_0304))
+        );
+        assert_eq!(
+            stream_ssrc(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42]),
+            None,
+            "STUN"
+        );
     }
 }

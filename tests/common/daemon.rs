@@ -12,22 +12,83 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// The two socket layouts every daemon test runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// A media socket per call.
+    PerCall,
+    /// Shared media ports, one per worker.
+    Shared,
+}
+
+/// Workers of a test daemon (fixed, so that tests behave alike on any machine).
+pub const WORKERS: u16 = 2;
+
+/// Runs each test body once per layout: `fn name(layout: Layout) { ... }` becomes the tests
+/// `name::per_call` and `name::shared`.
+#[macro_export]
+macro_rules! in_both_layouts {
+    ($($(#[$meta:meta])* fn $name:ident($layout:ident: Layout) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                #[test]
+                $(#[$meta])*
+                fn per_call() {
+                    body($crate::common::daemon::Layout::PerCall)
+                }
+                #[test]
+                $(#[$meta])*
+                fn shared() {
+                    body($crate::common::daemon::Layout::Shared)
+                }
+                fn body($layout: $crate::common::daemon::Layout) $body
+            }
+        )*
+    };
+}
+
 /// A running srtpd, killed on drop.
 pub struct TestDaemon {
     child: Child,
     pub socket: PathBuf,
     pub dir: tempfile::TempDir,
+    pub layout: Layout,
+    /// The first shared port (shared layout).
+    pub shared_port: u16,
 }
 
 impl TestDaemon {
-    /// Starts srtpd with `extra` TOML appended to a config that sets the socket, fast timers
-    /// and a loopback bind.
-    pub fn start_with(extra: &str) -> Self {
+    /// Starts srtpd in `layout` with `extra` TOML appended to a config that sets the socket,
+    /// fast timers, loopback binds and two workers (`extra`'s first lines still belong to
+    /// `[media]`).
+    pub fn start_with(layout: Layout, extra: &str) -> Self {
+        // A shared port picked free may be taken by the time the daemon binds it: try again.
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start(layout, extra) {
+                Ok(d) => return d,
+                Err(log) => last = log,
+            }
+        }
+        panic!("srtpd did not start: {last}");
+    }
+
+    fn try_start(layout: Layout, extra: &str) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("srtpd.sock");
         let config = dir.path().join("srtpd.toml");
+        let shared_port = match layout {
+            Layout::PerCall => 0,
+            Layout::Shared => free_ports_v4_v6(WORKERS),
+        };
+        let layout_lines = match layout {
+            Layout::PerCall => "layout = \"per-call\"\n".to_owned(),
+            Layout::Shared => format!("layout = \"shared\"\nshared_port = {shared_port}\n"),
+        };
         let mut text = format!(
-            "[control]\nsocket = {socket:?}\n\n[media]\nbind_v4 = \"127.0.0.1\"\nbind_v6 = \"::1\"\n\n{extra}\n"
+            "[control]\nsocket = {socket:?}\n\n[media]\nbind_v4 = \"127.0.0.1\"\nbind_v6 = \"::1\"\nworkers = {WORKERS}\n{layout_lines}{extra}\n"
         );
         if !extra.contains("[calls]") {
             text.push_str("[calls]\nrtcp_interval_ms = 500\nkeepalive_interval_ms = 1000\n");
@@ -43,20 +104,38 @@ impl TestDaemon {
             ))
             .spawn()
             .expect("srtpd starts");
-        let daemon = TestDaemon { child, socket, dir };
-        daemon.wait_for_socket();
-        daemon
+        let mut daemon = TestDaemon {
+            child,
+            socket,
+            dir,
+            layout,
+            shared_port,
+        };
+        daemon.wait_for_socket()?;
+        Ok(daemon)
     }
 
-    pub fn start() -> Self {
-        Self::start_with("")
+    pub fn start(layout: Layout) -> Self {
+        Self::start_with(layout, "")
     }
 
-    fn wait_for_socket(&self) {
+    /// A port a call's `bind` may name on 127.0.0.1: a free one (per-call layout) or the
+    /// first worker's shared port.
+    pub fn bind_port(&self) -> u16 {
+        match self.layout {
+            Layout::PerCall => free_port("127.0.0.1"),
+            Layout::Shared => self.shared_port,
+        }
+    }
+
+    fn wait_for_socket(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if UnixStream::connect(&self.socket).is_ok() {
-                return;
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("srtpd exited ({status}): {}", self.log()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -219,6 +298,20 @@ pub fn free_ports(ip: &str, n: u16) -> u16 {
             .map_while(|k| UdpSocket::bind((ip, first + k)).ok())
             .collect();
         if held.len() == usize::from(n - 1) {
+            return first;
+        }
+    }
+}
+
+/// The first of `n` consecutive UDP ports free on both 127.0.0.1 and ::1 at the moment of
+/// the call.
+pub fn free_ports_v4_v6(n: u16) -> u16 {
+    loop {
+        let first = free_ports("127.0.0.1", n);
+        let held: Vec<_> = (0..n)
+            .map_while(|k| UdpSocket::bind(("::1", first + k)).ok())
+            .collect();
+        if held.len() == usize::from(n) {
             return first;
         }
     }

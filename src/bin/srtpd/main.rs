@@ -141,7 +141,14 @@ async fn run(config: Config) -> ExitCode {
     );
     tracing::info!(socket = %path.display(), "srtpd started");
 
-    let daemon = Daemon::new(config);
+    let daemon = match Daemon::new(config) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("srtpd: cannot start the media workers: {e}");
+            let _ = std::fs::remove_file(&path);
+            return ExitCode::FAILURE;
+        }
+    };
     let server = tokio::spawn(serve(daemon.clone(), listener));
     let mut shutdown = daemon.shutdown_requested();
     let signal = async {
@@ -159,9 +166,9 @@ async fn run(config: Config) -> ExitCode {
         }
         _ = shutdown.wait_for(|&s| s) => tracing::info!("shutdown requested over the control socket"),
     }
-    daemon.terminate_all("shutdown").await;
+    daemon.stop("shutdown").await;
     // Let subscribers' connections deliver the final call.ended events.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    tokio::time::sleep(srtpd::daemon::SHUTDOWN_GRACE).await;
     let _ = server.await;
     let _ = std::fs::remove_file(&path);
     tracing::info!("srtpd stopped");

@@ -1,0 +1,644 @@
+//! The worker driver: a thread that owns one [`Endpoint`] and the sockets of its calls, waits
+//! on them with epoll (through mio), and moves datagrams between the sockets and the endpoint
+//! in batches.
+//!
+//! One wakeup, top to bottom:
+//! 1. `epoll_wait` returns the sockets that became readable (and the waker, when the control
+//!    plane sent a message); the timeout is the endpoint's next deadline.
+//! 2. Messages: new calls (their sockets are registered here), removals, commands.
+//! 3. Receive: one `recvmmsg` per readable socket, into consecutive slots of one arena
+//!    (64 KiB slots with UDP GRO on shared ports, 2 KiB on a call's own sockets). A socket
+//!    that filled every slot it was given may hold more and is read again before the next
+//!    wait; one that did not is drained (epoll is edge-triggered, and each new datagram
+//!    raises a new edge).
+//! 4. Handle: every datagram of the arena is routed first, then handled in order while the
+//!    call state of the datagrams a few ahead is prefetched. The endpoint works in place: what
+//!    it sends on is a range of the arena plus a detached tag.
+//! 5. Send: one `sendmmsg` per socket with datagrams to send (UDP GSO for runs to one
+//!    destination). A full socket buffer drops (and counts) rather than waits.
+//! 6. Timers, then the endpoint's own packets (STUN, RTCP, clips, comfort silence), events
+//!    to the control plane, recordings' bytes to the file writer, counters.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::files::FileSink;
+use crate::call::{
+    CallNo, CallSpec, CallStats, Endpoint, EndpointError, Event, MAX_DATAGRAM, Outcome, Route,
+    SharedSocket, SocketId,
+};
+use crate::net::{GRO_SLOT, RecvBatch, SendQueue, enable_gro, supports_gso};
+
+/// The waker's token; sockets use their [`SocketId`].
+const WAKER: Token = Token(usize::MAX);
+/// Bytes of the receive arena: what one batch can hold.
+const ARENA: usize = 2 << 20;
+/// Messages one `recvmmsg` takes from a call's own socket (2 KiB slots).
+const OWN_SLOTS: usize = 8;
+/// Messages one `recvmmsg` takes from a shared socket (64 KiB slots, for GRO).
+const SHARED_SLOTS: usize = 16;
+/// Datagrams one batch can hold: every slot of the arena, each a full GRO message of 64.
+const BATCH_DATAGRAMS: usize = 2048;
+/// How many datagrams ahead of the one at hand a batch's call state is prefetched (and the
+/// fields that lead to it twice as many).
+const PREFETCH_AHEAD: usize = 4;
+/// Messages waiting for a worker.
+const QUEUE: usize = 1024;
+
+/// How a call being added names its sockets before they have ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketRef {
+    /// The n-th socket of [`NewCall::sockets`].
+    New(usize),
+    /// The worker's shared media port of IPv4 (`false`) or IPv6 (`true`).
+    SharedMedia(bool),
+    /// The worker's shared producer port.
+    SharedLocal,
+}
+
+/// A call for a worker: its spec and the sockets opened for it (which become the worker's).
+pub struct NewCall {
+    /// The call, its sockets named by [`SocketRef`].
+    pub spec: CallSpec<SocketRef>,
+    /// Sockets of this call alone.
+    pub sockets: Vec<UdpSocket>,
+}
+
+/// The sockets a worker shares among its calls.
+pub struct SharedSockets {
+    /// Media ports (shared layout), IPv4 and IPv6.
+    pub media_v4: Option<UdpSocket>,
+    /// The IPv6 one.
+    pub media_v6: Option<UdpSocket>,
+    /// The producer port for sources given by SSRC (127.0.0.1).
+    pub local: UdpSocket,
+}
+
+type Job = Box<dyn FnOnce(&mut Endpoint, Instant) + Send>;
+
+enum Msg {
+    Add(Box<NewCall>, oneshot::Sender<Result<(), EndpointError>>),
+    Remove(
+        CallNo,
+        String,
+        oneshot::Sender<Result<CallStats, EndpointError>>,
+    ),
+    Run(Job),
+    Stop,
+}
+
+/// A worker is gone (stopped, or its thread died).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the media worker stopped")]
+pub struct WorkerGone;
+
+/// Counters of a worker, written by its thread, read by `daemon.status`.
+#[derive(Debug, Default)]
+struct Counters {
+    calls: AtomicU64,
+    receives: AtomicU64,
+    datagrams_in: AtomicU64,
+    sends: AtomicU64,
+    datagrams_out: AtomicU64,
+    unclaimed: AtomicU64,
+    send_failed: AtomicU64,
+}
+
+/// A snapshot of a worker, for `daemon.status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerStats {
+    /// The shared media ports (shared layout).
+    pub media: Vec<SocketAddr>,
+    /// The shared producer port.
+    pub local: SocketAddr,
+    /// Whether sends are coalesced with UDP GSO.
+    pub gso: bool,
+    /// Calls it runs.
+    pub calls: u64,
+    /// Receive system calls that returned datagrams.
+    pub receives: u64,
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// `sendmmsg` calls.
+    pub sends: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Datagrams no call could claim, dropped.
+    pub unclaimed: u64,
+    /// Datagrams that could not be sent, dropped.
+    pub send_failed: u64,
+}
+
+/// The control plane's handle on a worker thread.
+pub struct Worker {
+    tx: mpsc::Sender<Msg>,
+    waker: Arc<Waker>,
+    counters: Arc<Counters>,
+    media: Vec<SocketAddr>,
+    local: SocketAddr,
+    gso: bool,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Worker {
+    /// Starts worker `index` on its shared sockets; its events go to `events`, its
+    /// recordings' bytes to `files`.
+    pub fn spawn(
+        index: usize,
+        shared: SharedSockets,
+        events: broadcast::Sender<Event>,
+        files: FileSink,
+    ) -> io::Result<Worker> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let counters = Arc::new(Counters::default());
+        let gso = supports_gso(&shared.local);
+        let media: Vec<SocketAddr> = [&shared.media_v4, &shared.media_v6]
+            .into_iter()
+            .flatten()
+            .map(UdpSocket::local_addr)
+            .collect::<io::Result<_>>()?;
+        let local = shared.local.local_addr()?;
+        let mut driver = Driver {
+            poll,
+            sockets: Vec::new(),
+            free: Vec::new(),
+            endpoint: Endpoint::new(),
+            rx,
+            shared_ids: [None, None, None],
+            arena: vec![0u8; ARENA].into_boxed_slice(),
+            batch: Vec::with_capacity(BATCH_DATAGRAMS),
+            routes: Vec::with_capacity(BATCH_DATAGRAMS),
+            readable: Vec::new(),
+            still_readable: Vec::new(),
+            recv: RecvBatch::new(SHARED_SLOTS.max(OWN_SLOTS)),
+            to_send: SendQueue::new(BATCH_DATAGRAMS, gso),
+            counters: counters.clone(),
+            events,
+            files,
+        };
+        for (i, (socket, kind)) in [
+            (shared.media_v4, SharedSocket::Media),
+            (shared.media_v6, SharedSocket::Media),
+            (Some(shared.local), SharedSocket::Local),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let Some(socket) = socket {
+                let id = driver.register(socket, true)?;
+                driver.endpoint.add_shared_socket(id, kind);
+                driver.shared_ids[i] = Some(id);
+            }
+        }
+        let thread = std::thread::Builder::new()
+            .name(format!("srtpd-worker-{index}"))
+            .spawn(move || driver.run())?;
+        Ok(Worker {
+            tx,
+            waker,
+            counters,
+            media,
+            local,
+            gso,
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
+    }
+
+    async fn send(&self, msg: Msg) -> Result<(), WorkerGone> {
+        self.tx.send(msg).await.map_err(|_| WorkerGone)?;
+        self.waker.wake().map_err(|_| WorkerGone)
+    }
+
+    /// Hands the worker a call; returns once its packets find it.
+    pub async fn add(&self, call: NewCall) -> Result<Result<(), EndpointError>, WorkerGone> {
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let result = match self.send(Msg::Add(Box::new(call), reply)).await {
+            Ok(()) => answer.await.map_err(|_| WorkerGone),
+            Err(e) => Err(e),
+        };
+        if !matches!(result, Ok(Ok(()))) {
+            self.counters.calls.fetch_sub(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Ends a call on the worker; returns its final statistics.
+    pub async fn remove(
+        &self,
+        no: CallNo,
+        reason: String,
+    ) -> Result<Result<CallStats, EndpointError>, WorkerGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Msg::Remove(no, reason, reply)).await?;
+        answer.await.map_err(|_| WorkerGone)
+    }
+
+    /// Runs `job` on the worker's endpoint, with the worker's clock, and returns its answer.
+    pub async fn ask<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Endpoint, Instant) -> T + Send + 'static,
+    ) -> Result<T, WorkerGone> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |endpoint, now| {
+            let _ = reply.send(job(endpoint, now));
+        });
+        self.send(Msg::Run(job)).await?;
+        answer.await.map_err(|_| WorkerGone)
+    }
+
+    /// Calls the worker runs or is being handed.
+    pub fn load(&self) -> u64 {
+        self.counters.calls.load(Ordering::Relaxed)
+    }
+
+    /// The worker's shared media ports.
+    pub fn media_ports(&self) -> &[SocketAddr] {
+        &self.media
+    }
+
+    /// The worker's shared producer port.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// A snapshot of its counters.
+    pub fn stats(&self) -> WorkerStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WorkerStats {
+            media: self.media.clone(),
+            local: self.local,
+            gso: self.gso,
+            calls: get(&c.calls),
+            receives: get(&c.receives),
+            datagrams_in: get(&c.datagrams_in),
+            sends: get(&c.sends),
+            datagrams_out: get(&c.datagrams_out),
+            unclaimed: get(&c.unclaimed),
+            send_failed: get(&c.send_failed),
+        }
+    }
+
+    /// Stops the thread (its calls should have ended: the ones left are dropped without
+    /// events) and waits for it.
+    pub async fn stop(&self) {
+        let _ = self.send(Msg::Stop).await;
+        let thread = self.thread.lock().expect("worker lock").take();
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.tx.try_send(Msg::Stop);
+        let _ = self.waker.wake();
+    }
+}
+
+/// A socket of the worker's.
+struct Sock {
+    socket: UdpSocket,
+    /// Shared sockets take GRO messages (64 KiB slots); a call's own take one datagram each.
+    shared: bool,
+    /// Whether it is in the list of sockets to read.
+    queued: bool,
+}
+
+/// A datagram of the batch at hand: the socket it came in on, its sender, its bytes.
+#[derive(Clone, Copy)]
+struct Datagram {
+    socket: SocketId,
+    from: SocketAddr,
+    start: usize,
+    end: usize,
+}
+
+struct Driver {
+    poll: Poll,
+    sockets: Vec<Option<Sock>>,
+    free: Vec<usize>,
+    endpoint: Endpoint,
+    rx: mpsc::Receiver<Msg>,
+    /// Ids of the shared sockets: IPv4 media, IPv6 media, local.
+    shared_ids: [Option<SocketId>; 3],
+    arena: Box<[u8]>,
+    batch: Vec<Datagram>,
+    routes: Vec<Route>,
+    readable: Vec<SocketId>,
+    still_readable: Vec<SocketId>,
+    recv: RecvBatch,
+    to_send: SendQueue,
+    counters: Arc<Counters>,
+    events: broadcast::Sender<Event>,
+    files: FileSink,
+}
+
+impl Driver {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.readable.is_empty() {
+                self.endpoint
+                    .poll_timeout()
+                    .map(|t| t.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!("worker poll failed: {e}");
+                    return;
+                }
+            }
+            let now = Instant::now();
+            let mut messages = false;
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => messages = true,
+                    Token(id) => self.mark_readable(SocketId(id as u32)),
+                }
+            }
+            if messages && !self.take_messages(now) {
+                return;
+            }
+            self.receive_and_handle(now);
+            while self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                self.endpoint.handle_timeout(now);
+                if self.endpoint.outgoing().1.is_empty() {
+                    break;
+                }
+                self.send_outgoing();
+            }
+            self.send_outgoing();
+            self.publish();
+        }
+    }
+
+    fn mark_readable(&mut self, id: SocketId) {
+        if let Some(Some(sock)) = self.sockets.get_mut(id.0 as usize) {
+            if !sock.queued {
+                sock.queued = true;
+                self.readable.push(id);
+            }
+        }
+    }
+
+    /// Carries out the control plane's messages; `false` when the worker is to stop.
+    fn take_messages(&mut self, now: Instant) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(Msg::Add(call, reply)) => {
+                    let _ = reply.send(self.add_call(*call, now));
+                }
+                Ok(Msg::Remove(no, reason, reply)) => {
+                    let result = self.endpoint.remove_call(no, reason).map(|(stats, own)| {
+                        for id in own {
+                            self.close(id);
+                        }
+                        stats
+                    });
+                    if result.is_ok() {
+                        self.counters.calls.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    let _ = reply.send(result);
+                }
+                Ok(Msg::Run(job)) => job(&mut self.endpoint, now),
+                Ok(Msg::Stop) => return false,
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// Registers a new call's sockets and hands the call to the endpoint; on refusal the
+    /// sockets are closed again.
+    fn add_call(&mut self, call: NewCall, now: Instant) -> Result<(), EndpointError> {
+        let mut ids = Vec::with_capacity(call.sockets.len());
+        for socket in call.sockets {
+            match self.register(socket, false) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    tracing::error!("registering a call's socket: {e}");
+                }
+            }
+        }
+        let shared = self.shared_ids;
+        let missing = SocketId(u32::MAX);
+        let spec = call.spec.map_sockets(|r| match r {
+            SocketRef::New(i) => ids.get(i).copied().unwrap_or(missing),
+            SocketRef::SharedMedia(v6) => shared[usize::from(v6)].unwrap_or(missing),
+            SocketRef::SharedLocal => shared[2].unwrap_or(missing),
+        });
+        let result = self.endpoint.add_call(spec, now, SystemTime::now());
+        if result.is_err() {
+            for id in ids {
+                self.close(id);
+            }
+        }
+        result
+    }
+
+    fn register(&mut self, socket: UdpSocket, shared: bool) -> io::Result<SocketId> {
+        socket.set_nonblocking(true)?;
+        if shared {
+            enable_gro(&socket);
+        }
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.sockets.push(None);
+            self.sockets.len() - 1
+        });
+        let fd = socket.as_raw_fd();
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&fd), Token(index), Interest::READABLE)
+        {
+            self.free.push(index);
+            return Err(e);
+        }
+        self.sockets[index] = Some(Sock {
+            socket,
+            shared,
+            queued: false,
+        });
+        Ok(SocketId(index as u32))
+    }
+
+    fn close(&mut self, id: SocketId) {
+        let index = id.0 as usize;
+        if let Some(Some(sock)) = self.sockets.get_mut(index).map(Option::take) {
+            let fd = sock.socket.as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            self.free.push(index);
+        }
+    }
+
+    /// Reads every readable socket into the arena, handling and sending a batch whenever the
+    /// arena fills and once at the end.
+    fn receive_and_handle(&mut self, now: Instant) {
+        let mut list = std::mem::take(&mut self.readable);
+        let mut used = 0;
+        for &id in &list {
+            let Some(Some(sock)) = self.sockets.get_mut(id.0 as usize) else {
+                continue;
+            };
+            sock.queued = false;
+            let (slot, slots) = if sock.shared {
+                (GRO_SLOT, SHARED_SLOTS)
+            } else {
+                (MAX_DATAGRAM, OWN_SLOTS)
+            };
+            if ARENA - used < slot * slots || self.batch.len() + slots * 64 > BATCH_DATAGRAMS {
+                self.handle_batch(now);
+                used = 0;
+            }
+            let sock = self.sockets[id.0 as usize].as_mut().expect("checked above");
+            let fd = sock.socket.as_raw_fd();
+            let region = &mut self.arena[used..used + slot * slots];
+            let batch = &mut self.batch;
+            match self.recv.recv(fd, region, slot, |_, r| {
+                for range in r.datagrams() {
+                    batch.push(Datagram {
+                        socket: id,
+                        from: r.from,
+                        start: used + range.start,
+                        end: used + range.end,
+                    });
+                }
+            }) {
+                Ok(n) => {
+                    self.counters.receives.fetch_add(1, Ordering::Relaxed);
+                    used += slot * n;
+                    if n == slots {
+                        sock.queued = true;
+                        self.still_readable.push(id);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // An ICMP error queued on the socket: data may follow it.
+                Err(_) => {
+                    sock.queued = true;
+                    self.still_readable.push(id);
+                }
+            }
+        }
+        self.handle_batch(now);
+        list.clear();
+        self.readable = std::mem::replace(&mut self.still_readable, list);
+    }
+
+    /// Routes every datagram of the batch, handles them in order with the state of the next
+    /// few prefetched, and sends what they became.
+    fn handle_batch(&mut self, now: Instant) {
+        if self.batch.is_empty() {
+            return;
+        }
+        self.counters
+            .datagrams_in
+            .fetch_add(self.batch.len() as u64, Ordering::Relaxed);
+        self.routes.clear();
+        for d in &self.batch {
+            let route = self
+                .endpoint
+                .route(d.socket, d.from, &self.arena[d.start..d.end]);
+            self.routes.push(route);
+        }
+        for i in 0..self.batch.len() {
+            if let Some(&route) = self.routes.get(i + 2 * PREFETCH_AHEAD) {
+                self.endpoint.prefetch(route, true);
+            }
+            if let Some(&route) = self.routes.get(i + PREFETCH_AHEAD) {
+                self.endpoint.prefetch(route, false);
+            }
+            let d = self.batch[i];
+            let Some(trailer) = self.to_send.next_trailer() else {
+                break;
+            };
+            let outcome = self.endpoint.handle(
+                now,
+                self.routes[i],
+                d.from,
+                &mut self.arena[d.start..d.end],
+                trailer,
+            );
+            if let Outcome::Send(t) = outcome {
+                if let Some(Some(sock)) = self.sockets.get(t.socket.0 as usize) {
+                    self.to_send.push(
+                        sock.socket.as_raw_fd(),
+                        t.dest,
+                        d.start + t.start,
+                        t.len,
+                        t.trailer,
+                    );
+                }
+            }
+        }
+        self.batch.clear();
+        self.flush(false);
+    }
+
+    /// Sends what the endpoint made itself.
+    fn send_outgoing(&mut self) {
+        let (_, transmits) = self.endpoint.outgoing();
+        if transmits.is_empty() {
+            return;
+        }
+        for t in transmits {
+            if let Some(Some(sock)) = self.sockets.get(t.socket.0 as usize) {
+                self.to_send
+                    .push(sock.socket.as_raw_fd(), t.dest, t.start, t.len, 0);
+            }
+        }
+        self.flush(true);
+        self.endpoint.clear_outgoing();
+    }
+
+    /// Flushes the send queue, from the arena or (`outgoing`) the endpoint's own buffer.
+    fn flush(&mut self, outgoing: bool) {
+        if self.to_send.is_empty() {
+            return;
+        }
+        let before = self.to_send.counters();
+        if outgoing {
+            self.to_send.flush(self.endpoint.outgoing().0);
+        } else {
+            self.to_send.flush(&self.arena);
+        }
+        let after = self.to_send.counters();
+        let c = &self.counters;
+        c.sends
+            .fetch_add(after.syscalls - before.syscalls, Ordering::Relaxed);
+        c.datagrams_out
+            .fetch_add(after.sent - before.sent, Ordering::Relaxed);
+        c.send_failed
+            .fetch_add(after.failed - before.failed, Ordering::Relaxed);
+    }
+
+    /// Events to the control plane, recordings' bytes to the file writer, counters.
+    fn publish(&mut self) {
+        while let Some(event) = self.endpoint.poll_event() {
+            tracing::debug!(call_id = event.call_id(), ?event, "call event");
+            let _ = self.events.send(event);
+        }
+        while let Some(w) = self.endpoint.poll_file_write() {
+            self.files.write(w);
+        }
+        self.counters
+            .unclaimed
+            .store(self.endpoint.counters().unclaimed, Ordering::Relaxed);
+    }
+}

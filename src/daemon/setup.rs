@@ -1,0 +1,403 @@
+//! Setup: a `call.start` request → what the call needs to start, checked: keys, the media
+//! session's setup, and what each track's source and sink are to be. Pure: no sockets, no
+//! files, no clock; placement opens what the plan names.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::error::DaemonError;
+use crate::call::{CallSetup, CallTimers, Candidate, MediaKind, TrackParams, TrackSetup};
+use crate::config::Config;
+use crate::control::params::{KeyingParams, SinkParams, SourceParams, StartParams};
+use crate::keying::wa_e2e::{self, CallKey, SsrcSlot};
+use crate::keying::{CallKeys, KeyingError, sdes};
+use crate::rtp::Ssrc;
+use crate::srtp::SrtpOptions;
+
+/// What `call.start` answers: the addresses a peer and the local producers send to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Started {
+    /// The call.
+    pub call_id: String,
+    /// Its media socket's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<SocketAddr>,
+    /// The audio track's local addresses, if it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<TrackAddrs>,
+    /// The video track's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video: Option<TrackAddrs>,
+}
+
+/// A track's local addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TrackAddrs {
+    /// Where its producer sends plain RTP.
+    pub source: SocketAddr,
+}
+
+/// Where a track's outgoing media is to come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourcePlan {
+    /// Nothing.
+    None,
+    /// A producer on a port of the track's own (at `listen`, or any loopback port).
+    Rtp {
+        /// The requested address.
+        listen: Option<SocketAddr>,
+    },
+    /// A producer on the worker's shared producer port, sending SSRC `ssrc`.
+    SharedRtp {
+        /// The producer's SSRC.
+        ssrc: Ssrc,
+    },
+    /// Opus silence.
+    Silence,
+    /// An Ogg Opus file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Start again at the end.
+        looping: bool,
+    },
+}
+
+/// Where a track's received media is to go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkPlan {
+    /// Nowhere (counted).
+    None,
+    /// Decrypted RTP to this address.
+    Rtp(SocketAddr),
+    /// An Ogg Opus recording.
+    File(PathBuf),
+}
+
+/// A track's plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackPlan {
+    /// Its source.
+    pub source: SourcePlan,
+    /// Its sink.
+    pub sink: SinkPlan,
+    /// Its RTP clock rate (for recordings).
+    pub clock_rate: u32,
+}
+
+/// Everything a checked request says a call needs.
+#[derive(Debug)]
+pub struct CallPlan {
+    /// The media session's setup.
+    pub setup: CallSetup,
+    /// The wa-e2e call key and tag length, if wa-e2e keyed.
+    pub call_key: Option<(CallKey, Option<usize>)>,
+    /// The address and port the request asked to bind (port 0: any).
+    pub bind: Option<(IpAddr, u16)>,
+    /// Whether the call speaks IPv6 to its peer.
+    pub ipv6: bool,
+    /// The audio track.
+    pub audio: Option<TrackPlan>,
+    /// The video track.
+    pub video: Option<TrackPlan>,
+}
+
+/// Parses a bind parameter: an address with or without a port.
+pub fn parse_bind(text: &str) -> Result<(IpAddr, u16), DaemonError> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok((addr.ip(), addr.port()));
+    }
+    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>().map(|ip| (ip, 0)).map_err(|_| {
+        DaemonError::invalid("bind", format!("{text:?} is not an IP address or IP:port"))
+    })
+}
+
+/// Checks a `call.start` request against `config` and plans the call (`ringing`: offered by
+/// a stanza, no media until answered).
+pub fn plan(p: &StartParams, config: &Config, ringing: bool) -> Result<CallPlan, DaemonError> {
+    if p.call_id.trim().is_empty() {
+        return Err(DaemonError::invalid("call_id", "must not be empty"));
+    }
+    if p.audio.is_none() && p.video.is_none() {
+        return Err(DaemonError::invalid(
+            "audio",
+            "a call needs an audio or a video track",
+        ));
+    }
+    for (i, c) in p.candidates.iter().enumerate() {
+        if c.port == 0 {
+            return Err(DaemonError::invalid(
+                format!("candidates[{i}].port"),
+                "must not be 0",
+            ));
+        }
+    }
+    let bind = p.bind.as_deref().map(parse_bind).transpose()?;
+    let ipv6 = match (bind, p.candidates.first()) {
+        (Some((ip, _)), _) => ip.is_ipv6(),
+        (None, Some(c)) => c.ip.is_ipv6(),
+        (None, None) => false,
+    };
+    if let Some((i, c)) = p
+        .candidates
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.ip.is_ipv6() != ipv6)
+    {
+        let other = match bind {
+            Some((ip, _)) => format!("the bind address {ip}"),
+            None => "the first candidate".to_owned(),
+        };
+        return Err(DaemonError::invalid(
+            format!("candidates[{i}].ip"),
+            format!("{} is not in the address family of {other}", c.ip),
+        ));
+    }
+    let (keys, call_key) = call_keys(p)?;
+    let tag_len = keys.rtp_tag_len;
+    let track = |kind: MediaKind| -> Result<Option<(TrackSetup, TrackPlan)>, DaemonError> {
+        let (name, t) = match kind {
+            MediaKind::Audio => ("audio", &p.audio),
+            MediaKind::Video => ("video", &p.video),
+        };
+        let Some(t) = t else { return Ok(None) };
+        let source = match &t.source {
+            SourceParams::None => SourcePlan::None,
+            SourceParams::Rtp {
+                listen: Some(_),
+                ssrc: Some(_),
+            } => {
+                return Err(DaemonError::invalid(
+                    format!("{name}.source"),
+                    "give listen (a port of the track's own) or ssrc (the shared producer port), not both",
+                ));
+            }
+            SourceParams::Rtp { listen, ssrc: None } => SourcePlan::Rtp { listen: *listen },
+            SourceParams::Rtp {
+                ssrc: Some(ssrc), ..
+            } => SourcePlan::SharedRtp { ssrc: Ssrc(*ssrc) },
+            SourceParams::Silence => SourcePlan::Silence,
+            SourceParams::File { path, looping } => SourcePlan::File {
+                path: path.clone(),
+                looping: *looping,
+            },
+        };
+        let sink = match &t.sink {
+            SinkParams::None => SinkPlan::None,
+            SinkParams::Rtp { forward } => SinkPlan::Rtp(*forward),
+            SinkParams::File { path } => SinkPlan::File(path.clone()),
+        };
+        Ok(Some((
+            TrackSetup {
+                params: TrackParams {
+                    payload_type: t.payload_type,
+                    clock_rate: t.clock_rate,
+                    ptime_ms: t.ptime_ms,
+                },
+                ssrc: ssrc(p, kind),
+            },
+            TrackPlan {
+                source,
+                sink,
+                clock_rate: t.clock_rate,
+            },
+        )))
+    };
+    let audio = track(MediaKind::Audio)?;
+    let video = track(MediaKind::Video)?;
+    let c = &config.calls;
+    let setup = CallSetup {
+        call_id: p.call_id.clone(),
+        keys,
+        srtp: SrtpOptions {
+            replay_window: config.srtp.replay_window,
+            ..SrtpOptions::default()
+        },
+        candidates: p
+            .candidates
+            .iter()
+            .map(|c| Candidate {
+                addr: SocketAddr::new(c.ip, c.port),
+                priority: c.priority,
+            })
+            .collect(),
+        audio: audio.as_ref().map(|t| t.0),
+        video: video.as_ref().map(|t| t.0),
+        timers: CallTimers {
+            check_timeout: Duration::from_millis(c.candidate_check_timeout_ms),
+            keepalive: Duration::from_millis(c.keepalive_interval_ms),
+            rtcp_interval: Duration::from_millis(c.rtcp_interval_ms),
+            media_timeout: Duration::from_secs(c.media_timeout_s),
+            media_timeout_held: Duration::from_secs(c.media_timeout_held_s),
+        },
+        ringing,
+        mute_mode: p.mute_mode.unwrap_or(c.mute_mode),
+    };
+    Ok(CallPlan {
+        setup,
+        call_key: call_key.map(|k| (k, tag_len)),
+        bind,
+        ipv6,
+        audio: audio.map(|t| t.1),
+        video: video.map(|t| t.1),
+    })
+}
+
+fn bad_keying(e: KeyingError) -> DaemonError {
+    DaemonError::BadKeying(e.to_string())
+}
+
+/// The call keys the keying parameters give (and, for wa-e2e, the call key itself, to
+/// re-derive receive keys later).
+fn call_keys(p: &StartParams) -> Result<(CallKeys, Option<CallKey>), DaemonError> {
+    match &p.keying {
+        KeyingParams::Sdes { profile, tx, rx } => {
+            Ok((sdes::call_keys(profile, tx, rx).map_err(bad_keying)?, None))
+        }
+        KeyingParams::WaE2e {
+            call_key,
+            enc_plaintext,
+            tag_len,
+        } => {
+            let self_id = device_id(p.self_id.as_deref(), "self")?;
+            let peer = device_id(p.peer.as_deref(), "peer")?;
+            let key = match (call_key, enc_plaintext) {
+                (Some(k), None) => CallKey::from_base64(k),
+                (None, Some(e)) => CallKey::from_enc_plaintext_base64(e),
+                _ => {
+                    return Err(DaemonError::invalid(
+                        "keying",
+                        "wa-e2e needs exactly one of call_key and enc_plaintext",
+                    ));
+                }
+            }
+            .map_err(bad_keying)?;
+            let keys = key.call_keys(self_id, peer, *tag_len).map_err(bad_keying)?;
+            Ok((keys, Some(key)))
+        }
+    }
+}
+
+fn device_id<'a>(id: Option<&'a str>, field: &str) -> Result<&'a str, DaemonError> {
+    match id {
+        Some(id) if !id.trim().is_empty() => Ok(id),
+        _ => Err(DaemonError::invalid(field, "required for wa-e2e keying")),
+    }
+}
+
+/// Our SSRC for `kind`: the track's `ssrc` if given, else derived from the call id and our
+/// device id under wa-e2e, else random.
+fn ssrc(p: &StartParams, kind: MediaKind) -> Ssrc {
+    let track = match kind {
+        MediaKind::Audio => &p.audio,
+        MediaKind::Video => &p.video,
+    };
+    if let Some(ssrc) = track.as_ref().and_then(|t| t.ssrc) {
+        return Ssrc(ssrc);
+    }
+    match (&p.keying, &p.self_id) {
+        (KeyingParams::WaE2e { .. }, Some(self_id)) => {
+            let slot = match kind {
+                MediaKind::Audio => SsrcSlot::Audio,
+                MediaKind::Video => SsrcSlot::Video,
+            };
+            wa_e2e::derive_ssrc(&p.call_id, self_id, slot)
+        }
+        _ => Ssrc(rand::random()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(v: serde_json::Value) -> StartParams {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn base() -> serde_json::Value {
+        json!({
+            "call_id": "C1",
+            "candidates": [{"ip": "127.0.0.1", "port": 5000, "priority": 2}],
+            "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80",
+                       "tx": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd", "rx": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd"},
+            "audio": {"payload_type": 111, "clock_rate": 48000, "ssrc": 7,
+                      "source": {"kind": "rtp"}, "sink": {"kind": "rtp", "forward": "127.0.0.1:6000"}},
+        })
+    }
+
+    fn error(v: serde_json::Value) -> DaemonError {
+        plan(&params(v), &Config::default(), false).unwrap_err()
+    }
+
+    #[test]
+    fn a_request_becomes_a_plan() {
+        let mut config = Config::default();
+        config.calls.media_timeout_s = 7;
+        let p = plan(&params(base()), &config, true).unwrap();
+        assert!(p.setup.ringing);
+        assert!(!p.ipv6);
+        assert_eq!(p.setup.timers.media_timeout, Duration::from_secs(7));
+        assert_eq!(
+            p.setup.candidates[0].addr,
+            "127.0.0.1:5000".parse().unwrap()
+        );
+        assert_eq!(p.setup.audio.unwrap().ssrc, Ssrc(7));
+        let audio = p.audio.unwrap();
+        assert_eq!(audio.source, SourcePlan::Rtp { listen: None });
+        assert_eq!(audio.sink, SinkPlan::Rtp("127.0.0.1:6000".parse().unwrap()));
+        assert!(p.video.is_none() && p.call_key.is_none());
+
+        let mut v = base();
+        v["bind"] = json!("[::1]:0");
+        v["candidates"] = json!([{"ip": "::1", "port": 5000}]);
+        v["audio"]["source"] = json!({"kind": "rtp", "ssrc": 99});
+        let p = plan(&params(v), &config, false).unwrap();
+        assert!(p.ipv6);
+        assert_eq!(p.bind, Some(("::1".parse().unwrap(), 0)));
+        assert_eq!(
+            p.audio.unwrap().source,
+            SourcePlan::SharedRtp { ssrc: Ssrc(99) }
+        );
+    }
+
+    #[test]
+    fn wrong_requests_name_the_field() {
+        let field = |e: DaemonError| match e {
+            DaemonError::InvalidParam { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        let mut v = base();
+        v["call_id"] = json!(" ");
+        assert_eq!(field(error(v)), "call_id");
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("audio");
+        assert_eq!(field(error(v)), "audio");
+        let mut v = base();
+        v["candidates"][0]["port"] = json!(0);
+        assert_eq!(field(error(v)), "candidates[0].port");
+        let mut v = base();
+        v["candidates"] = json!([{"ip": "127.0.0.1", "port": 1}, {"ip": "::1", "port": 2}]);
+        assert_eq!(field(error(v)), "candidates[1].ip");
+        let mut v = base();
+        v["bind"] = json!("::1");
+        assert_eq!(field(error(v)), "candidates[0].ip");
+        let mut v = base();
+        v["bind"] = json!("nowhere");
+        assert_eq!(field(error(v)), "bind");
+        let mut v = base();
+        v["audio"]["source"] = json!({"kind": "rtp", "listen": "127.0.0.1:0", "ssrc": 1});
+        assert_eq!(field(error(v)), "audio.source");
+        let mut v = base();
+        v["keying"] = json!({"scheme": "wa-e2e", "call_key": "AAAA"});
+        assert_eq!(field(error(v)), "self");
+        let mut v = base();
+        v["keying"]["tx"] = json!("bm90IGEga2V5");
+        assert!(matches!(error(v), DaemonError::BadKeying(m) if !m.contains("bm90")));
+    }
+}
