@@ -1,23 +1,25 @@
 //! The packet path through real loopback sockets, in packets per second: the send path
 //! (plain RTP into a track's source socket → rewrite → SRTP protect → UDP to the peer) and the
-//! receive path (SRTP from the peer → unprotect → plain RTP out of the sink socket).
+//! receive path (SRTP from the peer → unprotect → plain RTP out of the sink socket), in both
+//! socket layouts.
 //!
-//! A call runs in-process on a tokio runtime; the benchmark thread plays producer, peer and
-//! sink, pushing packets in bursts of 32 and waiting for each burst to come out the other
-//! side, so the figure includes the kernel's loopback path for both hops.
+//! A call runs in-process on a worker thread; the benchmark thread plays producer, peer and
+//! sink, pushing packets in bursts of 32 (one UDP GSO message) and waiting for each burst to
+//! come out the other side (read with UDP GRO), so the figure includes the kernel's loopback
+//! path for both hops.
 //!
-//! `unbatched`: the call on sockets of its own, one syscall per packet on both sides.
-//! `batched`: the call in single-port mode (the worker receives with UDP GRO and sends with
-//! sendmmsg and UDP GSO), and the benchmark thread sends each burst as one GSO message and
-//! receives with GRO too.
+//! `per-call`: the call on a media socket of its own; `shared`: on the worker's shared media
+//! port (GRO receives, demultiplexing by address and SSRC). Either way the producer sends to a
+//! port of the track's own, and the worker sends each batch with sendmmsg and UDP GSO.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
-use srtpd::config::Config;
+use srtpd::config::{Config, Layout};
 use srtpd::daemon::Daemon;
 use srtpd::srtp::{MasterKey, SrtpContext, SrtpOptions, SrtpProfile};
 
@@ -34,7 +36,7 @@ struct Setup {
     peer_tx: SrtpContext,
 }
 
-fn setup(single_port: bool) -> Setup {
+fn setup(layout: Layout) -> Setup {
     let (ours, theirs) = ([1u8; 30], [2u8; 30]);
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -45,17 +47,16 @@ fn setup(single_port: bool) -> Setup {
     config.calls.rtcp_interval_ms = 600_000;
     config.calls.keepalive_interval_ms = 600_000;
     config.calls.candidate_check_timeout_ms = 1;
-    if single_port {
-        config.media.bind_v4 = "127.0.0.1".parse().unwrap();
-        config.media.single_port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        config.media.single_port_workers = 1;
-        for s in [&peer, &sink] {
-            srtpd::net::enable_gro(s);
-        }
+    config.media.bind_v4 = "127.0.0.1".parse().unwrap();
+    config.media.layout = layout;
+    config.media.shared_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    config.media.workers = 1;
+    for s in [&peer, &sink] {
+        srtpd::net::enable_gro(s);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -67,12 +68,14 @@ fn setup(single_port: bool) -> Setup {
         "call_id": "BENCH", "bind": "127.0.0.1",
         "candidates": [{"ip": "127.0.0.1", "port": peer.local_addr().unwrap().port()}],
         "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": b64.encode(ours), "rx": b64.encode(theirs)},
-        "audio": {"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp", "ssrc": 7},
+        "audio": {"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp"},
                   "sink": {"kind": "rtp", "forward": sink.local_addr().unwrap()}},
     });
-    let daemon = Daemon::new(config);
+    let daemon = Daemon::new(config).unwrap();
     let started = runtime.block_on(async {
-        let r = daemon.handle("call.start", &params).await.unwrap();
+        let r = srtpd::control::dispatch::handle(&daemon, "call.start", &params)
+            .await
+            .unwrap();
         // Keep the daemon (and its call) alive for the whole benchmark.
         std::mem::forget(daemon);
         r
@@ -125,22 +128,6 @@ fn peer_packets(s: &mut Setup, seq: &mut u16, n: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Sends each burst one datagram per syscall and reads it back the same way.
-fn unbatched(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, packets: &[Vec<u8>]) -> Duration {
-    let mut buf = [0u8; 2048];
-    let start = Instant::now();
-    for burst in packets.chunks(BURST as usize) {
-        for p in burst {
-            from.send_to(p, to).unwrap();
-        }
-        for _ in burst {
-            at.recv(&mut buf)
-                .expect("the packet comes out the other side");
-        }
-    }
-    start.elapsed()
-}
-
 /// Sends each burst as one GSO message and reads it back with GRO.
 fn batched(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, packets: &[Vec<u8>]) -> Duration {
     let mut buf = vec![0u8; 1 << 16];
@@ -151,9 +138,9 @@ fn batched(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, packets: &[Vec<u8>]
     for (k, burst) in packets.chunks(BURST as usize).enumerate() {
         let first = k * BURST as usize;
         for i in 0..burst.len() {
-            queue.push(to, (first + i) * size, size, 0);
+            queue.push(from.as_raw_fd(), to, (first + i) * size, size, 0);
         }
-        queue.flush(from, &flat).unwrap();
+        queue.flush(&flat);
         let mut got = 0;
         while got < burst.len() {
             got += srtpd::net::recv_batch(at, &mut buf)
@@ -167,9 +154,9 @@ fn batched(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, packets: &[Vec<u8>]
 fn packet_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("packet_path");
     group.throughput(Throughput::Elements(1));
-    for (name, single_port) in [("unbatched", false), ("batched", true)] {
-        let mut s = setup(single_port);
-        let path = if single_port { batched } else { unbatched };
+    for (name, layout) in [("per-call", Layout::PerCall), ("shared", Layout::Shared)] {
+        let mut s = setup(layout);
+        let path = batched;
         let mut seq = 0u16;
         group.bench_function(format!("send/{name}"), |b| {
             b.iter_custom(|iters| {

@@ -25,9 +25,9 @@ fn start_params(call_id: &str, keying: serde_json::Value) -> serde_json::Value {
     })
 }
 
-#[test]
-fn malformed_requests_get_json_rpc_errors_and_the_connection_stays_usable() {
-    let daemon = TestDaemon::start();
+in_both_layouts! {
+fn malformed_requests_get_json_rpc_errors_and_the_connection_stays_usable(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let mut c = daemon.client();
 
     c.send_raw(b"{this is not json\n");
@@ -125,10 +125,11 @@ fn malformed_requests_get_json_rpc_errors_and_the_connection_stays_usable() {
     );
     assert_eq!(c.ok("daemon.status", json!({}))["calls"], 1);
 }
+}
 
-#[test]
-fn an_oversized_line_is_refused_and_other_clients_are_served() {
-    let daemon = TestDaemon::start();
+in_both_layouts! {
+fn an_oversized_line_is_refused_and_other_clients_are_served(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let mut other = daemon.client();
     let mut big = daemon.client();
     let mut line =
@@ -155,10 +156,11 @@ fn an_oversized_line_is_refused_and_other_clients_are_served() {
     let mut again = daemon.client();
     assert!(again.ok("daemon.status", json!({}))["version"].is_string());
 }
+}
 
-#[test]
-fn many_clients_at_once() {
-    let daemon = TestDaemon::start();
+in_both_layouts! {
+fn many_clients_at_once(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let good = B64.encode([4u8; 30]);
     std::thread::scope(|s| {
         for i in 0..8 {
@@ -178,10 +180,11 @@ fn many_clients_at_once() {
     });
     assert_eq!(daemon.client().ok("daemon.status", json!({}))["calls"], 0);
 }
+}
 
-#[test]
-fn socket_is_private_stale_files_are_replaced_and_a_live_daemon_is_not() {
-    let daemon = TestDaemon::start();
+in_both_layouts! {
+fn socket_is_private_stale_files_are_replaced_and_a_live_daemon_is_not(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let mode = std::fs::metadata(&daemon.socket)
         .unwrap()
         .permissions()
@@ -225,10 +228,11 @@ fn socket_is_private_stale_files_are_replaced_and_a_live_daemon_is_not() {
     assert!(child.wait().unwrap().success());
     assert!(!stale.exists(), "the socket file is removed on shutdown");
 }
+}
 
-#[test]
-fn sigterm_ends_calls_with_final_events_and_removes_the_socket() {
-    let mut daemon = TestDaemon::start();
+in_both_layouts! {
+fn sigterm_ends_calls_with_final_events_and_removes_the_socket(layout: Layout) {
+    let mut daemon = TestDaemon::start(layout);
     let mut c = daemon.client();
     c.ok("events.subscribe", json!({}));
     let good = B64.encode([5u8; 30]);
@@ -244,4 +248,5 @@ fn sigterm_ends_calls_with_final_events_and_removes_the_socket() {
         .expect("srtpd exits on SIGTERM");
     assert!(status.success());
     assert!(!daemon.socket.exists());
+}
 }

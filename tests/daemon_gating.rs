@@ -7,7 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::daemon::{Client, TestDaemon, addr};
+use common::daemon::{Client, Layout, TestDaemon, addr};
 use common::peer::Peer;
 use common::rtp_packet;
 use serde_json::{Value, json};
@@ -17,8 +17,8 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 const CALL: &str = "GATE-1";
 const SAMPLES: u32 = 960; // 20 ms at 48 kHz
 
-fn setup(mute_mode: &str, video: bool) -> (TestDaemon, Client, Peer, Value) {
-    let daemon = TestDaemon::start();
+fn setup(layout: Layout, mute_mode: &str, video: bool) -> (TestDaemon, Client, Peer, Value) {
+    let daemon = TestDaemon::start(layout);
     let mut client = daemon.client();
     client.ok("events.subscribe", json!({}));
     let (ours, theirs) = ([1u8; 30], [2u8; 30]);
@@ -114,9 +114,9 @@ fn assert_gap_free(packets: &[(u16, u32, bool, Vec<u8>)]) {
     }
 }
 
-#[test]
-fn drop_mode_sends_nothing_while_muted_and_keeps_sequence_and_clock() {
-    let (_d, mut client, mut peer, r) = setup("drop", false);
+in_both_layouts! {
+fn drop_mode_sends_nothing_while_muted_and_keeps_sequence_and_clock(layout: Layout) {
+    let (_d, mut client, mut peer, r) = setup(layout, "drop", false);
     let source = addr(&r["audio"]["source"]);
     let mute = std::thread::scope(|s| {
         s.spawn(|| peer.pump(Duration::from_millis(2600), usize::MAX));
@@ -147,10 +147,11 @@ fn drop_mode_sends_nothing_while_muted_and_keeps_sequence_and_clock() {
     assert!(got[at].2, "marker on the first packet after unmute");
     assert_eq!(got.iter().filter(|p| p.2).count(), 1, "no other markers");
 }
+}
 
-#[test]
-fn silence_mode_sends_only_silence_at_the_packet_time() {
-    let (_d, mut client, mut peer, r) = setup("silence", false);
+in_both_layouts! {
+fn silence_mode_sends_only_silence_at_the_packet_time(layout: Layout) {
+    let (_d, mut client, mut peer, r) = setup(layout, "silence", false);
     let source = addr(&r["audio"]["source"]);
     let mute = std::thread::scope(|s| {
         s.spawn(|| peer.pump(Duration::from_millis(2600), usize::MAX));
@@ -195,10 +196,11 @@ fn silence_mode_sends_only_silence_at_the_packet_time() {
     assert!(got[resumed].2, "marker on the first packet after unmute");
     assert_eq!(&got[resumed].3, &[0x55; 80]);
 }
+}
 
-#[test]
-fn video_off_sends_no_video_and_video_on_asks_for_a_keyframe() {
-    let (_d, mut client, mut peer, r) = setup("drop", true);
+in_both_layouts! {
+fn video_off_sends_no_video_and_video_on_asks_for_a_keyframe(layout: Layout) {
+    let (_d, mut client, mut peer, r) = setup(layout, "drop", true);
     let video_source = addr(&r["video"]["source"]);
     let producer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let send_video = |from: u16, n: u16| {
@@ -239,10 +241,11 @@ fn video_off_sends_no_video_and_video_on_asks_for_a_keyframe() {
     assert!(v[20].2, "marker on the first video packet after video on");
     assert_gap_free(&v);
 }
+}
 
-#[test]
-fn peer_state_is_recorded_and_reported() {
-    let (_d, mut client, _peer, _r) = setup("drop", false);
+in_both_layouts! {
+fn peer_state_is_recorded_and_reported(layout: Layout) {
+    let (_d, mut client, _peer, _r) = setup(layout, "drop", false);
     let r = client.ok(
         "call.peer_state",
         json!({"call_id": CALL, "hold": true, "video": false}),
@@ -267,4 +270,5 @@ fn peer_state_is_recorded_and_reported() {
             .0,
         -32001
     );
+}
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use common::daemon::{Client, TestDaemon, addr};
+use common::daemon::{Client, Layout, TestDaemon, addr};
 use common::peer::Peer;
 use common::rtp_packet;
 use serde_json::{Value, json};
@@ -53,12 +53,12 @@ fn peer() -> Peer {
     )
 }
 
-#[test]
-fn playback_sends_every_packet_on_its_own_clock() {
+in_both_layouts! {
+fn playback_sends_every_packet_on_its_own_clock(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("ten-seconds.opus");
     let packets = write_clip(&clip, 500);
-    let daemon = TestDaemon::start();
+    let daemon = TestDaemon::start(layout);
     let mut client = daemon.client();
     client.ok("events.subscribe", json!({}));
     let mut peer = peer();
@@ -101,15 +101,17 @@ fn playback_sends_every_packet_on_its_own_clock() {
         .expect("track.source_ended");
     assert_eq!(ended["media"], "audio");
 }
+}
 
 /// Two daemons: A plays `clip`, B records to `recording`. Returns them and B's client.
-fn play_and_record(clip: &Path, recording: &Path) -> (TestDaemon, TestDaemon, Client, Client) {
-    let (a, b) = (TestDaemon::start(), TestDaemon::start());
+fn play_and_record(
+    layout: Layout,
+    clip: &Path,
+    recording: &Path,
+) -> (TestDaemon, TestDaemon, Client, Client) {
+    let (a, b) = (TestDaemon::start(layout), TestDaemon::start(layout));
     let (mut ca, mut cb) = (a.client(), b.client());
-    let (pa, pb) = (
-        common::daemon::free_port("127.0.0.1"),
-        common::daemon::free_port("127.0.0.1"),
-    );
+    let (pa, pb) = (a.bind_port(), b.bind_port());
     let (ka, kb) = (B64.encode([5u8; 30]), B64.encode([6u8; 30]));
     let params = |own: u16, other: u16, tx: &str, rx: &str, audio: Value| {
         json!({
@@ -132,13 +134,13 @@ fn play_and_record(clip: &Path, recording: &Path) -> (TestDaemon, TestDaemon, Cl
     (a, b, ca, cb)
 }
 
-#[test]
-fn a_recording_holds_what_was_played_even_when_cut_short() {
+in_both_layouts! {
+fn a_recording_holds_what_was_played_even_when_cut_short(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.opus");
     let packets = write_clip(&clip, 150);
     let recording = dir.path().join("rec.opus");
-    let (_a, _b, mut ca, mut cb) = play_and_record(&clip, &recording);
+    let (_a, _b, mut ca, mut cb) = play_and_record(layout, &clip, &recording);
     ca.wait_event("track.source_ended", Some(CALL), Duration::from_secs(6))
         .expect("the clip ended");
     std::thread::sleep(Duration::from_millis(200));
@@ -155,7 +157,7 @@ fn a_recording_holds_what_was_played_even_when_cut_short() {
 
     // Terminated mid-clip: what arrived so far is a valid file.
     let cut = dir.path().join("cut.opus");
-    let (_a, _b, _ca, mut cb) = play_and_record(&clip, &cut);
+    let (_a, _b, _ca, mut cb) = play_and_record(layout, &clip, &cut);
     std::thread::sleep(Duration::from_millis(1000));
     cb.ok("call.terminate", json!({"call_id": CALL}));
     let partial = OpusClip::load(&cut).expect("a recording cut by terminate is playable");
@@ -173,14 +175,15 @@ fn a_recording_holds_what_was_played_even_when_cut_short() {
         "a prefix of the clip"
     );
 }
+}
 
-#[test]
-fn a_recording_cut_by_sigterm_is_playable() {
+in_both_layouts! {
+fn a_recording_cut_by_sigterm_is_playable(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.opus");
     let packets = write_clip(&clip, 150);
     let recording = dir.path().join("rec.opus");
-    let (_a, mut b, _ca, _cb) = play_and_record(&clip, &recording);
+    let (_a, mut b, _ca, _cb) = play_and_record(layout, &clip, &recording);
     std::thread::sleep(Duration::from_millis(1000));
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(b.pid() as i32, libc::SIGTERM) }, 0);
@@ -199,10 +202,11 @@ fn a_recording_cut_by_sigterm_is_playable() {
             .all(|((r, _), p)| r == p)
     );
 }
+}
 
-#[test]
-fn the_silence_source_sends_silence_at_the_packet_time_with_the_given_ssrc() {
-    let daemon = TestDaemon::start();
+in_both_layouts! {
+fn the_silence_source_sends_silence_at_the_packet_time_with_the_given_ssrc(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let mut client = daemon.client();
     let mut peer = peer();
     start(
@@ -228,11 +232,12 @@ fn the_silence_source_sends_silence_at_the_packet_time_with_the_given_ssrc() {
         .collect();
     assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 960));
 }
+}
 
-#[test]
-fn bad_files_are_clear_errors_and_change_nothing() {
+in_both_layouts! {
+fn bad_files_are_clear_errors_and_change_nothing(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = TestDaemon::start();
+    let daemon = TestDaemon::start(layout);
     let mut client = daemon.client();
     let mut peer = peer();
     let r = start(
@@ -317,6 +322,7 @@ fn bad_files_are_clear_errors_and_change_nothing() {
     client.ok("call.record", json!({"call_id": CALL, "path": null}));
     assert!(rec.exists());
 }
+}
 
 fn ffprobe_duration(path: &Path) -> f64 {
     let out = std::process::Command::new("ffprobe")
@@ -356,9 +362,9 @@ fn ffmpeg_decodes(path: &Path) {
     );
 }
 
-#[test]
+in_both_layouts! {
 #[ignore = "needs ffmpeg; run by .ci/run"]
-fn recordings_decode_in_ffmpeg_with_the_clip_duration() {
+fn recordings_decode_in_ffmpeg_with_the_clip_duration(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("tone.opus");
     let status = std::process::Command::new("ffmpeg")
@@ -381,7 +387,7 @@ fn recordings_decode_in_ffmpeg_with_the_clip_duration() {
     let clip_seconds = OpusClip::load(&clip).unwrap().samples() as f64 / 48_000.0;
 
     let whole = dir.path().join("whole.opus");
-    let (_a, _b, mut ca, mut cb) = play_and_record(&clip, &whole);
+    let (_a, _b, mut ca, mut cb) = play_and_record(layout, &clip, &whole);
     ca.wait_event("track.source_ended", Some(CALL), Duration::from_secs(6))
         .expect("the clip ended");
     std::thread::sleep(Duration::from_millis(200));
@@ -394,7 +400,7 @@ fn recordings_decode_in_ffmpeg_with_the_clip_duration() {
     );
 
     let cut = dir.path().join("cut.opus");
-    let (_a, _b, _ca, mut cb) = play_and_record(&clip, &cut);
+    let (_a, _b, _ca, mut cb) = play_and_record(layout, &clip, &cut);
     std::thread::sleep(Duration::from_millis(1200));
     cb.ok("call.terminate", json!({"call_id": CALL}));
     ffmpeg_decodes(&cut);
@@ -405,7 +411,7 @@ fn recordings_decode_in_ffmpeg_with_the_clip_duration() {
     );
 
     let killed = dir.path().join("sigterm.opus");
-    let (_a, mut b, _ca, _cb) = play_and_record(&clip, &killed);
+    let (_a, mut b, _ca, _cb) = play_and_record(layout, &clip, &killed);
     std::thread::sleep(Duration::from_millis(1200));
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(b.pid() as i32, libc::SIGTERM) }, 0);
@@ -416,4 +422,5 @@ fn recordings_decode_in_ffmpeg_with_the_clip_duration() {
     );
     ffmpeg_decodes(&killed);
     assert!(ffprobe_duration(&killed) >= 0.5);
+}
 }

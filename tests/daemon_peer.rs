@@ -7,7 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use base64::Engine;
-use common::daemon::{Client, TestDaemon, addr, udp};
+use common::daemon::{Client, Layout, TestDaemon, addr, udp};
 use common::peer::Peer;
 use common::rtp_packet;
 use serde_json::{Value, json};
@@ -55,8 +55,12 @@ fn start_call(
 
 /// A daemon (with `config` added to the test config) with one SDES call whose only candidate
 /// is a webrtc-srtp peer; returns the daemon, a client, the peer and the call.start result.
-fn call_with_peer(answer_stun: bool, config: &str) -> (TestDaemon, Client, Peer, Value) {
-    let daemon = TestDaemon::start_with(config);
+fn call_with_peer(
+    layout: Layout,
+    answer_stun: bool,
+    config: &str,
+) -> (TestDaemon, Client, Peer, Value) {
+    let daemon = TestDaemon::start_with(layout, config);
     let mut client = daemon.client();
     let k = keys(30);
     let mut peer = Peer::new(
@@ -97,8 +101,8 @@ fn audio_packets(peer: &Peer) -> Vec<&Vec<u8>> {
         .collect()
 }
 
-#[test]
-fn interop_with_a_webrtc_srtp_peer_both_ways() {
+in_both_layouts! {
+fn interop_with_a_webrtc_srtp_peer_both_ways(layout: Layout) {
     for (profile, theirs, key_len, total) in [
         (
             "AES_CM_128_HMAC_SHA1_80",
@@ -108,7 +112,7 @@ fn interop_with_a_webrtc_srtp_peer_both_ways() {
         ),
         ("AEAD_AES_128_GCM", ProtectionProfile::AeadAes128Gcm, 16, 28),
     ] {
-        let daemon = TestDaemon::start();
+        let daemon = TestDaemon::start(layout);
         let mut client = daemon.client();
         let k = keys(total);
         let mut peer = Peer::new("127.0.0.1", theirs, &k.theirs, &k.ours, key_len);
@@ -167,10 +171,11 @@ fn interop_with_a_webrtc_srtp_peer_both_ways() {
         );
     }
 }
+}
 
-#[test]
-fn the_candidate_answering_stun_wins_and_forged_packets_move_nothing() {
-    let daemon = TestDaemon::start();
+in_both_layouts! {
+fn the_candidate_answering_stun_wins_and_forged_packets_move_nothing(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let mut client = daemon.client();
     client.ok("events.subscribe", json!({}));
     let k = keys(30);
@@ -221,20 +226,32 @@ fn the_candidate_answering_stun_wins_and_forged_packets_move_nothing() {
         .unwrap();
     assert!(dead.recv_from(&mut [0u8; 1500]).is_ok());
 
-    // Packets with a bad tag, from a third address, change nothing.
+    // Packets with a bad tag, from the live candidate or from a third address, change
+    // nothing; they are the call's auth failures (no media has come yet: a stream from
+    // anywhere may be the peer's).
+    let unclaimed = |client: &mut Client| -> u64 {
+        client.ok("daemon.status", json!({}))["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["unclaimed"].as_u64().unwrap())
+            .sum()
+    };
     let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut forger = Peer::new("127.0.0.1", profile, &k.ours, &k.theirs, 16);
-    for i in 0..20u16 {
-        let plain = rtp_packet(111, 9000 + i, 0, 0xbad, &[1; 40]);
-        let mut wire = {
-            forger.send_rtp(&plain, forger.addr());
-            let mut b = [0u8; 2048];
-            let (n, _) = forger.socket.recv_from(&mut b).unwrap();
-            b[..n].to_vec()
-        };
+    let mut forged = |seq: u16, ssrc: u32| {
+        let plain = rtp_packet(111, seq, 0, ssrc, &[1; 40]);
+        forger.send_rtp(&plain, forger.addr());
+        let mut b = [0u8; 2048];
+        let (n, _) = forger.socket.recv_from(&mut b).unwrap();
+        let mut wire = b[..n].to_vec();
         let last = wire.len() - 1;
         wire[last] ^= 0xff;
-        attacker.send_to(&wire, local).unwrap();
+        wire
+    };
+    for i in 0..40u16 {
+        let from = if i < 20 { &attacker } else { &live.socket };
+        from.send_to(&forged(9000 + i, 0xbad), local).unwrap();
     }
     std::thread::sleep(Duration::from_millis(200));
     let stats = client.ok("call.stats", json!({"call_id": CALL}));
@@ -243,10 +260,7 @@ fn the_candidate_answering_stun_wins_and_forged_packets_move_nothing() {
         json!(live.addr()),
         "a forged packet moved the remote"
     );
-    assert!(
-        stats["audio"]["dropped"]["auth"].as_u64().unwrap() >= 20,
-        "{stats}"
-    );
+    assert_eq!(stats["audio"]["dropped"]["auth"], 40, "{stats}");
 
     // An authenticated packet from a new address does move it (NAT rebinding).
     let mut moved = Peer::new("127.0.0.1", profile, &k.theirs, &k.ours, 16);
@@ -255,12 +269,28 @@ fn the_candidate_answering_stun_wins_and_forged_packets_move_nothing() {
         .wait_event("call.remote_changed", Some(CALL), Duration::from_secs(2))
         .expect("call.remote_changed");
     assert_eq!(changed["remote"], json!(moved.addr()));
+
+    // Now that the peer's stream is known, a stream nobody has seen from a third address is
+    // not the call's: dropped unread and counted as unclaimed. From the remote, or with the
+    // peer's SSRC, a forgery is still the call's.
+    let unclaimed_before = unclaimed(&mut client);
+    for i in 0..10u16 {
+        attacker.send_to(&forged(9100 + i, 0xbad), local).unwrap();
+        moved.socket.send_to(&forged(9200 + i, 0xbad), local).unwrap();
+        attacker.send_to(&forged(9300 + i, 0xfeed), local).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = client.ok("call.stats", json!({"call_id": CALL}));
+    assert_eq!(stats["remote"], json!(moved.addr()));
+    assert_eq!(stats["audio"]["dropped"]["auth"], 60, "{stats}");
+    assert_eq!(unclaimed(&mut client) - unclaimed_before, 10);
     assert_eq!(changed["via"], "media");
 }
+}
 
-#[test]
-fn a_candidate_that_never_answers_stun_keeps_the_media() {
-    let (_daemon, mut client, mut relay, r) = call_with_peer(false, "");
+in_both_layouts! {
+fn a_candidate_that_never_answers_stun_keeps_the_media(layout: Layout) {
+    let (_daemon, mut client, mut relay, r) = call_with_peer(layout, false, "");
     // Media flows to the only candidate from the first packet, before any check answered.
     feed(addr(&r["audio"]["source"]), 1, 50);
     relay.pump(Duration::from_secs(2), 50);
@@ -269,10 +299,11 @@ fn a_candidate_that_never_answers_stun_keeps_the_media() {
     assert_eq!(stats["remote"], json!(relay.addr()));
     assert_eq!(stats["state"], "checking");
 }
+}
 
-#[test]
-fn without_candidates_the_first_authenticated_packet_decides() {
-    let daemon = TestDaemon::start();
+in_both_layouts! {
+fn without_candidates_the_first_authenticated_packet_decides(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let mut client = daemon.client();
     let k = keys(30);
     let profile = ProtectionProfile::Aes128CmHmacSha1_80;
@@ -303,10 +334,11 @@ fn without_candidates_the_first_authenticated_packet_decides() {
     peer.pump(Duration::from_secs(2), 30);
     assert_eq!(audio_packets(&peer).len(), 30);
 }
+}
 
-#[test]
-fn muting_audio_stops_it_on_the_wire_and_unmuting_resumes_it() {
-    let (_daemon, mut client, mut peer, r) = call_with_peer(true, "");
+in_both_layouts! {
+fn muting_audio_stops_it_on_the_wire_and_unmuting_resumes_it(layout: Layout) {
+    let (_daemon, mut client, mut peer, r) = call_with_peer(layout, true, "");
     let source = addr(&r["audio"]["source"]);
 
     feed(source, 0, 50);
@@ -355,10 +387,11 @@ fn muting_audio_stops_it_on_the_wire_and_unmuting_resumes_it() {
         .unwrap_err();
     assert_eq!(err.0, -32602, "{err:?}");
 }
+}
 
-#[test]
-fn terminate_returns_final_stats_and_frees_the_port() {
-    let (_daemon, mut client, mut peer, r) = call_with_peer(true, "");
+in_both_layouts! {
+fn terminate_returns_final_stats_and_frees_the_port(layout: Layout) {
+    let (_daemon, mut client, mut peer, r) = call_with_peer(layout, true, "");
     client.ok("events.subscribe", json!({}));
     let local = addr(&r["local"]);
     feed(addr(&r["audio"]["source"]), 0, 20);
@@ -380,10 +413,36 @@ fn terminate_returns_final_stats_and_frees_the_port() {
     assert_eq!(ended["reason"], "hangup");
     assert_eq!(ended["stats"]["audio"]["sent"]["packets"], 20);
 
-    // The port is free again, and the call is gone.
+    // The call is gone, and so is its port (its own), or its place on the shared port.
     std::thread::sleep(Duration::from_millis(100));
-    let rebound = UdpSocket::bind(local).expect("the media port was released");
-    drop(rebound);
+    match layout {
+        Layout::PerCall => {
+            let rebound = UdpSocket::bind(local).expect("the media port was released");
+            drop(rebound);
+        }
+        Layout::Shared => {
+            let status = client.ok("daemon.status", json!({}));
+            let workers = status["workers"].as_array().unwrap();
+            assert!(workers.iter().all(|w| w["calls"] == 0), "{status}");
+            // Its stream on the shared port finds no call.
+            peer.send_rtp(&rtp_packet(111, 10, 0, 5, &[3; 30]), local);
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            let unclaimed = loop {
+                let status = client.ok("daemon.status", json!({}));
+                let n: u64 = status["workers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|w| w["unclaimed"].as_u64().unwrap())
+                    .sum();
+                if n > 0 || std::time::Instant::now() > deadline {
+                    break n;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            assert_eq!(unclaimed, 1);
+        }
+    }
     assert_eq!(
         client
             .call("call.stats", json!({"call_id": CALL}))
@@ -394,10 +453,11 @@ fn terminate_returns_final_stats_and_frees_the_port() {
     assert_eq!(client.ok("daemon.status", json!({}))["calls"], 0);
     assert_eq!(client.ok("call.list", json!({})), json!([]));
 }
+}
 
-#[test]
-fn srtcp_reports_decrypt_at_a_webrtc_srtp_peer() {
-    let (_daemon, _client, mut peer, _r) = call_with_peer(true, "");
+in_both_layouts! {
+fn srtcp_reports_decrypt_at_a_webrtc_srtp_peer(layout: Layout) {
+    let (_daemon, _client, mut peer, _r) = call_with_peer(layout, true, "");
     // The test config sends RTCP every 500 ms.
     peer.pump(Duration::from_millis(2600), usize::MAX);
     assert!(
@@ -412,11 +472,12 @@ fn srtcp_reports_decrypt_at_a_webrtc_srtp_peer() {
         peer.seen
     );
 }
+}
 
-#[test]
-fn keepalives_go_out_while_muted() {
+in_both_layouts! {
+fn keepalives_go_out_while_muted(layout: Layout) {
     let config = "[calls]\nkeepalive_interval_ms = 200\nrtcp_interval_ms = 60000\n";
-    let (_daemon, mut client, mut peer, r) = call_with_peer(true, config);
+    let (_daemon, mut client, mut peer, r) = call_with_peer(layout, true, config);
     client.ok(
         "call.mute",
         json!({"call_id": CALL, "media": "audio", "muted": true}),
@@ -430,11 +491,12 @@ fn keepalives_go_out_while_muted() {
         peer.seen
     );
 }
+}
 
-#[test]
-fn silence_from_the_peer_raises_media_timeout() {
+in_both_layouts! {
+fn silence_from_the_peer_raises_media_timeout(layout: Layout) {
     let config = "[calls]\nmedia_timeout_s = 1\nrtcp_interval_ms = 60000\n";
-    let (_daemon, mut client, mut peer, r) = call_with_peer(true, config);
+    let (_daemon, mut client, mut peer, r) = call_with_peer(layout, true, config);
     client.ok("events.subscribe", json!({}));
     peer.send_rtp(&rtp_packet(111, 1, 0, 9, &[0; 20]), addr(&r["local"]));
     let timeout = client
@@ -442,4 +504,5 @@ fn silence_from_the_peer_raises_media_timeout() {
         .expect("call.media_timeout");
     assert_eq!(timeout["peer_muted"], false);
     assert!(timeout["silent_s"].as_u64().unwrap() >= 1);
+}
 }

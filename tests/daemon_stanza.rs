@@ -8,7 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use base64::Engine;
-use common::daemon::{Client, TestDaemon, addr, free_port, receive_all, udp};
+use common::daemon::{Client, Layout, TestDaemon, addr, receive_all, udp};
 use common::rtp_packet;
 use serde_json::{Value, json};
 
@@ -65,15 +65,15 @@ struct Side {
 }
 
 impl Side {
-    fn new(self_id: &'static str, keying: Value) -> Side {
-        let daemon = TestDaemon::start();
+    fn new(layout: Layout, self_id: &'static str, keying: Value) -> Side {
+        let daemon = TestDaemon::start(layout);
         let mut client = daemon.client();
         client.ok("events.subscribe", json!({}));
         Side {
+            port: daemon.bind_port(),
             _daemon: daemon,
             client,
             self_id,
-            port: free_port("127.0.0.1"),
             audio_sink: udp("127.0.0.1"),
             video_sink: udp("127.0.0.1"),
             sources: None,
@@ -132,14 +132,14 @@ fn flow(source: SocketAddr, pt: u8, sink: &UdpSocket, count: u16) -> usize {
     })
 }
 
-#[test]
-fn two_daemons_set_up_by_stanzas_and_the_other_device_lets_go() {
+in_both_layouts! {
+fn two_daemons_set_up_by_stanzas_and_the_other_device_lets_go(layout: Layout) {
     let key = B64.encode([7u8; 32]);
     let mut enc = vec![0x52, 0x22, 0x0a, 0x20];
     enc.extend_from_slice(&[7u8; 32]);
-    let mut a = Side::new(CALLER, json!({"call_key": key}));
-    let mut b = Side::new(CALLEE_PHONE, json!({"enc_plaintext": B64.encode(&enc)}));
-    let mut c = Side::new(CALLEE_LAPTOP, json!({"call_key": key}));
+    let mut a = Side::new(layout, CALLER, json!({"call_key": key}));
+    let mut b = Side::new(layout, CALLEE_PHONE, json!({"enc_plaintext": B64.encode(&enc)}));
+    let mut c = Side::new(layout, CALLEE_LAPTOP, json!({"call_key": key}));
 
     // Offers ring on every device; nothing is sent while ringing.
     let (a_addr, b_addr, c_addr) = (a.addr(), b.addr(), c.addr());
@@ -198,7 +198,7 @@ fn two_daemons_set_up_by_stanzas_and_the_other_device_lets_go() {
         .expect("call.ended");
     assert_eq!(event["reason"], "accepted_elsewhere");
     std::thread::sleep(Duration::from_millis(100));
-    UdpSocket::bind(c_addr).expect("the laptop released its socket");
+    c._daemon.expect_released(c_addr);
 
     // The caller learns which device answered and re-derives its receive keys for it.
     assert_eq!(
@@ -289,10 +289,11 @@ fn two_daemons_set_up_by_stanzas_and_the_other_device_lets_go() {
         .expect("call.ended");
     assert_eq!(ended["reason"], "terminated");
 }
+}
 
-#[test]
-fn bad_stanzas_are_refused_and_change_nothing() {
-    let daemon = TestDaemon::start();
+in_both_layouts! {
+fn bad_stanzas_are_refused_and_change_nothing(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let mut c = daemon.client();
     let key = B64.encode([1u8; 32]);
     let mut try_xml = |xml: &str| {
@@ -347,11 +348,12 @@ fn bad_stanzas_are_refused_and_change_nothing() {
     assert_eq!(c.ok("daemon.status", json!({}))["calls"], 0);
     assert_eq!(c.ok("daemon.status", json!({}))["version"], "0.1.0");
 }
+}
 
-#[test]
-fn the_same_stanza_as_xml_and_as_a_json_node_gives_the_same_result() {
+in_both_layouts! {
+fn the_same_stanza_as_xml_and_as_a_json_node_gives_the_same_result(layout: Layout) {
     let key = B64.encode([2u8; 32]);
-    let mut side = Side::new(CALLEE_PHONE, json!({"call_key": key}));
+    let mut side = Side::new(layout, CALLEE_PHONE, json!({"call_key": key}));
     side.ok(&offer(SocketAddr::from(([127, 0, 0, 1], 40999))));
     let xml = format!(
         r#"<call from="{CALLEE_PHONE}" to="{CALLER}" id="M1"><mute call-id="{CALL}" media="audio" value="true" x-extra="1"/></call>"#
@@ -370,4 +372,5 @@ fn the_same_stanza_as_xml_and_as_a_json_node_gives_the_same_result() {
         side.client.ok("call.stats", json!({"call_id": CALL}))["audio"]["muted"],
         true
     );
+}
 }

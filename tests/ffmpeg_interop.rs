@@ -22,10 +22,10 @@ fn ffmpeg() -> Command {
     c
 }
 
-#[test]
+in_both_layouts! {
 #[ignore = "needs ffmpeg; run by .ci/run"]
-fn audio_from_ffmpeg_reaches_the_sink() {
-    let daemon = TestDaemon::start();
+fn audio_from_ffmpeg_reaches_the_sink(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let mut client = daemon.client();
     let key = B64.encode((0..30u8).map(|i| i ^ 0x3c).collect::<Vec<u8>>());
     let other = B64.encode([1u8; 30]);
@@ -92,11 +92,12 @@ fn audio_from_ffmpeg_reaches_the_sink() {
     assert_eq!(stats["state"], "connected");
     assert_eq!(stats["audio"]["dropped"]["auth"], 0, "{stats}");
 }
+}
 
-#[test]
+in_both_layouts! {
 #[ignore = "needs ffmpeg; run by .ci/run"]
-fn audio_from_srtpd_decodes_in_ffmpeg() {
-    let daemon = TestDaemon::start();
+fn audio_from_srtpd_decodes_in_ffmpeg(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let mut client = daemon.client();
     let key = B64.encode((0..30u8).map(|i| i.wrapping_mul(3)).collect::<Vec<u8>>());
     let ff_port = free_port("127.0.0.1") & !1;
@@ -170,4 +171,5 @@ fn audio_from_srtpd_decodes_in_ffmpeg() {
         stats["audio"]["sent"]["packets"].as_u64().unwrap() >= 75,
         "{stats}"
     );
+}
 }

@@ -1,9 +1,9 @@
 //! The whole packet path, socket to socket, allocates nothing per packet in steady state:
 //! source socket → gate → rewrite → SRTP protect → UDP, and UDP → demux → SRTP unprotect →
-//! sink socket. The daemon runs in-process on a current-thread runtime on this test's thread
-//! (with its single-port worker on a thread of its own); allocations are counted on every
-//! thread but the peer's (webrtc-srtp), the RTP producer's and the sink reader's, which opt
-//! out.
+//! sink socket, in both socket layouts. The daemon runs in-process (its control plane on a
+//! current-thread runtime on this test's thread, its worker on a thread of its own);
+//! allocations are counted on every thread but the peer's (webrtc-srtp), the RTP producer's
+//! and the sink reader's, which opt out.
 
 mod common;
 
@@ -18,7 +18,7 @@ use base64::Engine;
 use common::peer::Peer;
 use common::rtp_packet;
 use serde_json::json;
-use srtpd::config::Config;
+use srtpd::config::{Config, Layout};
 use srtpd::daemon::Daemon;
 use webrtc_srtp::protection_profile::ProtectionProfile;
 
@@ -36,28 +36,37 @@ const WARM: usize = 1;
 const GO: usize = 2;
 const DONE: usize = 3;
 
+/// A call on a media socket of its own, its producer on a port of its own.
 #[test]
-fn ten_thousand_packets_each_way_allocate_nothing_per_packet() {
-    drive(0);
+fn ten_thousand_packets_each_way_allocate_nothing_per_packet_per_call_layout() {
+    drive(Layout::PerCall, None);
 }
 
-/// The same through the single-port worker: batched receives (GRO), demultiplexing by address
-/// and SSRC, detached tags and sendmmsg.
+/// A call on the worker's shared media port (GRO receives, demultiplexing by address and
+/// SSRC), its producer on a port of its own.
 #[test]
-fn the_single_port_worker_allocates_nothing_per_packet() {
-    drive(common::daemon::free_port("127.0.0.1"));
+fn ten_thousand_packets_each_way_allocate_nothing_per_packet_shared_layout() {
+    drive(Layout::Shared, None);
+}
+
+/// A call on the shared media port, its producer on the worker's shared producer port.
+#[test]
+fn the_shared_producer_port_allocates_nothing_per_packet() {
+    drive(Layout::Shared, Some(5));
 }
 
 /// One measurement at a time: two at once would share the machine's cores and lose packets.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Drives a call on a daemon with `media.single_port = single_port` (0: its own sockets).
-fn drive(single_port: u16) {
+/// Drives a call on a daemon in `layout`, its producer sending SSRC `producer_ssrc` to the
+/// shared producer port if given, else to a port of the track's own.
+fn drive(layout: Layout, producer_ssrc: Option<u32>) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (ours, theirs) = ([7u8; 30], [8u8; 30]);
     let mut config = Config::default();
-    config.media.single_port = single_port;
-    config.media.single_port_workers = 1;
+    config.media.layout = layout;
+    config.media.shared_port = common::daemon::free_ports_v4_v6(1);
+    config.media.workers = 1;
     config.media.bind_v4 = "127.0.0.1".parse().unwrap();
     // Timers that allocate (RTCP reports, keepalives, STUN checks) stay out of the window.
     config.calls.rtcp_interval_ms = 600_000;
@@ -79,21 +88,25 @@ fn drive(single_port: u16) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let daemon = Daemon::new(config);
+        let daemon = Daemon::new(config).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD;
-        let started = daemon
-            .handle(
-                "call.start",
-                &json!({
-                    "call_id": "ALLOC", "bind": "127.0.0.1",
-                    "candidates": [{"ip": "127.0.0.1", "port": peer.addr().port()}],
-                    "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": b64.encode(ours), "rx": b64.encode(theirs)},
-                    "audio": {"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp", "ssrc": 5},
-                              "sink": {"kind": "rtp", "forward": sink.local_addr().unwrap()}},
-                }),
-            )
-            .await
-            .unwrap();
+        let source = match producer_ssrc {
+            Some(ssrc) => json!({"kind": "rtp", "ssrc": ssrc}),
+            None => json!({"kind": "rtp"}),
+        };
+        let started = srtpd::control::dispatch::handle(
+            &daemon,
+            "call.start",
+            &json!({
+                "call_id": "ALLOC", "bind": "127.0.0.1",
+                "candidates": [{"ip": "127.0.0.1", "port": peer.addr().port()}],
+                "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": b64.encode(ours), "rx": b64.encode(theirs)},
+                "audio": {"payload_type": 111, "clock_rate": 48000, "source": source,
+                          "sink": {"kind": "rtp", "forward": sink.local_addr().unwrap()}},
+            }),
+        )
+        .await
+        .unwrap();
         let local: SocketAddr = started["local"].as_str().unwrap().parse().unwrap();
         let source: SocketAddr = started["audio"]["source"].as_str().unwrap().parse().unwrap();
 

@@ -61,9 +61,9 @@ fn start_args<'a>(
     args
 }
 
-#[test]
-fn drives_every_method() {
-    let mut daemon = TestDaemon::start();
+in_both_layouts! {
+fn drives_every_method(layout: Layout) {
+    let mut daemon = TestDaemon::start(layout);
     let key = base64::engine::general_purpose::STANDARD.encode([7u8; 30]);
 
     let status = ok(&daemon, &["status"]);
@@ -186,10 +186,11 @@ fn drives_every_method() {
             .success()
     );
 }
+}
 
-#[test]
-fn forwards_stanza_files() {
-    let daemon = TestDaemon::start();
+in_both_layouts! {
+fn forwards_stanza_files(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let key = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
     let dir = tempfile::tempdir().unwrap();
     let offer = dir.path().join("offer.xml");
@@ -242,10 +243,11 @@ fn forwards_stanza_files() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not XML"));
 }
+}
 
-#[test]
-fn top_shows_every_call_with_its_tracks() {
-    let daemon = TestDaemon::start();
+in_both_layouts! {
+fn top_shows_every_call_with_its_tracks(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let key = base64::engine::general_purpose::STANDARD.encode([8u8; 30]);
     for id in ["TOP-1", "TOP-2"] {
         ok(&daemon, &start_args(id, "127.0.0.1:40998", &key, &[]));
@@ -277,20 +279,13 @@ fn top_shows_every_call_with_its_tracks() {
         .unwrap();
     assert!(top2_audio.trim_end().ends_with("self"), "{top2_audio}");
 }
+}
 
-#[test]
-fn start_gives_the_producer_ssrc_a_single_port_daemon_needs() {
-    let port = common::daemon::free_ports("127.0.0.1", 1);
-    let daemon =
-        TestDaemon::start_with(&format!("single_port = {port}\nsingle_port_workers = 1\n"));
+in_both_layouts! {
+fn start_puts_a_producer_given_by_ssrc_on_the_shared_producer_port(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
     let key = base64::engine::general_purpose::STANDARD.encode([9u8; 30]);
-    let refused = ctl(&daemon, &start_args("SP-CTL", "127.0.0.1:40997", &key, &[]));
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("audio.source.ssrc"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    let own = json(&daemon, &start_args("OWN-CTL", "127.0.0.1:40997", &key, &[]));
     let started = json(
         &daemon,
         &start_args(
@@ -300,11 +295,15 @@ fn start_gives_the_producer_ssrc_a_single_port_daemon_needs() {
             &["--audio-source-ssrc", "4660"],
         ),
     );
-    assert_eq!(
-        started["local"].as_str().unwrap(),
-        format!("127.0.0.1:{port}")
-    );
-    assert!(started["audio"]["source"].is_string());
+    let status = json(&daemon, &["status"]);
+    let shared: Vec<&Value> = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["local"])
+        .collect();
+    assert!(shared.contains(&&started["audio"]["source"]), "{started} {status}");
+    assert!(!shared.contains(&&own["audio"]["source"]), "{own} {status}");
     let wrong = ctl(
         &daemon,
         &start_args(
@@ -320,4 +319,5 @@ fn start_gives_the_producer_ssrc_a_single_port_daemon_needs() {
         "{}",
         String::from_utf8_lossy(&wrong.stderr)
     );
+}
 }

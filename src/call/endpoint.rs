@@ -16,7 +16,7 @@
 //! One behaviour for both socket layouts: a datagram belongs to a call when its stream
 //! (remote address and SSRC) is one the call has seen, or when exactly one call may claim a
 //! stream not seen before (its SSRC is the call's, the sender is the call's remote or
-//! candidate, or the call has no remote yet or has timed out). A call's own media socket
+//! candidate, or no media has come to the call yet or it timed out). A call's own media socket
 //! names that one call; on a shared port the tables do. A datagram that no call may claim is
 //! dropped and counted as unclaimed, without being decrypted; one that its call refuses is
 //! counted by the call (auth, replay, other).
@@ -277,13 +277,16 @@ impl Entry {
     }
 
     /// Whether this call may claim a stream it has not seen: its SSRC is one of the call's
-    /// (the peer moved), the sender is the remote or a candidate, or the call has no remote
-    /// yet or has timed out.
+    /// (the peer moved), the sender is the remote or a candidate, or the call is open.
     fn may_claim(&self, from: SocketAddr, ssrc: Ssrc) -> bool {
-        self.streams.iter().any(|s| s.1 == ssrc)
-            || self.session.knows(from)
-            || self.session.waiting()
-            || self.session.timed_out()
+        self.streams.iter().any(|s| s.1 == ssrc) || self.session.knows(from) || self.is_open()
+    }
+
+    /// Whether a stream from anywhere may be this call's: no media has come yet (the peer
+    /// may send from another address than it was checked on), or it stopped coming (the peer
+    /// may have moved and restarted its stream).
+    fn is_open(&self) -> bool {
+        self.streams.is_empty() || self.session.timed_out()
     }
 
     /// When the call's timers next need it: the session's and the clips'.
@@ -366,7 +369,7 @@ pub struct Endpoint {
     /// Remote and candidate addresses → calls on shared media ports (a superset: checks
     /// expire; each use asks the call).
     by_addr: FxHashMap<SocketAddr, Vec<Slot>>,
-    /// Calls on shared media ports that may be waiting or timed out (a superset).
+    /// Calls on shared media ports that may be open to a stream from anywhere (a superset).
     open: Vec<Slot>,
     /// (shared local socket, producer SSRC) → track.
     by_source: FxHashMap<(SocketId, Ssrc), (Slot, MediaKind)>,
@@ -843,7 +846,7 @@ impl Endpoint {
 
     /// Lists in `self.claimants` the calls on shared ports that may claim stream (`from`,
     /// `ssrc`): the one whose SSRC it is, else those whose remote or a candidate `from` is,
-    /// else those without a remote or timed out.
+    /// else the open ones (no media yet, or timed out).
     fn find_claimants(&mut self, from: SocketAddr, ssrc: Ssrc) {
         self.claimants.clear();
         if let Some(&slot) = self.by_ssrc.get(&ssrc) {
@@ -865,7 +868,7 @@ impl Endpoint {
         let mut i = 0;
         while i < self.open.len() {
             match self.calls[self.open[i]].as_mut() {
-                Some(e) if e.session.waiting() || e.session.timed_out() => {
+                Some(e) if e.is_open() => {
                     self.claimants.push(self.open[i]);
                     i += 1;
                 }
@@ -1072,8 +1075,12 @@ impl Endpoint {
             self.backlog.pop_front();
             self.after(slot, now);
         }
+        // Each call runs at most once per call of this method: a deadline that stays due is
+        // left for the next one, so that no session can hold the worker here.
+        let mut ran = 0;
+        let limit = self.by_no.len();
         while let Some(&Reverse((t, slot, generation))) = self.timers.peek() {
-            if t > now || !self.out.has_room() {
+            if t > now || !self.out.has_room() || ran >= limit {
                 break;
             }
             self.timers.pop();
@@ -1083,6 +1090,7 @@ impl Endpoint {
             if !live {
                 continue; // superseded, or its call ended
             }
+            ran += 1;
             self.calls[slot].as_mut().expect("a call").timer = None;
             self.calls[slot]
                 .as_mut()
@@ -1215,7 +1223,7 @@ impl Endpoint {
                 self.by_addr.entry(addr).or_default().push(slot);
             }
         }
-        if !e.open && (e.session.waiting() || e.session.timed_out()) {
+        if !e.open && e.is_open() {
             e.open = true;
             self.open.push(slot);
         }

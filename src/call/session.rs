@@ -790,14 +790,22 @@ impl CallSession {
 
     /// When [`Self::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Instant {
-        let mut next = self.next_rtcp.min(self.last_sent + self.timers.keepalive);
+        // Only deadlines that `handle_timeout` (or `poll_comfort`) moves on when they pass:
+        // keepalives and comfort silence wait for a remote (and comfort for the answer).
+        let mut next = self.next_rtcp;
+        if self.remote.is_some() {
+            next = next.min(self.last_sent + self.timers.keepalive);
+        }
         if !self.timed_out {
             next = next.min(self.last_media_in + self.media_timeout());
         }
         for c in &self.checks {
             next = next.min(c.next_send);
         }
-        if let Some(comfort) = self.next_comfort {
+        if let Some(comfort) = self
+            .next_comfort
+            .filter(|_| self.remote.is_some() && !self.ringing)
+        {
             next = next.min(comfort);
         }
         next
@@ -995,6 +1003,35 @@ mod tests {
         assert_eq!(timeouts(&mut s), vec![(11, false)]);
         s.handle_timeout(t0 + Duration::from_secs(12));
         assert_eq!(timeouts(&mut s), vec![], "raised once until media resumes");
+    }
+
+    #[test]
+    fn every_deadline_moves_on_once_handled() {
+        let t0 = Instant::now();
+        // Waiting (no candidates): no keepalive to send; ringing and muted: no comfort yet.
+        let mut waiting = session(t0);
+        waiting.checks.clear();
+        waiting.remote = None;
+        let mut ringing = session(t0);
+        ringing.ringing = true;
+        ringing.set_gated(MediaKind::Audio, true, t0);
+        for s in [&mut waiting, &mut ringing] {
+            let mut now = t0;
+            for _ in 0..50 {
+                now = s.poll_timeout().max(now);
+                s.handle_timeout(now);
+                let mut buf = [0u8; 64];
+                while s.poll_comfort(&mut buf, now).is_some() {}
+                assert!(
+                    s.poll_timeout() > now,
+                    "a deadline at {now:?} did not move on"
+                );
+            }
+            assert!(
+                now > t0 + Duration::from_secs(100),
+                "timers ran for their intervals"
+            );
+        }
     }
 
     #[test]

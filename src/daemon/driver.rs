@@ -83,7 +83,10 @@ pub struct SharedSockets {
     pub local: UdpSocket,
 }
 
-type Job = Box<dyn FnOnce(&mut Endpoint, Instant) + Send>;
+/// Work on the endpoint; what it returns answers the control plane once the work's events
+/// and file writes went out.
+type Job = Box<dyn FnOnce(&mut Endpoint, Instant) -> Reply + Send>;
+type Reply = Box<dyn FnOnce() + Send>;
 
 enum Msg {
     Add(Box<NewCall>, oneshot::Sender<Result<(), EndpointError>>),
@@ -252,7 +255,10 @@ impl Worker {
     ) -> Result<T, WorkerGone> {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |endpoint, now| {
-            let _ = reply.send(job(endpoint, now));
+            let answer = job(endpoint, now);
+            Box::new(move || {
+                let _ = reply.send(answer);
+            })
         });
         self.send(Msg::Run(job)).await?;
         answer.await.map_err(|_| WorkerGone)
@@ -414,10 +420,19 @@ impl Driver {
                     if result.is_ok() {
                         self.counters.calls.fetch_sub(1, Ordering::Relaxed);
                     }
+                    // `call.ended` and the recording's last bytes go out before the answer.
+                    self.publish();
                     let _ = reply.send(result);
                 }
-                Ok(Msg::Run(job)) => job(&mut self.endpoint, now),
-                Ok(Msg::Stop) => return false,
+                Ok(Msg::Run(job)) => {
+                    let reply = job(&mut self.endpoint, now);
+                    self.publish();
+                    reply();
+                }
+                Ok(Msg::Stop) => {
+                    self.publish();
+                    return false;
+                }
                 Err(mpsc::error::TryRecvError::Empty) => return true,
                 Err(mpsc::error::TryRecvError::Disconnected) => return false,
             }

@@ -19,6 +19,8 @@ const QUEUE: usize = 4096;
 enum FileMsg {
     Open(FileId, File, String),
     Write(FileWrite),
+    /// Answered once everything handed over before it was written.
+    Barrier(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Where workers hand recordings' bytes.
@@ -99,6 +101,16 @@ impl Files {
         Ok(id)
     }
 
+    /// Returns once everything handed to the writer so far was written (or at once if its
+    /// queue is full or it stopped).
+    pub async fn written(&self) {
+        let Some(sink) = self.sink() else { return };
+        let (done, written) = tokio::sync::oneshot::channel();
+        if sink.tx.try_send(FileMsg::Barrier(done)).is_ok() {
+            let _ = written.await;
+        }
+    }
+
     /// Lets the writer finish what it was handed and stop (once every worker, which holds
     /// a sink too, has stopped).
     pub fn finish(&self) {
@@ -125,6 +137,9 @@ fn write_files(rx: Receiver<FileMsg>) {
                 if w.last {
                     files.remove(&w.file);
                 }
+            }
+            FileMsg::Barrier(done) => {
+                let _ = done.send(());
             }
         }
     }

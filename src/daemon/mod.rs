@@ -351,6 +351,8 @@ impl Daemon {
         let result = self
             .on_call(call_id, move |ep, no, _| ep.record(no, kind, file))
             .await;
+        // The earlier recording's last bytes leave the worker when the next batch is done.
+        self.files.written().await;
         if let (Err(_), Some(file), Some(sink)) = (&result, file, self.files.sink()) {
             sink.write(FileWrite {
                 file,
@@ -386,6 +388,8 @@ impl Daemon {
         let record = self.registry.remove(call_id)?;
         match self.workers[record.worker].remove(record.no, reason).await {
             Ok(Ok(stats)) => {
+                // Its recordings are finished on disk before the answer.
+                self.files.written().await;
                 tracing::info!(call_id, "call ended");
                 Ok(stats)
             }

@@ -119,6 +119,21 @@ impl TestDaemon {
         Self::start_with(layout, "")
     }
 
+    /// Checks that a call that was on media address `local` let go of it: its port is free
+    /// again (per-call layout), or no worker runs a call any more (shared).
+    pub fn expect_released(&self, local: SocketAddr) {
+        match self.layout {
+            Layout::PerCall => {
+                UdpSocket::bind(local).expect("the call's media port was released");
+            }
+            Layout::Shared => {
+                let status = self.client().ok("daemon.status", json!({}));
+                let workers = status["workers"].as_array().expect("workers");
+                assert!(workers.iter().all(|w| w["calls"] == 0), "{status}");
+            }
+        }
+    }
+
     /// A port a call's `bind` may name on 127.0.0.1: a free one (per-call layout) or the
     /// first worker's shared port.
     pub fn bind_port(&self) -> u16 {
@@ -175,6 +190,14 @@ impl Drop for TestDaemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- srtpd log (last 40 lines) ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
