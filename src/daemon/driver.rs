@@ -104,16 +104,11 @@ enum Msg {
 #[error("the media worker stopped")]
 pub struct WorkerGone;
 
-/// Counters of a worker, written by its thread, read by `daemon.status`.
+/// Counters of a worker's calls, written by its thread, read by `daemon.status`.
 #[derive(Debug, Default)]
 struct Counters {
     calls: AtomicU64,
-    receives: AtomicU64,
-    datagrams_in: AtomicU64,
-    sends: AtomicU64,
-    datagrams_out: AtomicU64,
     unclaimed: AtomicU64,
-    send_failed: AtomicU64,
 }
 
 /// A snapshot of a worker, for `daemon.status`.
@@ -146,6 +141,7 @@ pub struct Worker {
     tx: mpsc::Sender<Msg>,
     waker: Arc<Waker>,
     counters: Arc<Counters>,
+    io: Arc<IoCounters>,
     media: Vec<SocketAddr>,
     local: SocketAddr,
     gso: bool,
@@ -161,35 +157,20 @@ impl Worker {
         events: broadcast::Sender<Event>,
         files: FileSink,
     ) -> io::Result<Worker> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let gso = supports_gso(&shared.local);
+        let mut io = Io::new(gso)?;
+        let waker = Arc::new(io.waker()?);
         let (tx, rx) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
-        let gso = supports_gso(&shared.local);
+        let io_counters = io.counters();
         let media: Vec<SocketAddr> = [&shared.media_v4, &shared.media_v6]
             .into_iter()
             .flatten()
             .map(UdpSocket::local_addr)
             .collect::<io::Result<_>>()?;
         let local = shared.local.local_addr()?;
-        let mut driver = Driver {
-            poll,
-            sockets: Vec::new(),
-            free: Vec::new(),
-            endpoint: Endpoint::new(),
-            rx,
-            shared_ids: [None, None, None],
-            arena: vec![0u8; ARENA].into_boxed_slice(),
-            batch: Vec::with_capacity(BATCH_DATAGRAMS),
-            routes: Vec::with_capacity(BATCH_DATAGRAMS),
-            readable: Vec::new(),
-            still_readable: Vec::new(),
-            recv: RecvBatch::new(SHARED_SLOTS.max(OWN_SLOTS)),
-            to_send: SendQueue::new(BATCH_DATAGRAMS, gso),
-            counters: counters.clone(),
-            events,
-            files,
-        };
+        let mut endpoint = Endpoint::new();
+        let mut shared_ids = [None, None, None];
         for (i, (socket, kind)) in [
             (shared.media_v4, SharedSocket::Media),
             (shared.media_v6, SharedSocket::Media),
@@ -199,11 +180,21 @@ impl Worker {
         .enumerate()
         {
             if let Some(socket) = socket {
-                let id = driver.register(socket, true)?;
-                driver.endpoint.add_shared_socket(id, kind);
-                driver.shared_ids[i] = Some(id);
+                let id = io.register(socket, true)?;
+                endpoint.add_shared_socket(id, kind);
+                shared_ids[i] = Some(id);
             }
         }
+        let driver = Driver {
+            io,
+            endpoint,
+            routes: Vec::with_capacity(BATCH_DATAGRAMS),
+            rx,
+            shared_ids,
+            counters: counters.clone(),
+            events,
+            files,
+        };
         let thread = std::thread::Builder::new()
             .name(format!("srtpd-worker-{index}"))
             .spawn(move || driver.run())?;
@@ -211,6 +202,7 @@ impl Worker {
             tx,
             waker,
             counters,
+            io: io_counters,
             media,
             local,
             gso,
@@ -281,19 +273,19 @@ impl Worker {
 
     /// A snapshot of its counters.
     pub fn stats(&self) -> WorkerStats {
-        let c = &self.counters;
+        let (c, io) = (&self.counters, &self.io);
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         WorkerStats {
             media: self.media.clone(),
             local: self.local,
             gso: self.gso,
             calls: get(&c.calls),
-            receives: get(&c.receives),
-            datagrams_in: get(&c.datagrams_in),
-            sends: get(&c.sends),
-            datagrams_out: get(&c.datagrams_out),
+            receives: get(&io.receives),
+            datagrams_in: get(&io.datagrams_in),
+            sends: get(&io.sends),
+            datagrams_out: get(&io.datagrams_out),
             unclaimed: get(&c.unclaimed),
-            send_failed: get(&c.send_failed),
+            send_failed: get(&io.send_failed),
         }
     }
 
@@ -324,150 +316,124 @@ struct Sock {
     queued: bool,
 }
 
-/// A datagram of the batch at hand: the socket it came in on, its sender, its bytes.
-#[derive(Clone, Copy)]
-struct Datagram {
-    socket: SocketId,
-    from: SocketAddr,
-    start: usize,
-    end: usize,
+/// A datagram of the batch at hand: the socket it came in on, its sender, its bytes
+/// (`start..end` of the arena).
+#[derive(Clone, Copy, Debug)]
+pub struct Datagram {
+    /// The socket it came in on.
+    pub socket: SocketId,
+    /// Its sender.
+    pub from: SocketAddr,
+    /// Where it starts in the arena.
+    pub start: usize,
+    /// Where it ends.
+    pub end: usize,
 }
 
-struct Driver {
+/// Where a batch's handler puts what is to be sent.
+pub struct Outbox<'a> {
+    queue: &'a mut SendQueue,
+    sockets: &'a [Option<Sock>],
+}
+
+impl Outbox<'_> {
+    /// The trailer the next [`Self::push`] may carry (a detached SRTP tag is written there).
+    pub fn next_trailer(&mut self) -> Option<&mut [u8]> {
+        self.queue.next_trailer().map(|t| &mut t[..])
+    }
+
+    /// Sends `len` bytes at `start` of the arena, then `trailer` bytes of the trailer, from
+    /// `socket` to `dest`. A closed socket's datagram is dropped.
+    pub fn push(
+        &mut self,
+        socket: SocketId,
+        dest: SocketAddr,
+        start: usize,
+        len: usize,
+        trailer: usize,
+    ) {
+        if let Some(Some(sock)) = self.sockets.get(socket.0 as usize) {
+            self.queue
+                .push(sock.socket.as_raw_fd(), dest, start, len, trailer);
+        }
+    }
+}
+
+/// What handles a batch of received datagrams: the endpoint in srtpd, a bare relay in the
+/// load tool's floor.
+pub trait BatchHandler {
+    /// Handles `batch` (datagrams in `arena`, in arrival order per socket), in place, putting
+    /// what is to be sent into `out`.
+    fn handle_batch(
+        &mut self,
+        now: Instant,
+        arena: &mut [u8],
+        batch: &[Datagram],
+        out: &mut Outbox<'_>,
+    );
+}
+
+/// Counters of a worker's system calls.
+#[derive(Debug, Default)]
+pub struct IoCounters {
+    /// Receive system calls that returned datagrams.
+    pub receives: AtomicU64,
+    /// Datagrams they returned.
+    pub datagrams_in: AtomicU64,
+    /// `sendmmsg` calls.
+    pub sends: AtomicU64,
+    /// Datagrams sent.
+    pub datagrams_out: AtomicU64,
+    /// Datagrams that could not be sent, dropped.
+    pub send_failed: AtomicU64,
+}
+
+/// A worker's sockets and its batched I/O: epoll over every socket, one `recvmmsg` per
+/// readable socket into one arena, one `sendmmsg` per socket with datagrams to send.
+pub struct Io {
     poll: Poll,
+    events: Events,
     sockets: Vec<Option<Sock>>,
     free: Vec<usize>,
-    endpoint: Endpoint,
-    rx: mpsc::Receiver<Msg>,
-    /// Ids of the shared sockets: IPv4 media, IPv6 media, local.
-    shared_ids: [Option<SocketId>; 3],
     arena: Box<[u8]>,
     batch: Vec<Datagram>,
-    routes: Vec<Route>,
     readable: Vec<SocketId>,
     still_readable: Vec<SocketId>,
     recv: RecvBatch,
     to_send: SendQueue,
-    counters: Arc<Counters>,
-    events: broadcast::Sender<Event>,
-    files: FileSink,
+    counters: Arc<IoCounters>,
 }
 
-impl Driver {
-    fn run(mut self) {
-        let mut events = Events::with_capacity(1024);
-        loop {
-            let timeout = if self.readable.is_empty() {
-                self.endpoint
-                    .poll_timeout()
-                    .map(|t| t.saturating_duration_since(Instant::now()))
-            } else {
-                Some(Duration::ZERO)
-            };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!("worker poll failed: {e}");
-                    return;
-                }
-            }
-            let now = Instant::now();
-            let mut messages = false;
-            for event in events.iter() {
-                match event.token() {
-                    WAKER => messages = true,
-                    Token(id) => self.mark_readable(SocketId(id as u32)),
-                }
-            }
-            if messages && !self.take_messages(now) {
-                return;
-            }
-            self.receive_and_handle(now);
-            while self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
-                self.endpoint.handle_timeout(now);
-                if self.endpoint.outgoing().1.is_empty() {
-                    break;
-                }
-                self.send_outgoing();
-            }
-            self.send_outgoing();
-            self.publish();
-        }
+impl Io {
+    /// I/O with no sockets yet; `gso` says whether sends may be coalesced.
+    pub fn new(gso: bool) -> io::Result<Io> {
+        Ok(Io {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            sockets: Vec::new(),
+            free: Vec::new(),
+            arena: vec![0u8; ARENA].into_boxed_slice(),
+            batch: Vec::with_capacity(BATCH_DATAGRAMS),
+            readable: Vec::new(),
+            still_readable: Vec::new(),
+            recv: RecvBatch::new(SHARED_SLOTS.max(OWN_SLOTS)),
+            to_send: SendQueue::new(BATCH_DATAGRAMS, gso),
+            counters: Arc::new(IoCounters::default()),
+        })
     }
 
-    fn mark_readable(&mut self, id: SocketId) {
-        if let Some(Some(sock)) = self.sockets.get_mut(id.0 as usize) {
-            if !sock.queued {
-                sock.queued = true;
-                self.readable.push(id);
-            }
-        }
+    /// The counters, to read from another thread.
+    pub fn counters(&self) -> Arc<IoCounters> {
+        self.counters.clone()
     }
 
-    /// Carries out the control plane's messages; `false` when the worker is to stop.
-    fn take_messages(&mut self, now: Instant) -> bool {
-        loop {
-            match self.rx.try_recv() {
-                Ok(Msg::Add(call, reply)) => {
-                    let _ = reply.send(self.add_call(*call, now));
-                }
-                Ok(Msg::Remove(no, reason, reply)) => {
-                    let result = self.endpoint.remove_call(no, reason).map(|(stats, own)| {
-                        for id in own {
-                            self.close(id);
-                        }
-                        stats
-                    });
-                    if result.is_ok() {
-                        self.counters.calls.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    // `call.ended` and the recording's last bytes go out before the answer.
-                    self.publish();
-                    let _ = reply.send(result);
-                }
-                Ok(Msg::Run(job)) => {
-                    let reply = job(&mut self.endpoint, now);
-                    self.publish();
-                    reply();
-                }
-                Ok(Msg::Stop) => {
-                    self.publish();
-                    return false;
-                }
-                Err(mpsc::error::TryRecvError::Empty) => return true,
-                Err(mpsc::error::TryRecvError::Disconnected) => return false,
-            }
-        }
+    /// A waker that ends [`Self::wait`] with `true`.
+    pub fn waker(&self) -> io::Result<Waker> {
+        Waker::new(self.poll.registry(), WAKER)
     }
 
-    /// Registers a new call's sockets and hands the call to the endpoint; on refusal the
-    /// sockets are closed again.
-    fn add_call(&mut self, call: NewCall, now: Instant) -> Result<(), EndpointError> {
-        let mut ids = Vec::with_capacity(call.sockets.len());
-        for socket in call.sockets {
-            match self.register(socket, false) {
-                Ok(id) => ids.push(id),
-                Err(e) => {
-                    tracing::error!("registering a call's socket: {e}");
-                }
-            }
-        }
-        let shared = self.shared_ids;
-        let missing = SocketId(u32::MAX);
-        let spec = call.spec.map_sockets(|r| match r {
-            SocketRef::New(i) => ids.get(i).copied().unwrap_or(missing),
-            SocketRef::SharedMedia(v6) => shared[usize::from(v6)].unwrap_or(missing),
-            SocketRef::SharedLocal => shared[2].unwrap_or(missing),
-        });
-        let result = self.endpoint.add_call(spec, now, SystemTime::now());
-        if result.is_err() {
-            for id in ids {
-                self.close(id);
-            }
-        }
-        result
-    }
-
-    fn register(&mut self, socket: UdpSocket, shared: bool) -> io::Result<SocketId> {
+    /// Takes a socket in; `shared` sockets get UDP GRO and large receive slots.
+    pub fn register(&mut self, socket: UdpSocket, shared: bool) -> io::Result<SocketId> {
         socket.set_nonblocking(true)?;
         if shared {
             enable_gro(&socket);
@@ -493,7 +459,8 @@ impl Driver {
         Ok(SocketId(index as u32))
     }
 
-    fn close(&mut self, id: SocketId) {
+    /// Closes a socket.
+    pub fn close(&mut self, id: SocketId) {
         let index = id.0 as usize;
         if let Some(Some(sock)) = self.sockets.get_mut(index).map(Option::take) {
             let fd = sock.socket.as_raw_fd();
@@ -502,9 +469,39 @@ impl Driver {
         }
     }
 
-    /// Reads every readable socket into the arena, handling and sending a batch whenever the
-    /// arena fills and once at the end.
-    fn receive_and_handle(&mut self, now: Instant) {
+    /// Waits until a socket is readable, the waker is woken or `timeout` passes (not at all
+    /// while sockets may hold more than was read); returns whether the waker was woken.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        let timeout = if self.readable.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        let mut woken = false;
+        for event in self.events.iter() {
+            match event.token() {
+                WAKER => woken = true,
+                Token(index) => {
+                    if let Some(Some(sock)) = self.sockets.get_mut(index) {
+                        if !sock.queued {
+                            sock.queued = true;
+                            self.readable.push(SocketId(index as u32));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(woken)
+    }
+
+    /// Reads every readable socket into the arena; `handler` takes each arena-full batch, and
+    /// what it sends goes out before the arena is reused.
+    pub fn receive(&mut self, now: Instant, handler: &mut impl BatchHandler) {
         let mut list = std::mem::take(&mut self.readable);
         let mut used = 0;
         for &id in &list {
@@ -518,7 +515,7 @@ impl Driver {
                 (MAX_DATAGRAM, OWN_SLOTS)
             };
             if ARENA - used < slot * slots || self.batch.len() + slots * 64 > BATCH_DATAGRAMS {
-                self.handle_batch(now);
+                self.handle(now, handler);
                 used = 0;
             }
             let sock = self.sockets[id.0 as usize].as_mut().expect("checked above");
@@ -551,96 +548,224 @@ impl Driver {
                 }
             }
         }
-        self.handle_batch(now);
+        self.handle(now, handler);
         list.clear();
         self.readable = std::mem::replace(&mut self.still_readable, list);
     }
 
-    /// Routes every datagram of the batch, handles them in order with the state of the next
-    /// few prefetched, and sends what they became.
-    fn handle_batch(&mut self, now: Instant) {
+    /// Hands the batch to `handler` and sends what it made of it.
+    fn handle(&mut self, now: Instant, handler: &mut impl BatchHandler) {
         if self.batch.is_empty() {
             return;
         }
         self.counters
             .datagrams_in
             .fetch_add(self.batch.len() as u64, Ordering::Relaxed);
-        self.routes.clear();
-        for d in &self.batch {
-            let route = self
-                .endpoint
-                .route(d.socket, d.from, &self.arena[d.start..d.end]);
-            self.routes.push(route);
-        }
-        for i in 0..self.batch.len() {
-            if let Some(&route) = self.routes.get(i + 2 * PREFETCH_AHEAD) {
-                self.endpoint.prefetch(route, true);
-            }
-            if let Some(&route) = self.routes.get(i + PREFETCH_AHEAD) {
-                self.endpoint.prefetch(route, false);
-            }
-            let d = self.batch[i];
-            let Some(trailer) = self.to_send.next_trailer() else {
-                break;
-            };
-            let outcome = self.endpoint.handle(
-                now,
-                self.routes[i],
-                d.from,
-                &mut self.arena[d.start..d.end],
-                trailer,
-            );
-            if let Outcome::Send(t) = outcome {
-                if let Some(Some(sock)) = self.sockets.get(t.socket.0 as usize) {
-                    self.to_send.push(
-                        sock.socket.as_raw_fd(),
-                        t.dest,
-                        d.start + t.start,
-                        t.len,
-                        t.trailer,
-                    );
-                }
-            }
-        }
+        let mut out = Outbox {
+            queue: &mut self.to_send,
+            sockets: &self.sockets,
+        };
+        handler.handle_batch(now, &mut self.arena, &self.batch, &mut out);
         self.batch.clear();
-        self.flush(false);
+        flush(&mut self.to_send, &self.counters, &self.arena);
     }
 
-    /// Sends what the endpoint made itself.
-    fn send_outgoing(&mut self) {
-        let (_, transmits) = self.endpoint.outgoing();
-        if transmits.is_empty() {
-            return;
-        }
+    /// Sends `transmits`, ranges of `bytes` (packets made elsewhere than in the arena).
+    pub fn send(&mut self, bytes: &[u8], transmits: &[crate::call::Transmit]) {
         for t in transmits {
             if let Some(Some(sock)) = self.sockets.get(t.socket.0 as usize) {
                 self.to_send
                     .push(sock.socket.as_raw_fd(), t.dest, t.start, t.len, 0);
             }
         }
-        self.flush(true);
-        self.endpoint.clear_outgoing();
+        flush(&mut self.to_send, &self.counters, bytes);
+    }
+}
+
+/// Sends what `queue` holds (ranges of `buf`) and counts it.
+fn flush(queue: &mut SendQueue, counters: &IoCounters, buf: &[u8]) {
+    if queue.is_empty() {
+        return;
+    }
+    let before = queue.counters();
+    queue.flush(buf);
+    let after = queue.counters();
+    counters
+        .sends
+        .fetch_add(after.syscalls - before.syscalls, Ordering::Relaxed);
+    counters
+        .datagrams_out
+        .fetch_add(after.sent - before.sent, Ordering::Relaxed);
+    counters
+        .send_failed
+        .fetch_add(after.failed - before.failed, Ordering::Relaxed);
+}
+
+/// The endpoint's side of a batch: every datagram is routed first, then handled in order
+/// while the call state of the datagrams a few ahead is prefetched.
+struct EndpointBatch<'a> {
+    endpoint: &'a mut Endpoint,
+    routes: &'a mut Vec<Route>,
+}
+
+impl BatchHandler for EndpointBatch<'_> {
+    fn handle_batch(
+        &mut self,
+        now: Instant,
+        arena: &mut [u8],
+        batch: &[Datagram],
+        out: &mut Outbox<'_>,
+    ) {
+        self.routes.clear();
+        for d in batch {
+            let route = self
+                .endpoint
+                .route(d.socket, d.from, &arena[d.start..d.end]);
+            self.routes.push(route);
+        }
+        for (i, d) in batch.iter().enumerate() {
+            if let Some(&route) = self.routes.get(i + 2 * PREFETCH_AHEAD) {
+                self.endpoint.prefetch(route, true);
+            }
+            if let Some(&route) = self.routes.get(i + PREFETCH_AHEAD) {
+                self.endpoint.prefetch(route, false);
+            }
+            let Some(trailer) = out.next_trailer() else {
+                break;
+            };
+            let outcome = self.endpoint.handle(
+                now,
+                self.routes[i],
+                d.from,
+                &mut arena[d.start..d.end],
+                trailer,
+            );
+            if let Outcome::Send(t) = outcome {
+                out.push(t.socket, t.dest, d.start + t.start, t.len, t.trailer);
+            }
+        }
+    }
+}
+
+struct Driver {
+    io: Io,
+    endpoint: Endpoint,
+    routes: Vec<Route>,
+    rx: mpsc::Receiver<Msg>,
+    /// Ids of the shared sockets: IPv4 media, IPv6 media, local.
+    shared_ids: [Option<SocketId>; 3],
+    counters: Arc<Counters>,
+    events: broadcast::Sender<Event>,
+    files: FileSink,
+}
+
+impl Driver {
+    fn run(mut self) {
+        loop {
+            let timeout = self
+                .endpoint
+                .poll_timeout()
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            let messages = match self.io.wait(timeout) {
+                Ok(woken) => woken,
+                Err(e) => {
+                    tracing::error!("worker poll failed: {e}");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            if messages && !self.take_messages(now) {
+                return;
+            }
+            let mut batch = EndpointBatch {
+                endpoint: &mut self.endpoint,
+                routes: &mut self.routes,
+            };
+            self.io.receive(now, &mut batch);
+            while self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                self.endpoint.handle_timeout(now);
+                if self.endpoint.outgoing().1.is_empty() {
+                    break;
+                }
+                self.send_outgoing();
+            }
+            self.send_outgoing();
+            self.publish();
+        }
     }
 
-    /// Flushes the send queue, from the arena or (`outgoing`) the endpoint's own buffer.
-    fn flush(&mut self, outgoing: bool) {
-        if self.to_send.is_empty() {
+    /// Carries out the control plane's messages; `false` when the worker is to stop.
+    fn take_messages(&mut self, now: Instant) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(Msg::Add(call, reply)) => {
+                    let _ = reply.send(self.add_call(*call, now));
+                }
+                Ok(Msg::Remove(no, reason, reply)) => {
+                    let result = self.endpoint.remove_call(no, reason).map(|(stats, own)| {
+                        for id in own {
+                            self.io.close(id);
+                        }
+                        stats
+                    });
+                    if result.is_ok() {
+                        self.counters.calls.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    // `call.ended` and the recording's last bytes go out before the answer.
+                    self.publish();
+                    let _ = reply.send(result);
+                }
+                Ok(Msg::Run(job)) => {
+                    let reply = job(&mut self.endpoint, now);
+                    self.publish();
+                    reply();
+                }
+                Ok(Msg::Stop) => {
+                    self.publish();
+                    return false;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// Registers a new call's sockets and hands the call to the endpoint; on refusal the
+    /// sockets are closed again.
+    fn add_call(&mut self, call: NewCall, now: Instant) -> Result<(), EndpointError> {
+        let mut ids = Vec::with_capacity(call.sockets.len());
+        for socket in call.sockets {
+            match self.io.register(socket, false) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    tracing::error!("registering a call's socket: {e}");
+                }
+            }
+        }
+        let shared = self.shared_ids;
+        let missing = SocketId(u32::MAX);
+        let spec = call.spec.map_sockets(|r| match r {
+            SocketRef::New(i) => ids.get(i).copied().unwrap_or(missing),
+            SocketRef::SharedMedia(v6) => shared[usize::from(v6)].unwrap_or(missing),
+            SocketRef::SharedLocal => shared[2].unwrap_or(missing),
+        });
+        let result = self.endpoint.add_call(spec, now, SystemTime::now());
+        if result.is_err() {
+            for id in ids {
+                self.io.close(id);
+            }
+        }
+        result
+    }
+
+    /// Sends what the endpoint made itself.
+    fn send_outgoing(&mut self) {
+        let (bytes, transmits) = self.endpoint.outgoing();
+        if transmits.is_empty() {
             return;
         }
-        let before = self.to_send.counters();
-        if outgoing {
-            self.to_send.flush(self.endpoint.outgoing().0);
-        } else {
-            self.to_send.flush(&self.arena);
-        }
-        let after = self.to_send.counters();
-        let c = &self.counters;
-        c.sends
-            .fetch_add(after.syscalls - before.syscalls, Ordering::Relaxed);
-        c.datagrams_out
-            .fetch_add(after.sent - before.sent, Ordering::Relaxed);
-        c.send_failed
-            .fetch_add(after.failed - before.failed, Ordering::Relaxed);
+        self.io.send(bytes, transmits);
+        self.endpoint.clear_outgoing();
     }
 
     /// Events to the control plane, recordings' bytes to the file writer, counters.

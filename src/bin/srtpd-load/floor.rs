@@ -1,0 +1,225 @@
+//! The floor: a minimal relay of the same socket layout as the daemon under test, in this
+//! process. Its workers run srtpd's worker I/O (`daemon::driver::Io`: epoll, recvmmsg into one
+//! arena, sendmmsg with GSO) and srtpd's SRTP (`SrtpContext`, in place, tags detached), and
+//! nothing else: a datagram's call is found by an index (its socket, or on a shared port its
+//! SSRC), there are no timers, no statistics, no checks. Its CPU time per packet is what the
+//! kernel and SRTP alone cost.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use srtpd::call::SocketId;
+use srtpd::daemon::driver::{BatchHandler, Datagram, Io, Outbox};
+use srtpd::net::{MediaSocketOptions, bind_udp};
+use srtpd::rtp::{RtpPacket, Ssrc};
+use srtpd::srtp::SrtpContext;
+
+use crate::traffic::{Calls, FROM_PEER, IN_BASE, OUT_BASE, TO_PEER, Traffic, context};
+
+/// Socket buffers of the floor's sockets: the daemon's defaults.
+const BUFFERS: usize = 1 << 20;
+
+/// What a socket is to a floor worker.
+#[derive(Clone, Copy)]
+enum Role {
+    /// Call i's media socket.
+    Media(usize),
+    /// Call i's local port (its producer sends there, its sink is fed from there).
+    Local(usize),
+    /// The shared media port: the call is the SSRC's index.
+    Shared,
+}
+
+struct Call {
+    media: SocketId,
+    local: SocketId,
+    peer: SocketAddr,
+    tx: SrtpContext,
+    rx: SrtpContext,
+}
+
+struct Relay {
+    roles: Vec<Option<Role>>,
+    /// The calls, by index (`None` for another worker's).
+    calls: Vec<Option<Call>>,
+    sink: SocketAddr,
+}
+
+impl Relay {
+    fn set_role(&mut self, id: SocketId, role: Role) {
+        let k = id.0 as usize;
+        if self.roles.len() <= k {
+            self.roles.resize(k + 1, None);
+        }
+        self.roles[k] = Some(role);
+    }
+}
+
+impl BatchHandler for Relay {
+    fn handle_batch(
+        &mut self,
+        _now: Instant,
+        arena: &mut [u8],
+        batch: &[Datagram],
+        out: &mut Outbox<'_>,
+    ) {
+        for d in batch {
+            let packet = &mut arena[d.start..d.end];
+            let role = self.roles.get(d.socket.0 as usize).copied().flatten();
+            let (i, from_peer) = match role {
+                Some(Role::Media(i)) => (i, true),
+                Some(Role::Local(i)) => (i, false),
+                Some(Role::Shared) => match RtpPacket::new_checked(&*packet) {
+                    Ok(p) => ((p.ssrc().0.wrapping_sub(IN_BASE)) as usize, true),
+                    Err(_) => continue,
+                },
+                None => continue,
+            };
+            let Some(Some(call)) = self.calls.get_mut(i) else {
+                continue;
+            };
+            if from_peer {
+                if let Ok(n) = call.rx.unprotect(packet) {
+                    out.push(call.local, self.sink, d.start, n, 0);
+                }
+            } else {
+                let Ok(mut view) = RtpPacket::new_checked(&mut *packet) else {
+                    continue;
+                };
+                view.set_ssrc(Ssrc(OUT_BASE + i as u32));
+                let tag = call.tx.overhead();
+                let Some(trailer) = out.next_trailer() else {
+                    continue;
+                };
+                if call
+                    .tx
+                    .protect_detached(packet, &mut trailer[..tag])
+                    .is_ok()
+                {
+                    out.push(call.media, call.peer, d.start, d.end - d.start, tag);
+                }
+            }
+        }
+    }
+}
+
+/// A running floor.
+pub struct Floor {
+    /// Where each call's media and producer go.
+    pub calls: Calls,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    tids: Arc<Mutex<Vec<i32>>>,
+}
+
+fn bind(addr: SocketAddr) -> Result<UdpSocket, String> {
+    let options = MediaSocketOptions {
+        dscp: 0,
+        recv_buffer: BUFFERS,
+        send_buffer: BUFFERS,
+    };
+    bind_udp(addr, options).map_err(|e| format!("floor: bind {addr}: {e}"))
+}
+
+impl Floor {
+    /// Starts `workers` workers relaying `traffic`'s calls: each call with a media socket of its
+    /// own, or (`shared`) on its worker's one media port; each with a local port of its own.
+    pub fn start(traffic: &Traffic, shared: bool, workers: usize) -> Result<Floor, String> {
+        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let n = traffic.calls();
+        let stop = Arc::new(AtomicBool::new(false));
+        let tids = Arc::new(Mutex::new(Vec::new()));
+        let mut calls = Calls::default();
+        let mut relays = Vec::new();
+        for w in 0..workers.max(1) {
+            let mut io = Io::new(true).map_err(|e| e.to_string())?;
+            let mut relay = Relay {
+                roles: Vec::new(),
+                calls: (0..n).map(|_| None).collect(),
+                sink: traffic.sink_addr(),
+            };
+            let shared_port = if shared {
+                let socket = bind(loopback)?;
+                let addr = socket.local_addr().map_err(|e| e.to_string())?;
+                let id = io.register(socket, true).map_err(|e| e.to_string())?;
+                relay.set_role(id, Role::Shared);
+                Some((id, addr))
+            } else {
+                None
+            };
+            relays.push((io, relay, shared_port, w));
+        }
+        for i in 0..n {
+            let (io, relay, shared_port, _) = &mut relays[i % workers.max(1)];
+            let (media, media_addr) = match shared_port {
+                Some((id, addr)) => (*id, *addr),
+                None => {
+                    let socket = bind(loopback)?;
+                    let addr = socket.local_addr().map_err(|e| e.to_string())?;
+                    (io.register(socket, false).map_err(|e| e.to_string())?, addr)
+                }
+            };
+            let local_socket = bind(loopback)?;
+            let local_addr = local_socket.local_addr().map_err(|e| e.to_string())?;
+            let local = io
+                .register(local_socket, false)
+                .map_err(|e| e.to_string())?;
+            if shared_port.is_none() {
+                relay.set_role(media, Role::Media(i));
+            }
+            relay.set_role(local, Role::Local(i));
+            relay.calls[i] = Some(Call {
+                media,
+                local,
+                peer: traffic.peer_addr(i),
+                tx: context(i, TO_PEER),
+                rx: context(i, FROM_PEER),
+            });
+            calls.media.push(media_addr);
+            calls.sources.push(local_addr);
+        }
+        let mut threads = Vec::new();
+        for (mut io, mut relay, _, w) in relays {
+            let (stop, tids) = (stop.clone(), tids.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("floor-{w}"))
+                .spawn(move || {
+                    // SAFETY: gettid has no preconditions.
+                    tids.lock().expect("tids").push(unsafe { libc::gettid() });
+                    while !stop.load(Ordering::Relaxed) {
+                        if io.wait(Some(Duration::from_millis(100))).is_err() {
+                            return;
+                        }
+                        io.receive(Instant::now(), &mut relay);
+                    }
+                })
+                .map_err(|e| e.to_string())?;
+            threads.push(thread);
+        }
+        Ok(Floor {
+            calls,
+            stop,
+            threads,
+            tids,
+        })
+    }
+
+    /// CPU time of the floor's threads so far.
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        let tids = self.tids.lock().expect("tids").clone();
+        tids.iter()
+            .map(|tid| crate::cpu_seconds(&format!("/proc/self/task/{tid}/stat")))
+            .sum()
+    }
+
+    /// Stops the workers.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}

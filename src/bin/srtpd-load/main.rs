@@ -1,0 +1,206 @@
+//! srtpd-load: puts N calls on a running srtpd through its control socket and plays the other
+//! end of every call for S seconds: plain RTP into each call's source at 50 packets/s, SRTP
+//! into each call's media address at 50 packets/s, counting what comes back. With `--floor`
+//! it then puts the same load, in the same minute, on a floor: an in-process minimal relay
+//! with the same sockets and system calls (srtpd's worker I/O) and the same SRTP (srtpd's
+//! `SrtpContext`), and no endpoint, so that the daemon's cost is also a ratio to the cost of
+//! the kernel and SRTP alone.
+//!
+//! The peer side has two topologies (`--peers`): `per-call`, a distinct peer address per call
+//! (SIP phones, trunks; each call's peer is a 127.1.x.y address of its own, sent from with
+//! IP_PKTINFO so one socket serves them all), and `shared`, one peer address for every call
+//! (a relay). Each call has its own SDES keys; the tool tells calls apart by SSRC. It sends
+//! each 20 ms tick in batches (sendmmsg; UDP GSO where a run goes to one address) and receives
+//! with recvmmsg (UDP GRO), so that on a machine it shares with the daemon it spends little
+//! of the CPU it measures.
+//!
+//! Prints one JSON line: packets each way, loss, CPU time per packet (the daemon's from
+//! /proc/PID/stat, the floor's from its threads'), the daemon's RSS per call, and the spread
+//! of inter-packet times at the receiver.
+
+mod floor;
+mod traffic;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use base64::Engine;
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+use srtpd::control::client::ControlClient;
+
+use traffic::{Calls, Peers, Report, Traffic};
+
+/// Load a running srtpd with N calls and measure it (and, with --floor, a minimal relay).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// The daemon's control socket.
+    #[arg(long, env = "SRTPD_SOCKET")]
+    socket: PathBuf,
+    /// Number of calls.
+    #[arg(long, default_value_t = 100)]
+    calls: u32,
+    /// Seconds of traffic.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// The peers' topology: a peer address per call, or one for all.
+    #[arg(long, value_enum, default_value_t = PeersArg::PerCall)]
+    peers: PeersArg,
+    /// Then run the same load on the floor relay of the daemon's layout and worker count.
+    #[arg(long)]
+    floor: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PeersArg {
+    /// A distinct peer address per call.
+    PerCall,
+    /// One peer address for every call.
+    Shared,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("srtpd-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let n = cli.calls as usize;
+    let peers = match cli.peers {
+        PeersArg::PerCall => Peers::PerCall,
+        PeersArg::Shared => Peers::Shared,
+    };
+    let mut control = ControlClient::connect(&cli.socket)?;
+    let status = control.call("daemon.status", json!({}))?;
+    let pid = status["pid"].as_u64().ok_or("daemon.status has no pid")?;
+    let layout = status["layout"]
+        .as_str()
+        .ok_or("daemon.status has no layout")?
+        .to_owned();
+    let workers = status["workers"].as_array().map_or(1, Vec::len);
+    let traffic = Traffic::new(n, peers)?;
+
+    let rss_before = rss_kib(pid)?;
+    let calls = start_calls(&mut control, &traffic)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_per_call = rss_kib(pid)?.saturating_sub(rss_before) as f64 / n.max(1) as f64;
+    let cpu = || cpu_seconds(&format!("/proc/{pid}/stat"));
+    let daemon = traffic.run(&calls, cli.seconds, &cpu)?;
+    for i in 0..n {
+        let _ = control.call("call.terminate", json!({"call_id": format!("load-{i}")}));
+    }
+    let mut out = json!({
+        "calls": n, "seconds": cli.seconds, "layout": layout, "workers": workers,
+        "peers": match peers { Peers::PerCall => "per-call", Peers::Shared => "shared" },
+        "daemon": report_json(&daemon),
+    });
+    out["daemon"]["rss_per_call_kib"] = json!((rss_per_call * 10.0).round() / 10.0);
+    if cli.floor {
+        let relay = floor::Floor::start(&traffic, layout == "shared", workers)?;
+        let cpu = || relay.cpu_seconds();
+        let floor = traffic.run(&relay.calls, cli.seconds, &cpu)?;
+        relay.stop();
+        out["floor"] = report_json(&floor);
+        let per_packet = |r: &Report| r.cpu_s / r.through().max(1) as f64;
+        out["ratio"] = json!((per_packet(&daemon) / per_packet(&floor) * 1000.0).round() / 1000.0);
+    }
+    println!("{out}");
+    Ok(())
+}
+
+/// Starts every call on the daemon; returns where each call's media and producer go.
+fn start_calls(control: &mut ControlClient, traffic: &Traffic) -> Result<Calls, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let n = traffic.calls();
+    let mut calls = Calls::default();
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let peer = traffic.peer_addr(i);
+        let r = control.call(
+            "call.start",
+            json!({
+                "call_id": format!("load-{i}"), "mute_mode": "drop",
+                "candidates": [{"ip": peer.ip(), "port": peer.port()}],
+                "keying": {"scheme": "sdes", "profile": traffic::PROFILE.name(),
+                           "tx": b64.encode(traffic::call_key(i, traffic::TO_PEER)),
+                           "rx": b64.encode(traffic::call_key(i, traffic::FROM_PEER))},
+                "audio": {"payload_type": 111, "clock_rate": 48000, "ssrc": traffic::OUT_BASE + i as u32,
+                          "source": {"kind": "rtp"},
+                          "sink": {"kind": "rtp", "forward": traffic.sink_addr()}},
+            }),
+        )?;
+        calls.media.push(reachable(&r["local"])?);
+        calls.sources.push(reachable(&r["audio"]["source"])?);
+        if i % 100 == 99 {
+            eprint!("\rsetting up calls: {}/{n}", i + 1);
+        }
+    }
+    eprintln!(
+        "\r{n} calls set up in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(calls)
+}
+
+/// An address from a result, with an unspecified IP (a socket bound to any) made loopback.
+fn reachable(v: &Value) -> Result<SocketAddr, String> {
+    let mut addr: SocketAddr = v
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an address: {v}"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv6() {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        });
+    }
+    Ok(addr)
+}
+
+fn report_json(r: &Report) -> Value {
+    json!({
+        // When the load side cannot keep up, sending takes longer than `seconds` and the
+        // achieved rate per call falls below 50 packets/s each way.
+        "send_wall_s": (r.send_wall_s * 100.0).round() / 100.0,
+        "achieved_pps_per_call": (r.achieved_pps_per_call * 10.0).round() / 10.0,
+        "to_peer": {"sent_to_source": r.sent_rtp, "received_srtp": r.got_srtp, "lost": r.sent_rtp.saturating_sub(r.got_srtp)},
+        "from_peer": {"sent_srtp": r.sent_srtp, "received_at_sink": r.got_rtp, "lost": r.sent_srtp.saturating_sub(r.got_rtp)},
+        "loss_ratio": r.loss_ratio(),
+        "undecryptable": r.undecryptable,
+        "cpu_s": (r.cpu_s * 100.0).round() / 100.0,
+        "cpu_ns_per_packet": (r.cpu_s * 1e9 / r.through().max(1) as f64).round(),
+        "interpacket_ms": {"p50": r.percentile(0.5), "p99": r.percentile(0.99), "max": r.max_interpacket()},
+    })
+}
+
+/// utime + stime from a `/proc/.../stat` file, in seconds.
+pub fn cpu_seconds(stat_path: &str) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(stat_path).map_err(|e| format!("{stat_path}: {e}"))?;
+    let after_name = &stat[stat.rfind(')').ok_or("malformed /proc stat")? + 2..];
+    let f: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the name.
+    let ticks: u64 = f[11].parse::<u64>().map_err(|e| e.to_string())?
+        + f[12].parse::<u64>().map_err(|e| e.to_string())?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks as f64 / hz)
+}
+
+fn rss_kib(pid: u64) -> Result<u64, String> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| "no VmRSS".into())
+}
