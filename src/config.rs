@@ -70,12 +70,27 @@ pub struct MediaConfig {
     pub shared_port: u16,
     /// Worker threads, each running its share of the calls; 0 for one per core.
     pub workers: usize,
+    /// How workers ask the kernel for I/O.
+    pub io: IoMode,
     /// Replaced by `layout` and `shared_port`; refused with a message naming them.
     #[serde(default)]
     pub single_port: Option<toml::Value>,
     /// Replaced by `workers`; refused with a message naming it.
     #[serde(default)]
     pub single_port_workers: Option<toml::Value>,
+}
+
+/// How workers ask the kernel for I/O.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum IoMode {
+    /// Readiness: epoll over the sockets, `recvmmsg` per readable socket, `sendmmsg` per
+    /// socket with datagrams to send.
+    #[serde(rename = "epoll")]
+    Epoll,
+    /// Completions: io_uring, a multishot receive per socket into provided buffers, and all
+    /// of a batch's sends in one submission.
+    #[serde(rename = "io_uring")]
+    IoUring,
 }
 
 /// How calls get their media sockets.
@@ -104,6 +119,7 @@ impl Default for MediaConfig {
             layout: Layout::PerCall,
             shared_port: 30000,
             workers: 0,
+            io: IoMode::Epoll,
             single_port: None,
             single_port_workers: None,
         }

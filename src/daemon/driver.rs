@@ -34,7 +34,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::files::FileSink;
 use crate::call::{
     CallNo, CallSpec, CallStats, Endpoint, EndpointError, Event, MAX_DATAGRAM, Outcome, Route,
-    SharedSocket, SocketId,
+    SharedSocket, SocketId, Transmit,
 };
 use crate::net::{GRO_SLOT, RecvBatch, SendQueue, enable_gro, supports_gso};
 
@@ -139,7 +139,7 @@ pub struct WorkerStats {
 /// The control plane's handle on a worker thread.
 pub struct Worker {
     tx: mpsc::Sender<Msg>,
-    waker: Arc<Waker>,
+    waker: Arc<WakeHandle>,
     counters: Arc<Counters>,
     io: Arc<IoCounters>,
     media: Vec<SocketAddr>,
@@ -154,11 +154,34 @@ impl Worker {
     pub fn spawn(
         index: usize,
         shared: SharedSockets,
+        io_mode: crate::config::IoMode,
         events: broadcast::Sender<Event>,
         files: FileSink,
     ) -> io::Result<Worker> {
         let gso = supports_gso(&shared.local);
-        let mut io = Io::new(gso)?;
+        match io_mode {
+            crate::config::IoMode::Epoll => {
+                Self::spawn_on(Io::new(gso)?, index, shared, gso, events, files)
+            }
+            crate::config::IoMode::IoUring => Self::spawn_on(
+                super::uring::Uring::new()?,
+                index,
+                shared,
+                gso,
+                events,
+                files,
+            ),
+        }
+    }
+
+    fn spawn_on<B: Backend>(
+        mut io: B,
+        index: usize,
+        shared: SharedSockets,
+        gso: bool,
+        events: broadcast::Sender<Event>,
+        files: FileSink,
+    ) -> io::Result<Worker> {
         let waker = Arc::new(io.waker()?);
         let (tx, rx) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
@@ -331,32 +354,21 @@ pub struct Datagram {
 }
 
 /// Where a batch's handler puts what is to be sent.
-pub struct Outbox<'a> {
-    queue: &'a mut SendQueue,
-    sockets: &'a [Option<Sock>],
-}
-
-impl Outbox<'_> {
-    /// The trailer the next [`Self::push`] may carry (a detached SRTP tag is written there).
-    pub fn next_trailer(&mut self) -> Option<&mut [u8]> {
-        self.queue.next_trailer().map(|t| &mut t[..])
-    }
+pub trait Outbox {
+    /// The trailer the next [`Self::push`] may carry (a detached SRTP tag is written there);
+    /// `None` when no more can be sent in this batch.
+    fn next_trailer(&mut self) -> Option<&mut [u8]>;
 
     /// Sends `len` bytes at `start` of the arena, then `trailer` bytes of the trailer, from
     /// `socket` to `dest`. A closed socket's datagram is dropped.
-    pub fn push(
+    fn push(
         &mut self,
         socket: SocketId,
         dest: SocketAddr,
         start: usize,
         len: usize,
         trailer: usize,
-    ) {
-        if let Some(Some(sock)) = self.sockets.get(socket.0 as usize) {
-            self.queue
-                .push(sock.socket.as_raw_fd(), dest, start, len, trailer);
-        }
-    }
+    );
 }
 
 /// What handles a batch of received datagrams: the endpoint in srtpd, a bare relay in the
@@ -369,8 +381,81 @@ pub trait BatchHandler {
         now: Instant,
         arena: &mut [u8],
         batch: &[Datagram],
-        out: &mut Outbox<'_>,
+        out: &mut impl Outbox,
     );
+}
+
+/// A worker's I/O, whichever way the kernel is asked: readiness ([`Io`]: epoll, `recvmmsg`,
+/// `sendmmsg`) or completions ([`super::uring::Uring`]: io_uring).
+pub trait Backend: Send + 'static {
+    /// Takes a socket in; `shared` sockets may receive many calls' datagrams.
+    fn register(&mut self, socket: UdpSocket, shared: bool) -> io::Result<SocketId>;
+    /// Closes a socket.
+    fn close(&mut self, id: SocketId);
+    /// Waits until there is something to receive, the waker is woken, or `timeout` passes.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Receives what arrived; `handler` takes it batch by batch, and what it sends goes out.
+    fn receive(&mut self, now: Instant, handler: &mut impl BatchHandler);
+    /// Sends `transmits`, ranges of `bytes` (packets made elsewhere than in a receive buffer;
+    /// `bytes` may be reused once this returns).
+    fn send(&mut self, bytes: &[u8], transmits: &[Transmit]);
+    /// The counters, to read from another thread.
+    fn counters(&self) -> Arc<IoCounters>;
+    /// What interrupts [`Self::wait`] from another thread.
+    fn waker(&self) -> io::Result<WakeHandle>;
+}
+
+/// Interrupts a worker's wait.
+pub enum WakeHandle {
+    /// An epoll worker's.
+    Mio(Waker),
+    /// An io_uring worker's eventfd.
+    EventFd(std::os::fd::OwnedFd),
+}
+
+impl WakeHandle {
+    /// Wakes the worker.
+    pub fn wake(&self) -> io::Result<()> {
+        match self {
+            WakeHandle::Mio(w) => w.wake(),
+            WakeHandle::EventFd(fd) => {
+                let one = 1u64;
+                // SAFETY: writes 8 bytes from a live u64 to an eventfd.
+                let n = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+                if n == 8 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            }
+        }
+    }
+}
+
+/// The epoll side's outbox: a send queue and the sockets' descriptors.
+struct QueueOutbox<'a> {
+    queue: &'a mut SendQueue,
+    sockets: &'a [Option<Sock>],
+}
+
+impl Outbox for QueueOutbox<'_> {
+    fn next_trailer(&mut self) -> Option<&mut [u8]> {
+        self.queue.next_trailer().map(|t| &mut t[..])
+    }
+
+    fn push(
+        &mut self,
+        socket: SocketId,
+        dest: SocketAddr,
+        start: usize,
+        len: usize,
+        trailer: usize,
+    ) {
+        if let Some(Some(sock)) = self.sockets.get(socket.0 as usize) {
+            self.queue
+                .push(sock.socket.as_raw_fd(), dest, start, len, trailer);
+        }
+    }
 }
 
 /// Counters of a worker's system calls.
@@ -422,18 +507,35 @@ impl Io {
         })
     }
 
-    /// The counters, to read from another thread.
-    pub fn counters(&self) -> Arc<IoCounters> {
+    /// Hands the batch to `handler` and sends what it made of it.
+    fn handle(&mut self, now: Instant, handler: &mut impl BatchHandler) {
+        if self.batch.is_empty() {
+            return;
+        }
+        self.counters
+            .datagrams_in
+            .fetch_add(self.batch.len() as u64, Ordering::Relaxed);
+        let mut out = QueueOutbox {
+            queue: &mut self.to_send,
+            sockets: &self.sockets,
+        };
+        handler.handle_batch(now, &mut self.arena, &self.batch, &mut out);
+        self.batch.clear();
+        flush(&mut self.to_send, &self.counters, &self.arena);
+    }
+}
+
+impl Backend for Io {
+    fn counters(&self) -> Arc<IoCounters> {
         self.counters.clone()
     }
 
-    /// A waker that ends [`Self::wait`] with `true`.
-    pub fn waker(&self) -> io::Result<Waker> {
-        Waker::new(self.poll.registry(), WAKER)
+    fn waker(&self) -> io::Result<WakeHandle> {
+        Waker::new(self.poll.registry(), WAKER).map(WakeHandle::Mio)
     }
 
-    /// Takes a socket in; `shared` sockets get UDP GRO and large receive slots.
-    pub fn register(&mut self, socket: UdpSocket, shared: bool) -> io::Result<SocketId> {
+    /// Shared sockets get UDP GRO and large receive slots.
+    fn register(&mut self, socket: UdpSocket, shared: bool) -> io::Result<SocketId> {
         socket.set_nonblocking(true)?;
         if shared {
             enable_gro(&socket);
@@ -459,8 +561,7 @@ impl Io {
         Ok(SocketId(index as u32))
     }
 
-    /// Closes a socket.
-    pub fn close(&mut self, id: SocketId) {
+    fn close(&mut self, id: SocketId) {
         let index = id.0 as usize;
         if let Some(Some(sock)) = self.sockets.get_mut(index).map(Option::take) {
             let fd = sock.socket.as_raw_fd();
@@ -469,9 +570,8 @@ impl Io {
         }
     }
 
-    /// Waits until a socket is readable, the waker is woken or `timeout` passes (not at all
-    /// while sockets may hold more than was read); returns whether the waker was woken.
-    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+    /// Not at all while sockets may hold more than was read.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let timeout = if self.readable.is_empty() {
             timeout
         } else {
@@ -482,10 +582,9 @@ impl Io {
                 return Err(e);
             }
         }
-        let mut woken = false;
         for event in self.events.iter() {
             match event.token() {
-                WAKER => woken = true,
+                WAKER => {}
                 Token(index) => {
                     if let Some(Some(sock)) = self.sockets.get_mut(index) {
                         if !sock.queued {
@@ -496,12 +595,12 @@ impl Io {
                 }
             }
         }
-        Ok(woken)
+        Ok(())
     }
 
-    /// Reads every readable socket into the arena; `handler` takes each arena-full batch, and
-    /// what it sends goes out before the arena is reused.
-    pub fn receive(&mut self, now: Instant, handler: &mut impl BatchHandler) {
+    /// Reads every readable socket into the arena, one `recvmmsg` each; `handler` takes each
+    /// arena-full batch, and what it sends goes out before the arena is reused.
+    fn receive(&mut self, now: Instant, handler: &mut impl BatchHandler) {
         let mut list = std::mem::take(&mut self.readable);
         let mut used = 0;
         for &id in &list {
@@ -553,25 +652,7 @@ impl Io {
         self.readable = std::mem::replace(&mut self.still_readable, list);
     }
 
-    /// Hands the batch to `handler` and sends what it made of it.
-    fn handle(&mut self, now: Instant, handler: &mut impl BatchHandler) {
-        if self.batch.is_empty() {
-            return;
-        }
-        self.counters
-            .datagrams_in
-            .fetch_add(self.batch.len() as u64, Ordering::Relaxed);
-        let mut out = Outbox {
-            queue: &mut self.to_send,
-            sockets: &self.sockets,
-        };
-        handler.handle_batch(now, &mut self.arena, &self.batch, &mut out);
-        self.batch.clear();
-        flush(&mut self.to_send, &self.counters, &self.arena);
-    }
-
-    /// Sends `transmits`, ranges of `bytes` (packets made elsewhere than in the arena).
-    pub fn send(&mut self, bytes: &[u8], transmits: &[crate::call::Transmit]) {
+    fn send(&mut self, bytes: &[u8], transmits: &[Transmit]) {
         for t in transmits {
             if let Some(Some(sock)) = self.sockets.get(t.socket.0 as usize) {
                 self.to_send
@@ -614,7 +695,7 @@ impl BatchHandler for EndpointBatch<'_> {
         now: Instant,
         arena: &mut [u8],
         batch: &[Datagram],
-        out: &mut Outbox<'_>,
+        out: &mut impl Outbox,
     ) {
         self.routes.clear();
         for d in batch {
@@ -647,8 +728,8 @@ impl BatchHandler for EndpointBatch<'_> {
     }
 }
 
-struct Driver {
-    io: Io,
+struct Driver<B> {
+    io: B,
     endpoint: Endpoint,
     routes: Vec<Route>,
     rx: mpsc::Receiver<Msg>,
@@ -659,22 +740,19 @@ struct Driver {
     files: FileSink,
 }
 
-impl Driver {
+impl<B: Backend> Driver<B> {
     fn run(mut self) {
         loop {
             let timeout = self
                 .endpoint
                 .poll_timeout()
                 .map(|t| t.saturating_duration_since(Instant::now()));
-            let messages = match self.io.wait(timeout) {
-                Ok(woken) => woken,
-                Err(e) => {
-                    tracing::error!("worker poll failed: {e}");
-                    return;
-                }
-            };
+            if let Err(e) = self.io.wait(timeout) {
+                tracing::error!("worker poll failed: {e}");
+                return;
+            }
             let now = Instant::now();
-            if messages && !self.take_messages(now) {
+            if !self.take_messages(now) {
                 return;
             }
             let mut batch = EndpointBatch {

@@ -11,6 +11,7 @@ pub mod placement;
 mod registry;
 pub mod setup;
 mod stanza;
+mod uring;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -98,7 +99,10 @@ impl Daemon {
             .sink()
             .ok_or_else(|| std::io::Error::other("the file writer stopped"))?;
         let workers = (0..config.media.worker_count())
-            .map(|i| Worker::spawn(i, shared_sockets(&config, i)?, events.clone(), sink.clone()))
+            .map(|i| {
+                let shared = shared_sockets(&config, i)?;
+                Worker::spawn(i, shared, config.media.io, events.clone(), sink.clone())
+            })
             .collect::<std::io::Result<Vec<_>>>()?;
         tracing::info!(
             workers = workers.len(),

@@ -340,9 +340,20 @@ pub fn free_ports_v4_v6(n: u16) -> u16 {
     }
 }
 
-/// A UDP socket on loopback with a receive timeout.
+/// A UDP socket on loopback with a receive timeout, and room for the bursts a test sends
+/// faster than real time (a worker forwards a whole batch at once; the default buffer holds
+/// about 256 small datagrams).
 pub fn udp(ip: &str) -> UdpSocket {
-    let s = UdpSocket::bind((ip, 0)).unwrap();
+    let addr: SocketAddr = SocketAddr::new(ip.parse().unwrap(), 0);
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        None,
+    )
+    .unwrap();
+    s.set_recv_buffer_size(4 << 20).unwrap();
+    s.bind(&addr.into()).unwrap();
+    let s: UdpSocket = s.into();
     s.set_read_timeout(Some(Duration::from_millis(1500)))
         .unwrap();
     s

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use srtpd::call::SocketId;
-use srtpd::daemon::driver::{BatchHandler, Datagram, Io, Outbox};
+use srtpd::daemon::driver::{Backend, BatchHandler, Datagram, Io, Outbox};
 use srtpd::net::{MediaSocketOptions, bind_udp};
 use srtpd::rtp::{RtpPacket, Ssrc};
 use srtpd::srtp::SrtpContext;
@@ -64,7 +64,7 @@ impl BatchHandler for Relay {
         _now: Instant,
         arena: &mut [u8],
         batch: &[Datagram],
-        out: &mut Outbox<'_>,
+        out: &mut impl Outbox,
     ) {
         for d in batch {
             let packet = &mut arena[d.start..d.end];

@@ -52,6 +52,10 @@ struct Cli {
     /// Then run the same load on the floor relay of the daemon's layout and worker count.
     #[arg(long)]
     floor: bool,
+    /// Steps of each 20 ms period the calls' packets are spread over (as independent phones
+    /// send at their own phases); 1 sends every call's packets at once, in one burst.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=20))]
+    phases: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -93,20 +97,24 @@ fn run(cli: Cli) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(500));
     let rss_per_call = rss_kib(pid)?.saturating_sub(rss_before) as f64 / n.max(1) as f64;
     let cpu = || cpu_seconds(&format!("/proc/{pid}/stat"));
-    let daemon = traffic.run(&calls, cli.seconds, &cpu)?;
+    let own_before = cpu_seconds("/proc/self/stat")?;
+    let daemon = traffic.run(&calls, cli.seconds, cli.phases as usize, &cpu)?;
     for i in 0..n {
         let _ = control.call("call.terminate", json!({"call_id": format!("load-{i}")}));
     }
     let mut out = json!({
-        "calls": n, "seconds": cli.seconds, "layout": layout, "workers": workers,
+        "calls": n, "seconds": cli.seconds, "layout": layout, "workers": workers, "phases": cli.phases,
         "peers": match peers { Peers::PerCall => "per-call", Peers::Shared => "shared" },
         "daemon": report_json(&daemon),
     });
     out["daemon"]["rss_per_call_kib"] = json!((rss_per_call * 10.0).round() / 10.0);
+    // What generating the load cost, to judge whether the machine had room for both.
+    out["daemon"]["load_tool_cpu_s"] =
+        json!(((cpu_seconds("/proc/self/stat")? - own_before) * 100.0).round() / 100.0);
     if cli.floor {
         let relay = floor::Floor::start(&traffic, layout == "shared", workers)?;
         let cpu = || relay.cpu_seconds();
-        let floor = traffic.run(&relay.calls, cli.seconds, &cpu)?;
+        let floor = traffic.run(&relay.calls, cli.seconds, cli.phases as usize, &cpu)?;
         relay.stop();
         out["floor"] = report_json(&floor);
         let per_packet = |r: &Report| r.cpu_s / r.through().max(1) as f64;

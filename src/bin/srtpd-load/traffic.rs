@@ -26,6 +26,8 @@ pub const FROM_PEER: u8 = 0x22;
 const BUCKETS: usize = 10_000;
 /// Datagrams per `sendmmsg` of the per-call peers.
 const PKTINFO_BATCH: usize = 256;
+/// Threads that send the load.
+const SENDERS: usize = 2;
 
 /// Key‖salt of call `i` in one direction.
 pub fn call_key(i: usize, seed: u8) -> [u8; 30] {
@@ -174,12 +176,14 @@ impl Traffic {
         self.sink.local_addr().expect("bound")
     }
 
-    /// Plays every call's producer and peer for `seconds`, against `calls`; `cpu` reads the
-    /// CPU time of what is measured.
+    /// Plays every call's producer and peer for `seconds`, against `calls`, the calls spread
+    /// over `phases` steps of each 20 ms period (1: every call's packets at once); `cpu` reads
+    /// the CPU time of what is measured.
     pub fn run(
         &self,
         calls: &Calls,
         seconds: u64,
+        phases: usize,
         cpu: &dyn Fn() -> Result<f64, String>,
     ) -> Result<Report, String> {
         let n = self.n;
@@ -241,87 +245,23 @@ impl Traffic {
         };
 
         // Every 20 ms, one plain RTP packet into each call's source and one SRTP packet into
-        // each call's media address, paced by absolute deadlines.
-        let mut tx: Vec<SrtpContext> = (0..n).map(|i| context(i, FROM_PEER)).collect();
+        // each call's media address, paced by absolute deadlines; the calls shared among a few
+        // sending threads, so that sending (which pays for loopback delivery) keeps pace.
         let cpu_before = cpu()?;
         let start = Instant::now();
-        let ticks = seconds * 50;
-        let (mut sent_rtp, mut sent_srtp) = (0u64, 0u64);
-        let srtp_len = RTP_LEN + tx.first().map_or(0, SrtpContext::overhead);
-        let mut rtp_buf = vec![0u8; n * RTP_LEN];
-        let mut srtp_buf = vec![0u8; n * srtp_len];
-        let gso = supports_gso(&self.producer);
-        let mut to_sources = SendQueue::new(n, gso);
-        let mut to_media = SendQueue::new(n, gso);
-        let mut pktinfo = PktinfoSender::new(PKTINFO_BATCH);
-        // Calls of one relay address side by side, so that each address's packets go out as
-        // GSO runs (shared peers).
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by_key(|&i| calls.media[i]);
-        for tick in 0..ticks {
-            let (seq, ts) = (tick as u16, (tick * 960) as u32);
-            for &i in &order {
-                let packet = &mut rtp_buf[i * RTP_LEN..(i + 1) * RTP_LEN];
-                packet[..12].copy_from_slice(&[0x80, 111, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-                packet[2..4].copy_from_slice(&seq.to_be_bytes());
-                packet[4..8].copy_from_slice(&ts.to_be_bytes());
-                packet[8..12].copy_from_slice(&(IN_BASE + i as u32).to_be_bytes());
-                packet[12..].fill(0x5a);
-                to_sources.push(
-                    self.producer.as_raw_fd(),
-                    calls.sources[i],
-                    i * RTP_LEN,
-                    RTP_LEN,
-                    0,
-                );
-                let wire = &mut srtp_buf[i * srtp_len..(i + 1) * srtp_len];
-                wire[..RTP_LEN].copy_from_slice(packet);
-                if tx[i].protect(wire, RTP_LEN).is_ok() && self.peers == Peers::Shared {
-                    to_media.push(
-                        self.peer.as_raw_fd(),
-                        calls.media[i],
-                        i * srtp_len,
-                        srtp_len,
-                        0,
-                    );
-                }
-            }
-            let (rtp_before, srtp_before) = (to_sources.counters().sent, to_media.counters().sent);
-            to_sources.flush(&rtp_buf);
-            sent_rtp += to_sources.counters().sent - rtp_before;
-            match self.peers {
-                Peers::Shared => {
-                    to_media.flush(&srtp_buf);
-                    sent_srtp += to_media.counters().sent - srtp_before;
-                }
-                Peers::PerCall => {
-                    for &i in &order {
-                        let SocketAddr::V4(from) = self.peer_addr(i) else {
-                            unreachable!("IPv4 peers")
-                        };
-                        let (at, len) = (i * srtp_len, srtp_len);
-                        if !pktinfo.push(*from.ip(), calls.media[i], at, len) {
-                            sent_srtp += pktinfo.flush(&self.peer, &srtp_buf);
-                            pktinfo.push(*from.ip(), calls.media[i], at, len);
-                        }
-                    }
-                    sent_srtp += pktinfo.flush(&self.peer, &srtp_buf);
-                }
-            }
-            if tick % 50 == 49 {
-                eprint!(
-                    "\r{:>4}/{} s  sent {} rtp + {} srtp  received {} srtp + {} rtp   ",
-                    (tick + 1) / 50,
-                    seconds,
-                    sent_rtp,
-                    sent_srtp,
-                    got_srtp.load(Ordering::Relaxed),
-                    got_rtp.load(Ordering::Relaxed)
-                );
-            }
-            let due = start + Duration::from_millis(20 * (tick + 1));
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        }
+        let (sent_rtp, sent_srtp) = std::thread::scope(|scope| {
+            let senders: Vec<_> = (0..SENDERS)
+                .map(|t| {
+                    let mine: Vec<usize> = (t..n).step_by(SENDERS).collect();
+                    let progress = (t == 0).then_some((&*got_srtp, &*got_rtp));
+                    scope.spawn(move || self.send(calls, &mine, seconds, phases, start, progress))
+                })
+                .collect();
+            senders
+                .into_iter()
+                .map(|h| h.join().expect("a sender thread"))
+                .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+        });
         let send_wall = start.elapsed().as_secs_f64();
         std::thread::sleep(Duration::from_millis(500));
         let cpu_s = cpu()? - cpu_before;
@@ -340,6 +280,107 @@ impl Traffic {
             cpu_s,
             hist,
         })
+    }
+}
+
+impl Traffic {
+    /// Plays the producers and peers of calls `mine` (see [`Traffic::run`]); returns the
+    /// packets sent each way. With `progress`, prints what was sent and received each second.
+    fn send(
+        &self,
+        calls: &Calls,
+        mine: &[usize],
+        seconds: u64,
+        phases: usize,
+        start: Instant,
+        progress: Option<(&AtomicU64, &AtomicU64)>,
+    ) -> (u64, u64) {
+        let n = self.n;
+        let mut tx: Vec<Option<SrtpContext>> = (0..n).map(|_| None).collect();
+        for &i in mine {
+            tx[i] = Some(context(i, FROM_PEER));
+        }
+        let ticks = seconds * 50;
+        let (mut sent_rtp, mut sent_srtp) = (0u64, 0u64);
+        let srtp_len = RTP_LEN + context(0, FROM_PEER).overhead();
+        let mut rtp_buf = vec![0u8; n * RTP_LEN];
+        let mut srtp_buf = vec![0u8; n * srtp_len];
+        let gso = supports_gso(&self.producer);
+        let mut to_sources = SendQueue::new(mine.len().max(1), gso);
+        let mut to_media = SendQueue::new(mine.len().max(1), gso);
+        let mut pktinfo = PktinfoSender::new(PKTINFO_BATCH);
+        // Calls spread over `phases` steps of the 20 ms period (as independent phones are),
+        // and within a step, calls of one relay address side by side, so that each address's
+        // packets go out as GSO runs (shared peers).
+        let phases = phases.clamp(1, 20) as u64;
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); phases as usize];
+        for &i in mine {
+            groups[i % phases as usize].push(i);
+        }
+        for g in &mut groups {
+            g.sort_by_key(|&i| calls.media[i]);
+        }
+        for tick in 0..ticks {
+            let (seq, ts) = (tick as u16, (tick * 960) as u32);
+            for (phase, group) in groups.iter().enumerate() {
+                for &i in group {
+                    let packet = &mut rtp_buf[i * RTP_LEN..(i + 1) * RTP_LEN];
+                    packet[..12].copy_from_slice(&[0x80, 111, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+                    packet[2..4].copy_from_slice(&seq.to_be_bytes());
+                    packet[4..8].copy_from_slice(&ts.to_be_bytes());
+                    packet[8..12].copy_from_slice(&(IN_BASE + i as u32).to_be_bytes());
+                    packet[12..].fill(0x5a);
+                    to_sources.push(
+                        self.producer.as_raw_fd(),
+                        calls.sources[i],
+                        i * RTP_LEN,
+                        RTP_LEN,
+                        0,
+                    );
+                    let wire = &mut srtp_buf[i * srtp_len..(i + 1) * srtp_len];
+                    wire[..RTP_LEN].copy_from_slice(packet);
+                    let Some(ctx) = tx[i].as_mut() else { continue };
+                    if ctx.protect(wire, RTP_LEN).is_err() {
+                        continue;
+                    }
+                    let at = i * srtp_len;
+                    match self.peers {
+                        Peers::Shared => {
+                            to_media.push(self.peer.as_raw_fd(), calls.media[i], at, srtp_len, 0);
+                        }
+                        Peers::PerCall => {
+                            let SocketAddr::V4(from) = self.peer_addr(i) else {
+                                unreachable!("IPv4 peers")
+                            };
+                            if !pktinfo.push(*from.ip(), calls.media[i], at, srtp_len) {
+                                sent_srtp += pktinfo.flush(&self.peer, &srtp_buf);
+                                pktinfo.push(*from.ip(), calls.media[i], at, srtp_len);
+                            }
+                        }
+                    }
+                }
+                let (rtp_before, srtp_before) =
+                    (to_sources.counters().sent, to_media.counters().sent);
+                to_sources.flush(&rtp_buf);
+                to_media.flush(&srtp_buf);
+                sent_rtp += to_sources.counters().sent - rtp_before;
+                sent_srtp += to_media.counters().sent - srtp_before;
+                sent_srtp += pktinfo.flush(&self.peer, &srtp_buf);
+                let due = start
+                    + Duration::from_micros(20_000 * tick + 20_000 * (phase as u64 + 1) / phases);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+            if let (Some((got_srtp, got_rtp)), 49) = (progress, tick % 50) {
+                eprint!(
+                    "\r{:>4}/{} s  received {} srtp + {} rtp   ",
+                    (tick + 1) / 50,
+                    seconds,
+                    got_srtp.load(Ordering::Relaxed),
+                    got_rtp.load(Ordering::Relaxed)
+                );
+            }
+        }
+        (sent_rtp, sent_srtp)
     }
 }
 
