@@ -63,6 +63,9 @@ pub struct MediaConfig {
     pub recv_buffer_bytes: usize,
     /// SO_SNDBUF, 0 for the system default.
     pub send_buffer_bytes: usize,
+    /// SO_RCVBUF and SO_SNDBUF of the shared ports (media ports in the shared layout, the
+    /// producer port of sources given by SSRC), which carry many calls' packets.
+    pub shared_buffer_bytes: usize,
     /// How calls get their media sockets.
     pub layout: Layout,
     /// The first shared media port (`layout = "shared"`): worker i uses `shared_port + i` on
@@ -116,6 +119,7 @@ impl Default for MediaConfig {
             dscp_video: 34,
             recv_buffer_bytes: 1 << 20,
             send_buffer_bytes: 1 << 20,
+            shared_buffer_bytes: 4 << 20,
             layout: Layout::PerCall,
             shared_port: 30000,
             workers: 0,

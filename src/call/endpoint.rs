@@ -889,8 +889,7 @@ impl Endpoint {
         let Some(slots) = self.by_addr.get(&from).cloned() else {
             return Outcome::Unclaimed;
         };
-        // Message type 0x0101: Binding success response (RFC 5389 §6).
-        let response = datagram.get(..2) == Some(&[0x01, 0x01][..]);
+        let response = super::stun::is_success_response(datagram);
         let mut taken = false;
         for slot in slots {
             let knows = self.calls[slot]

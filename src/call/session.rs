@@ -616,7 +616,7 @@ impl CallSession {
 
     /// The track a received packet belongs to, by payload type; with one track, that one.
     fn kind_of(&self, buf: &[u8]) -> Option<MediaKind> {
-        let pt = buf.get(1)? & 0x7f;
+        let pt = RtpPacket::new_checked(buf).ok()?.payload_type();
         match (&self.audio, &self.video) {
             (Some(a), _) if a.params.payload_type == pt => Some(MediaKind::Audio),
             (_, Some(v)) if v.params.payload_type == pt => Some(MediaKind::Video),

@@ -63,6 +63,12 @@ pub fn success(txid: TxId, mapped: SocketAddr) -> Vec<u8> {
     ])
 }
 
+/// Whether a datagram is a Binding success response (RFC 5389 §6: message type 0x0101), by its
+/// first two bytes: what several calls checking one address all need to see.
+pub fn is_success_response(datagram: &[u8]) -> bool {
+    datagram.get(..2) == Some(&BINDING_SUCCESS.value().to_be_bytes()[..])
+}
+
 /// Parses a datagram as a Binding message; `None` for anything else or malformed input.
 pub fn parse(datagram: &[u8]) -> Option<Binding> {
     let mut m = Message::new();
@@ -107,6 +113,8 @@ mod tests {
             Some(Binding::Success(id, Some(addr6)))
         );
         assert_eq!(parse(&indication()), Some(Binding::Indication));
+        assert!(is_success_response(&success(id, addr)));
+        assert!(!is_success_response(&request(id)));
         assert_eq!(parse(&[0, 1, 0, 0]), None);
         assert_eq!(
             crate::rtp::classify(&request(id)),

@@ -40,12 +40,15 @@ use crate::net::{GRO_SLOT, RecvBatch, SendQueue, enable_gro, supports_gso};
 
 /// The waker's token; sockets use their [`SocketId`].
 const WAKER: Token = Token(usize::MAX);
-/// Bytes of the receive arena: what one batch can hold.
-const ARENA: usize = 2 << 20;
+/// Bytes of the receive arena: what one batch can hold (a shared port's datagrams take a
+/// GRO slot of 64 KiB each; only the pages they fill are ever touched).
+const ARENA: usize = 8 << 20;
 /// Messages one `recvmmsg` takes from a call's own socket (2 KiB slots).
 const OWN_SLOTS: usize = 8;
 /// Messages one `recvmmsg` takes from a shared socket (64 KiB slots, for GRO).
-const SHARED_SLOTS: usize = 16;
+const SHARED_SLOTS: usize = 32;
+/// `recvmmsg` calls a shared socket gets per wakeup, at most, before the others' turn.
+const SHARED_ROUNDS: usize = 8;
 /// Datagrams one batch can hold: every slot of the arena, each a full GRO message of 64.
 const BATCH_DATAGRAMS: usize = 2048;
 /// How many datagrams ahead of the one at hand a batch's call state is prefetched (and the
@@ -608,43 +611,52 @@ impl Backend for Io {
                 continue;
             };
             sock.queued = false;
-            let (slot, slots) = if sock.shared {
-                (GRO_SLOT, SHARED_SLOTS)
+            // A shared port carries as many calls as a worker's own sockets together: it is
+            // read until it is empty (or for a while), not once per wakeup like those.
+            let (slot, slots, rounds) = if sock.shared {
+                (GRO_SLOT, SHARED_SLOTS, SHARED_ROUNDS)
             } else {
-                (MAX_DATAGRAM, OWN_SLOTS)
+                (MAX_DATAGRAM, OWN_SLOTS, 1)
             };
-            if ARENA - used < slot * slots || self.batch.len() + slots * 64 > BATCH_DATAGRAMS {
-                self.handle(now, handler);
-                used = 0;
-            }
-            let sock = self.sockets[id.0 as usize].as_mut().expect("checked above");
             let fd = sock.socket.as_raw_fd();
-            let region = &mut self.arena[used..used + slot * slots];
-            let batch = &mut self.batch;
-            match self.recv.recv(fd, region, slot, |_, r| {
-                for range in r.datagrams() {
-                    batch.push(Datagram {
-                        socket: id,
-                        from: r.from,
-                        start: used + range.start,
-                        end: used + range.end,
-                    });
+            let mut more = true;
+            for _ in 0..rounds {
+                if ARENA - used < slot * slots || self.batch.len() + slots * 64 > BATCH_DATAGRAMS {
+                    self.handle(now, handler);
+                    used = 0;
                 }
-            }) {
-                Ok(n) => {
-                    self.counters.receives.fetch_add(1, Ordering::Relaxed);
-                    used += slot * n;
-                    if n == slots {
-                        sock.queued = true;
-                        self.still_readable.push(id);
+                let region = &mut self.arena[used..used + slot * slots];
+                let batch = &mut self.batch;
+                match self.recv.recv(fd, region, slot, |_, r| {
+                    for range in r.datagrams() {
+                        batch.push(Datagram {
+                            socket: id,
+                            from: r.from,
+                            start: used + range.start,
+                            end: used + range.end,
+                        });
                     }
+                }) {
+                    Ok(n) => {
+                        self.counters.receives.fetch_add(1, Ordering::Relaxed);
+                        used += slot * n;
+                        if n < slots {
+                            more = false;
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        more = false;
+                        break;
+                    }
+                    // An ICMP error queued on the socket: data may follow it.
+                    Err(_) => break,
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // An ICMP error queued on the socket: data may follow it.
-                Err(_) => {
-                    sock.queued = true;
-                    self.still_readable.push(id);
-                }
+            }
+            if more {
+                let sock = self.sockets[id.0 as usize].as_mut().expect("checked above");
+                sock.queued = true;
+                self.still_readable.push(id);
             }
         }
         self.handle(now, handler);

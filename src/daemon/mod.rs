@@ -440,10 +440,11 @@ impl Daemon {
 /// media ports (IPv6 only where the host has it).
 fn shared_sockets(config: &Config, index: usize) -> std::io::Result<SharedSockets> {
     let m = &config.media;
+    // A shared port carries many calls' packets: its buffers are the shared ones.
     let options = MediaSocketOptions {
         dscp: m.dscp_audio,
-        recv_buffer: m.recv_buffer_bytes,
-        send_buffer: m.send_buffer_bytes,
+        recv_buffer: m.shared_buffer_bytes,
+        send_buffer: m.shared_buffer_bytes,
     };
     let plain = MediaSocketOptions { dscp: 0, ..options };
     let local = bind_udp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), plain)?;

@@ -19,8 +19,10 @@ use srtpd::srtp::SrtpContext;
 
 use crate::traffic::{Calls, FROM_PEER, IN_BASE, OUT_BASE, TO_PEER, Traffic, context};
 
-/// Socket buffers of the floor's sockets: the daemon's defaults.
+/// Socket buffers of the floor's sockets of one call: the daemon's defaults.
 const BUFFERS: usize = 1 << 20;
+/// Socket buffers of a shared port: the daemon's default.
+const SHARED_BUFFERS: usize = 4 << 20;
 
 /// What a socket is to a floor worker.
 #[derive(Clone, Copy)]
@@ -115,11 +117,11 @@ pub struct Floor {
     tids: Arc<Mutex<Vec<i32>>>,
 }
 
-fn bind(addr: SocketAddr) -> Result<UdpSocket, String> {
+fn bind(addr: SocketAddr, buffers: usize) -> Result<UdpSocket, String> {
     let options = MediaSocketOptions {
         dscp: 0,
-        recv_buffer: BUFFERS,
-        send_buffer: BUFFERS,
+        recv_buffer: buffers,
+        send_buffer: buffers,
     };
     bind_udp(addr, options).map_err(|e| format!("floor: bind {addr}: {e}"))
 }
@@ -142,7 +144,7 @@ impl Floor {
                 sink: traffic.sink_addr(),
             };
             let shared_port = if shared {
-                let socket = bind(loopback)?;
+                let socket = bind(loopback, SHARED_BUFFERS)?;
                 let addr = socket.local_addr().map_err(|e| e.to_string())?;
                 let id = io.register(socket, true).map_err(|e| e.to_string())?;
                 relay.set_role(id, Role::Shared);
@@ -157,12 +159,12 @@ impl Floor {
             let (media, media_addr) = match shared_port {
                 Some((id, addr)) => (*id, *addr),
                 None => {
-                    let socket = bind(loopback)?;
+                    let socket = bind(loopback, BUFFERS)?;
                     let addr = socket.local_addr().map_err(|e| e.to_string())?;
                     (io.register(socket, false).map_err(|e| e.to_string())?, addr)
                 }
             };
-            let local_socket = bind(loopback)?;
+            let local_socket = bind(loopback, BUFFERS)?;
             let local_addr = local_socket.local_addr().map_err(|e| e.to_string())?;
             let local = io
                 .register(local_socket, false)
