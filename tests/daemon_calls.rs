@@ -56,7 +56,21 @@ fn payloads(datagrams: &[(Vec<u8>, SocketAddr)]) -> Vec<Vec<u8>> {
 
 /// Two daemons in a call with each other; returns (daemon, client, source, sink socket) per side.
 fn two_party_call(layout: Layout, keying_a: Value, keying_b: Value, ids: (&str, &str)) {
-    let (a, b) = (TestDaemon::start(layout), TestDaemon::start(layout));
+    two_party_call_with(layout, "", keying_a, keying_b, ids);
+}
+
+/// The same between daemons with `config` added.
+fn two_party_call_with(
+    layout: Layout,
+    config: &str,
+    keying_a: Value,
+    keying_b: Value,
+    ids: (&str, &str),
+) {
+    let (a, b) = (
+        TestDaemon::start_with(layout, config),
+        TestDaemon::start_with(layout, config),
+    );
     let (mut ca, mut cb) = (a.client(), b.client());
     let (port_a, port_b) = (a.bind_port(), b.bind_port());
     let (sink_a, sink_b) = (udp("127.0.0.1"), udp("127.0.0.1"));
@@ -157,6 +171,26 @@ fn wa_e2e_call_between_two_daemons_carries_every_packet_both_ways(layout: Layout
         json!({"scheme": "wa-e2e", "call_key": call_key}),
         json!({"scheme": "wa-e2e", "enc_plaintext": B64.encode(&enc)}),
         ("111111111111111:0@lid", "222222222222222@lid"),
+    );
+}
+
+fn io_uring_workers_carry_the_same_call(layout: Layout) {
+    let daemon = TestDaemon::start_with(layout, "io = \"io_uring\"\n");
+    let status = daemon.client().ok("daemon.status", json!({}));
+    let workers = status["workers"].as_array().unwrap();
+    if workers.iter().any(|w| w["io"] != "io_uring") {
+        // This kernel or sandbox has no io_uring; the daemon said so and fell back to epoll.
+        assert!(daemon.log().contains("io_uring unavailable"), "{status}");
+        return;
+    }
+    drop(daemon);
+    let (ka, kb) = (key_b64(3, 30), key_b64(4, 30));
+    two_party_call_with(
+        layout,
+        "io = \"io_uring\"\n",
+        json!({"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": ka, "rx": kb}),
+        json!({"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": kb, "rx": ka}),
+        ("A@s.whatsapp.net", "B.0:7@s.whatsapp.net"),
     );
 }
 }

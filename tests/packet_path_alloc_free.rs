@@ -18,7 +18,7 @@ use base64::Engine;
 use common::peer::Peer;
 use common::rtp_packet;
 use serde_json::json;
-use srtpd::config::{Config, Layout};
+use srtpd::config::{Config, IoMode, Layout};
 use srtpd::daemon::Daemon;
 use webrtc_srtp::protection_profile::ProtectionProfile;
 
@@ -55,18 +55,33 @@ fn the_shared_producer_port_allocates_nothing_per_packet() {
     drive(Layout::Shared, Some(5));
 }
 
+/// The same path through io_uring workers (provided buffers, batched submissions), where the
+/// kernel has it.
+#[test]
+fn io_uring_workers_allocate_nothing_per_packet() {
+    for layout in [Layout::PerCall, Layout::Shared] {
+        drive_with(layout, None, IoMode::IoUring);
+    }
+}
+
 /// One measurement at a time: two at once would share the machine's cores and lose packets.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Drives a call on a daemon in `layout`, its producer sending SSRC `producer_ssrc` to the
 /// shared producer port if given, else to a port of the track's own.
 fn drive(layout: Layout, producer_ssrc: Option<u32>) {
+    drive_with(layout, producer_ssrc, IoMode::Epoll);
+}
+
+/// The same with workers asking the kernel through `io`.
+fn drive_with(layout: Layout, producer_ssrc: Option<u32>, io: IoMode) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (ours, theirs) = ([7u8; 30], [8u8; 30]);
     let mut config = Config::default();
     config.media.layout = layout;
     config.media.shared_port = common::daemon::free_ports_v4_v6(1);
     config.media.workers = 1;
+    config.media.io = io;
     config.media.bind_v4 = "127.0.0.1".parse().unwrap();
     // Timers that allocate (RTCP reports, keepalives, STUN checks) stay out of the window.
     config.calls.rtcp_interval_ms = 600_000;

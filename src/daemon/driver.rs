@@ -117,6 +117,8 @@ struct Counters {
 /// A snapshot of a worker, for `daemon.status`.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkerStats {
+    /// How it asks the kernel for I/O: `epoll` or `io_uring`.
+    pub io: &'static str,
     /// The shared media ports (shared layout).
     pub media: Vec<SocketAddr>,
     /// The shared producer port.
@@ -145,6 +147,7 @@ pub struct Worker {
     waker: Arc<WakeHandle>,
     counters: Arc<Counters>,
     io: Arc<IoCounters>,
+    io_name: &'static str,
     media: Vec<SocketAddr>,
     local: SocketAddr,
     gso: bool,
@@ -162,23 +165,21 @@ impl Worker {
         files: FileSink,
     ) -> io::Result<Worker> {
         let gso = supports_gso(&shared.local);
-        match io_mode {
-            crate::config::IoMode::Epoll => {
-                Self::spawn_on(Io::new(gso)?, index, shared, gso, events, files)
+        if io_mode == crate::config::IoMode::IoUring {
+            match super::uring::Uring::new() {
+                Ok(uring) => {
+                    return Self::spawn_on(uring, "io_uring", index, shared, gso, events, files);
+                }
+                // A kernel before 6.0, or a sandbox that forbids io_uring: epoll still works.
+                Err(e) => tracing::warn!("io_uring unavailable ({e}); worker {index} uses epoll"),
             }
-            crate::config::IoMode::IoUring => Self::spawn_on(
-                super::uring::Uring::new()?,
-                index,
-                shared,
-                gso,
-                events,
-                files,
-            ),
         }
+        Self::spawn_on(Io::new(gso)?, "epoll", index, shared, gso, events, files)
     }
 
     fn spawn_on<B: Backend>(
         mut io: B,
+        io_name: &'static str,
         index: usize,
         shared: SharedSockets,
         gso: bool,
@@ -229,6 +230,7 @@ impl Worker {
             waker,
             counters,
             io: io_counters,
+            io_name,
             media,
             local,
             gso,
@@ -302,6 +304,7 @@ impl Worker {
         let (c, io) = (&self.counters, &self.io);
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         WorkerStats {
+            io: self.io_name,
             media: self.media.clone(),
             local: self.local,
             gso: self.gso,
