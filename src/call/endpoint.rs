@@ -235,6 +235,30 @@ pub struct EndpointCounters {
 
 type Slot = usize;
 
+/// A stream's key in the shared ports' table: its remote address and SSRC as plain integers,
+/// so that the per-datagram lookup hashes and compares a few words (an IPv4 address is kept
+/// IPv4-mapped: a shared port's IPv6 socket never receives those).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct StreamKey {
+    ip: u128,
+    port: u16,
+    ssrc: u32,
+}
+
+impl StreamKey {
+    fn new(from: SocketAddr, ssrc: Ssrc) -> Self {
+        let ip = match from.ip() {
+            std::net::IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+            std::net::IpAddr::V6(a) => u128::from(a),
+        };
+        StreamKey {
+            ip,
+            port: from.port(),
+            ssrc: ssrc.0,
+        }
+    }
+}
+
 /// A track's sources and sinks.
 #[derive(Debug, Default)]
 struct TrackIo {
@@ -363,7 +387,7 @@ pub struct Endpoint {
     by_no: FxHashMap<CallNo, Slot>,
     roles: Vec<Option<Role>>,
     /// (remote address, SSRC) → call, for shared media ports.
-    by_peer: FxHashMap<(SocketAddr, Ssrc), Slot>,
+    by_peer: FxHashMap<StreamKey, Slot>,
     /// Peer SSRC → call, for a known stream arriving from a new address on a shared port.
     by_ssrc: FxHashMap<Ssrc, Slot>,
     /// Remote and candidate addresses → calls on shared media ports (a superset: checks
@@ -515,11 +539,8 @@ impl Endpoint {
                 }
                 None => {}
             }
-            if let Some((socket, _)) = ports.sink {
-                if spec.own_sockets.contains(&socket) {
-                    self.set_role(socket, Some(Role::Local(slot, kind)));
-                }
-            }
+            // A sink's socket of its own (one the producer's port could not serve) takes
+            // nothing in: it has no role, so what arrives there is unclaimed.
         }
         let io = |p: TrackPorts| TrackIo {
             rtp_source: p.rtp_source,
@@ -558,8 +579,9 @@ impl Endpoint {
         let slot = self.by_no.remove(&no).ok_or(EndpointError::NoSuchCall)?;
         let entry = self.calls[slot].take().expect("by_no points at a call");
         for &(from, ssrc) in &entry.streams {
-            if self.by_peer.get(&(from, ssrc)) == Some(&slot) {
-                self.by_peer.remove(&(from, ssrc));
+            let key = StreamKey::new(from, ssrc);
+            if self.by_peer.get(&key) == Some(&slot) {
+                self.by_peer.remove(&key);
             }
             if self.by_ssrc.get(&ssrc) == Some(&slot) {
                 self.by_ssrc.remove(&ssrc);
@@ -728,7 +750,7 @@ impl Endpoint {
             Some(Role::Media(slot)) => RouteKind::Call(slot),
             Some(Role::Local(slot, kind)) => RouteKind::Source(slot, kind),
             Some(Role::Shared(SharedSocket::Media)) => match stream_ssrc(datagram) {
-                Some(ssrc) => match self.by_peer.get(&(from, ssrc)) {
+                Some(ssrc) => match self.by_peer.get(&StreamKey::new(from, ssrc)) {
                     Some(&slot) => RouteKind::Known(slot),
                     None => RouteKind::Claim,
                 },
@@ -943,8 +965,9 @@ impl Endpoint {
         if e.streams.len() == MAX_PEER_STREAMS {
             let (old_from, old_ssrc) = e.streams.remove(0);
             if e.shared_media {
-                if self.by_peer.get(&(old_from, old_ssrc)) == Some(&slot) {
-                    self.by_peer.remove(&(old_from, old_ssrc));
+                let old = StreamKey::new(old_from, old_ssrc);
+                if self.by_peer.get(&old) == Some(&slot) {
+                    self.by_peer.remove(&old);
                 }
                 if !e.streams.iter().any(|s| s.1 == old_ssrc)
                     && self.by_ssrc.get(&old_ssrc) == Some(&slot)
@@ -955,7 +978,7 @@ impl Endpoint {
         }
         e.streams.push((from, ssrc));
         if e.shared_media {
-            self.by_peer.insert((from, ssrc), slot);
+            self.by_peer.insert(StreamKey::new(from, ssrc), slot);
             self.by_ssrc.insert(ssrc, slot);
         }
     }

@@ -564,6 +564,33 @@ impl Backend for Uring {
     }
 }
 
+impl Drop for Uring {
+    /// Cancels every request in flight and waits (briefly) until the kernel let go of them:
+    /// they point into buffers this value owns.
+    fn drop(&mut self) {
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(user_data(CANCEL, 0, 0));
+        // SAFETY: a cancel points at nothing.
+        if unsafe { self.ring.submission().push(&cancel) }.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let tick = Timespec::from(Duration::from_millis(10));
+        while Instant::now() < deadline {
+            let args = SubmitArgs::new().timespec(&tick);
+            let _ = self.ring.submitter().submit_with_args(1, &args);
+            let mut cancelled = false;
+            for c in self.ring.completion() {
+                cancelled |= c.user_data() >> 56 == CANCEL;
+            }
+            if cancelled {
+                return;
+            }
+        }
+    }
+}
+
 /// Writes `addr` as a `sockaddr_in` or `sockaddr_in6`; returns its length.
 fn write_sockaddr(out: &mut libc::sockaddr_in6, addr: SocketAddr) -> libc::socklen_t {
     match addr {

@@ -33,6 +33,8 @@ enum Role {
     Local(usize),
     /// The shared media port: the call is the SSRC's index.
     Shared,
+    /// The shared producer port: the call is the producer SSRC's index.
+    SharedLocal,
 }
 
 struct Call {
@@ -71,12 +73,21 @@ impl BatchHandler for Relay {
         for d in batch {
             let packet = &mut arena[d.start..d.end];
             let role = self.roles.get(d.socket.0 as usize).copied().flatten();
+            let by_ssrc = |packet: &[u8]| {
+                RtpPacket::new_checked(packet)
+                    .ok()
+                    .map(|p| p.ssrc().0.wrapping_sub(IN_BASE) as usize)
+            };
             let (i, from_peer) = match role {
                 Some(Role::Media(i)) => (i, true),
                 Some(Role::Local(i)) => (i, false),
-                Some(Role::Shared) => match RtpPacket::new_checked(&*packet) {
-                    Ok(p) => ((p.ssrc().0.wrapping_sub(IN_BASE)) as usize, true),
-                    Err(_) => continue,
+                Some(Role::Shared) => match by_ssrc(packet) {
+                    Some(i) => (i, true),
+                    None => continue,
+                },
+                Some(Role::SharedLocal) => match by_ssrc(packet) {
+                    Some(i) => (i, false),
+                    None => continue,
                 },
                 None => continue,
             };
@@ -128,8 +139,14 @@ fn bind(addr: SocketAddr, buffers: usize) -> Result<UdpSocket, String> {
 
 impl Floor {
     /// Starts `workers` workers relaying `traffic`'s calls: each call with a media socket of its
-    /// own, or (`shared`) on its worker's one media port; each with a local port of its own.
-    pub fn start(traffic: &Traffic, shared: bool, workers: usize) -> Result<Floor, String> {
+    /// own, or (`shared`) on its worker's one media port; each with a local port of its own,
+    /// or (`shared_sources`) on its worker's one producer port.
+    pub fn start(
+        traffic: &Traffic,
+        shared: bool,
+        shared_sources: bool,
+        workers: usize,
+    ) -> Result<Floor, String> {
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let n = traffic.calls();
         let stop = Arc::new(AtomicBool::new(false));
@@ -152,10 +169,19 @@ impl Floor {
             } else {
                 None
             };
-            relays.push((io, relay, shared_port, w));
+            let shared_local = if shared_sources {
+                let socket = bind(loopback, SHARED_BUFFERS)?;
+                let addr = socket.local_addr().map_err(|e| e.to_string())?;
+                let id = io.register(socket, true).map_err(|e| e.to_string())?;
+                relay.set_role(id, Role::SharedLocal);
+                Some((id, addr))
+            } else {
+                None
+            };
+            relays.push((io, relay, shared_port, shared_local, w));
         }
         for i in 0..n {
-            let (io, relay, shared_port, _) = &mut relays[i % workers.max(1)];
+            let (io, relay, shared_port, shared_local, _) = &mut relays[i % workers.max(1)];
             let (media, media_addr) = match shared_port {
                 Some((id, addr)) => (*id, *addr),
                 None => {
@@ -164,15 +190,19 @@ impl Floor {
                     (io.register(socket, false).map_err(|e| e.to_string())?, addr)
                 }
             };
-            let local_socket = bind(loopback, BUFFERS)?;
-            let local_addr = local_socket.local_addr().map_err(|e| e.to_string())?;
-            let local = io
-                .register(local_socket, false)
-                .map_err(|e| e.to_string())?;
+            let (local, local_addr) = match shared_local {
+                Some((id, addr)) => (*id, *addr),
+                None => {
+                    let socket = bind(loopback, BUFFERS)?;
+                    let addr = socket.local_addr().map_err(|e| e.to_string())?;
+                    let id = io.register(socket, false).map_err(|e| e.to_string())?;
+                    relay.set_role(id, Role::Local(i));
+                    (id, addr)
+                }
+            };
             if shared_port.is_none() {
                 relay.set_role(media, Role::Media(i));
             }
-            relay.set_role(local, Role::Local(i));
             relay.calls[i] = Some(Call {
                 media,
                 local,
@@ -184,7 +214,7 @@ impl Floor {
             calls.sources.push(local_addr);
         }
         let mut threads = Vec::new();
-        for (mut io, mut relay, _, w) in relays {
+        for (mut io, mut relay, _, _, w) in relays {
             let (stop, tids) = (stop.clone(), tids.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("floor-{w}"))

@@ -52,10 +52,22 @@ struct Cli {
     /// Then run the same load on the floor relay of the daemon's layout and worker count.
     #[arg(long)]
     floor: bool,
+    /// Where the producers send: a port of each track's own, or (`shared`) each worker's
+    /// shared producer port, told apart by their SSRC (`source.ssrc`).
+    #[arg(long, value_enum, default_value_t = SourcesArg::Own)]
+    sources: SourcesArg,
     /// Steps of each 20 ms period the calls' packets are spread over (as independent phones
     /// send at their own phases); 1 sends every call's packets at once, in one burst.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=20))]
     phases: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SourcesArg {
+    /// A producer port per track.
+    Own,
+    /// The workers' shared producer ports.
+    Shared,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -90,10 +102,15 @@ fn run(cli: Cli) -> Result<(), String> {
         .ok_or("daemon.status has no layout")?
         .to_owned();
     let workers = status["workers"].as_array().map_or(1, Vec::len);
+    let io = status["workers"][0]["io"]
+        .as_str()
+        .unwrap_or("epoll")
+        .to_owned();
     let traffic = Traffic::new(n, peers)?;
 
     let rss_before = rss_kib(pid)?;
-    let calls = start_calls(&mut control, &traffic)?;
+    let shared_sources = cli.sources == SourcesArg::Shared;
+    let calls = start_calls(&mut control, &traffic, shared_sources)?;
     std::thread::sleep(Duration::from_millis(500));
     let rss_per_call = rss_kib(pid)?.saturating_sub(rss_before) as f64 / n.max(1) as f64;
     let cpu = || cpu_seconds(&format!("/proc/{pid}/stat"));
@@ -103,7 +120,8 @@ fn run(cli: Cli) -> Result<(), String> {
         let _ = control.call("call.terminate", json!({"call_id": format!("load-{i}")}));
     }
     let mut out = json!({
-        "calls": n, "seconds": cli.seconds, "layout": layout, "workers": workers, "phases": cli.phases,
+        "calls": n, "seconds": cli.seconds, "layout": layout, "workers": workers, "io": io,
+        "phases": cli.phases, "sources": if shared_sources { "shared" } else { "own" },
         "peers": match peers { Peers::PerCall => "per-call", Peers::Shared => "shared" },
         "daemon": report_json(&daemon),
     });
@@ -112,7 +130,7 @@ fn run(cli: Cli) -> Result<(), String> {
     out["daemon"]["load_tool_cpu_s"] =
         json!(((cpu_seconds("/proc/self/stat")? - own_before) * 100.0).round() / 100.0);
     if cli.floor {
-        let relay = floor::Floor::start(&traffic, layout == "shared", workers)?;
+        let relay = floor::Floor::start(&traffic, layout == "shared", shared_sources, workers)?;
         let cpu = || relay.cpu_seconds();
         let floor = traffic.run(&relay.calls, cli.seconds, cli.phases as usize, &cpu)?;
         relay.stop();
@@ -125,13 +143,22 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// Starts every call on the daemon; returns where each call's media and producer go.
-fn start_calls(control: &mut ControlClient, traffic: &Traffic) -> Result<Calls, String> {
+fn start_calls(
+    control: &mut ControlClient,
+    traffic: &Traffic,
+    shared_sources: bool,
+) -> Result<Calls, String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let n = traffic.calls();
     let mut calls = Calls::default();
     let started = std::time::Instant::now();
     for i in 0..n {
         let peer = traffic.peer_addr(i);
+        let source = if shared_sources {
+            json!({"kind": "rtp", "ssrc": traffic::IN_BASE + i as u32})
+        } else {
+            json!({"kind": "rtp"})
+        };
         let r = control.call(
             "call.start",
             json!({
@@ -141,7 +168,7 @@ fn start_calls(control: &mut ControlClient, traffic: &Traffic) -> Result<Calls, 
                            "tx": b64.encode(traffic::call_key(i, traffic::TO_PEER)),
                            "rx": b64.encode(traffic::call_key(i, traffic::FROM_PEER))},
                 "audio": {"payload_type": 111, "clock_rate": 48000, "ssrc": traffic::OUT_BASE + i as u32,
-                          "source": {"kind": "rtp"},
+                          "source": source,
                           "sink": {"kind": "rtp", "forward": traffic.sink_addr()}},
             }),
         )?;
