@@ -5,7 +5,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 
 use base64::Engine;
-use common::daemon::TestDaemon;
+use common::daemon::{Layout, TestDaemon};
 use serde_json::Value;
 
 fn ctl(daemon: &TestDaemon, args: &[&str]) -> Output {
@@ -68,9 +68,24 @@ fn drives_every_method(layout: Layout) {
 
     let status = ok(&daemon, &["status"]);
     assert!(
-        status.contains("version: 0.1.0") && status.contains("calls: 0"),
+        status.starts_with("srtpd 0.1.0") && status.contains("calls 0"),
         "{status}"
     );
+    // A line per worker, its counters under the header's columns.
+    let lines: Vec<&str> = status.lines().collect();
+    assert_eq!(lines.len(), 2 + usize::from(common::daemon::WORKERS), "{status}");
+    let header = lines[1];
+    for (name, value) in [("IO", "epoll"), ("UNCLAIMED", "0")] {
+        let column = header.find(name).unwrap();
+        let end = column + name.len();
+        let cell = &lines[2][..end.max(column + value.len())];
+        assert!(cell.trim_end().ends_with(value), "{name} column: {status}");
+    }
+    let layout_name = match layout {
+        Layout::PerCall => "per-call",
+        Layout::Shared => "shared",
+    };
+    assert!(status.contains(&format!("layout {layout_name}")), "{status}");
     assert_eq!(json(&daemon, &["status"])["calls"], 0);
 
     // Follow events in the background while the call runs.

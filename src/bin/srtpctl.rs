@@ -437,6 +437,7 @@ fn render(method: &str, r: &Value) -> String {
             }
             out
         }
+        "daemon.status" => render_status(r),
         _ => match r.as_object() {
             Some(obj) => obj
                 .iter()
@@ -445,6 +446,55 @@ fn render(method: &str, r: &Value) -> String {
             None => format!("{}\n", plain(r)),
         },
     }
+}
+
+/// `daemon.status`: the daemon, then a line per worker.
+fn render_status(r: &Value) -> String {
+    let mut out = format!(
+        "srtpd {}  pid {}  up {} s  calls {}  layout {}\n",
+        plain(&r["version"]),
+        plain(&r["pid"]),
+        plain(&r["uptime_s"]),
+        plain(&r["calls"]),
+        plain(&r["layout"]),
+    );
+    out += &format!(
+        "{:<6} {:<8} {:>6} {:>12} {:>12} {:>10} {:>9} {:<22} {}\n",
+        "WORKER",
+        "IO",
+        "CALLS",
+        "IN",
+        "OUT",
+        "UNCLAIMED",
+        "SEND FAIL",
+        "PRODUCER PORT",
+        "MEDIA PORTS"
+    );
+    for (i, w) in r["workers"].as_array().into_iter().flatten().enumerate() {
+        let media: Vec<String> = w["media"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(plain)
+            .collect();
+        out += &format!(
+            "{:<6} {:<8} {:>6} {:>12} {:>12} {:>10} {:>9} {:<22} {}\n",
+            i,
+            plain(&w["io"]),
+            plain(&w["calls"]),
+            plain(&w["datagrams_in"]),
+            plain(&w["datagrams_out"]),
+            plain(&w["unclaimed"]),
+            plain(&w["send_failed"]),
+            plain(&w["local"]),
+            if media.is_empty() {
+                "-".to_owned()
+            } else {
+                media.join(" ")
+            },
+        );
+    }
+    out
 }
 
 fn plain(v: &Value) -> String {
