@@ -11,6 +11,8 @@
 //! `per-call`: the call on a media socket of its own; `shared`: on the worker's shared media
 //! port (GRO receives, demultiplexing by address and SSRC). Either way the producer sends to a
 //! port of the track's own, and the worker sends each batch with sendmmsg and UDP GSO.
+//! `kernel/loopback_send_recv` is the kernel's own cost of one datagram sent and received
+//! between two loopback sockets, for scale.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -172,6 +174,21 @@ fn packet_path(c: &mut Criterion) {
             });
         });
     }
+    // What the kernel alone charges for a datagram here: one `sendto` and one `recv` of the
+    // same size between two loopback sockets, a datagram at a time (no batching, no SRTP).
+    let (from, to) = (
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
+    let dest = to.local_addr().unwrap();
+    let datagram = rtp(1, 0, 1);
+    let mut buf = [0u8; 2048];
+    group.bench_function("kernel/loopback_send_recv", |b| {
+        b.iter(|| {
+            from.send_to(&datagram, dest).unwrap();
+            to.recv(&mut buf).unwrap()
+        });
+    });
     group.finish();
 }
 

@@ -1,13 +1,14 @@
-//! The floor: a minimal relay of the same socket layout as the daemon under test, in this
-//! process. Its workers run srtpd's worker I/O (`daemon::driver::Io`: epoll, recvmmsg into one
+//! The floor: a minimal relay of the same socket layout as the daemon under test, run as a
+//! process of its own (`srtpd-load --serve-floor`, started by the load tool) so that it is
+//! scheduled and measured as the daemon is. Its workers run srtpd's worker I/O (`daemon::driver::Io`: epoll, recvmmsg into one
 //! arena, sendmmsg with GSO) and srtpd's SRTP (`SrtpContext`, in place, tags detached), and
 //! nothing else: a datagram's call is found by an index (its socket, or on a shared port its
 //! SSRC), there are no timers, no statistics, no checks. Its CPU time per packet is what the
 //! kernel and SRTP alone cost.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use srtpd::net::{MediaSocketOptions, bind_udp};
 use srtpd::rtp::{RtpPacket, Ssrc};
 use srtpd::srtp::SrtpContext;
 
-use crate::traffic::{Calls, FROM_PEER, IN_BASE, OUT_BASE, TO_PEER, Traffic, context};
+use crate::traffic::{Calls, FROM_PEER, IN_BASE, OUT_BASE, Peers, TO_PEER, context, peer_addr};
 
 /// Socket buffers of the floor's sockets of one call: the daemon's defaults.
 const BUFFERS: usize = 1 << 20;
@@ -125,7 +126,25 @@ pub struct Floor {
     pub calls: Calls,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-    tids: Arc<Mutex<Vec<i32>>>,
+}
+
+/// What a floor relays: as many calls as the load has, to its peers and sink, in a layout.
+#[derive(Clone, Copy, Debug)]
+pub struct FloorSpec {
+    /// Calls.
+    pub calls: usize,
+    /// The peers' topology.
+    pub peers: Peers,
+    /// The load's peer port.
+    pub peer_port: u16,
+    /// Where every call's sink goes.
+    pub sink: SocketAddr,
+    /// Calls on one media port per worker (else a media socket each).
+    pub shared: bool,
+    /// Producers on one port per worker (else a port each).
+    pub shared_sources: bool,
+    /// Worker threads.
+    pub workers: usize,
 }
 
 fn bind(addr: SocketAddr, buffers: usize) -> Result<UdpSocket, String> {
@@ -138,19 +157,19 @@ fn bind(addr: SocketAddr, buffers: usize) -> Result<UdpSocket, String> {
 }
 
 impl Floor {
-    /// Starts `workers` workers relaying `traffic`'s calls: each call with a media socket of its
-    /// own, or (`shared`) on its worker's one media port; each with a local port of its own,
-    /// or (`shared_sources`) on its worker's one producer port.
-    pub fn start(
-        traffic: &Traffic,
-        shared: bool,
-        shared_sources: bool,
-        workers: usize,
-    ) -> Result<Floor, String> {
+    /// Starts the workers relaying `spec`'s calls: each call with a media socket of its own,
+    /// or on its worker's one media port; each with a local port of its own, or on its
+    /// worker's one producer port.
+    pub fn start(spec: &FloorSpec) -> Result<Floor, String> {
+        let FloorSpec {
+            calls: n,
+            shared,
+            shared_sources,
+            workers,
+            ..
+        } = *spec;
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let n = traffic.calls();
         let stop = Arc::new(AtomicBool::new(false));
-        let tids = Arc::new(Mutex::new(Vec::new()));
         let mut calls = Calls::default();
         let mut relays = Vec::new();
         for w in 0..workers.max(1) {
@@ -158,7 +177,7 @@ impl Floor {
             let mut relay = Relay {
                 roles: Vec::new(),
                 calls: (0..n).map(|_| None).collect(),
-                sink: traffic.sink_addr(),
+                sink: spec.sink,
             };
             let shared_port = if shared {
                 let socket = bind(loopback, SHARED_BUFFERS)?;
@@ -206,7 +225,7 @@ impl Floor {
             relay.calls[i] = Some(Call {
                 media,
                 local,
-                peer: traffic.peer_addr(i),
+                peer: peer_addr(spec.peers, spec.peer_port, i),
                 tx: context(i, TO_PEER),
                 rx: context(i, FROM_PEER),
             });
@@ -215,12 +234,10 @@ impl Floor {
         }
         let mut threads = Vec::new();
         for (mut io, mut relay, _, _, w) in relays {
-            let (stop, tids) = (stop.clone(), tids.clone());
+            let stop = stop.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("floor-{w}"))
                 .spawn(move || {
-                    // SAFETY: gettid has no preconditions.
-                    tids.lock().expect("tids").push(unsafe { libc::gettid() });
                     while !stop.load(Ordering::Relaxed) {
                         if io.wait(Some(Duration::from_millis(100))).is_err() {
                             return;
@@ -235,16 +252,7 @@ impl Floor {
             calls,
             stop,
             threads,
-            tids,
         })
-    }
-
-    /// CPU time of the floor's threads so far.
-    pub fn cpu_seconds(&self) -> Result<f64, String> {
-        let tids = self.tids.lock().expect("tids").clone();
-        tids.iter()
-            .map(|tid| crate::cpu_seconds(&format!("/proc/self/task/{tid}/stat")))
-            .sum()
     }
 
     /// Stops the workers.

@@ -1,10 +1,10 @@
 //! srtpd-load: puts N calls on a running srtpd through its control socket and plays the other
 //! end of every call for S seconds: plain RTP into each call's source at 50 packets/s, SRTP
 //! into each call's media address at 50 packets/s, counting what comes back. With `--floor`
-//! it then puts the same load, in the same minute, on a floor: an in-process minimal relay
+//! it then puts the same load, in the same minute, on a floor: a minimal relay
 //! with the same sockets and system calls (srtpd's worker I/O) and the same SRTP (srtpd's
-//! `SrtpContext`), and no endpoint, so that the daemon's cost is also a ratio to the cost of
-//! the kernel and SRTP alone.
+//! `SrtpContext`), and no endpoint, in a process of its own as the daemon is, so that the
+//! daemon's cost is also a ratio to the cost of the kernel and SRTP alone.
 //!
 //! The peer side has two topologies (`--peers`): `per-call`, a distinct peer address per call
 //! (SIP phones, trunks; each call's peer is a 127.1.x.y address of its own, sent from with
@@ -15,8 +15,8 @@
 //! of the CPU it measures.
 //!
 //! Prints one JSON line: packets each way, loss, CPU time per packet (the daemon's from
-//! /proc/PID/stat, the floor's from its threads'), the daemon's RSS per call, and the spread
-//! of inter-packet times at the receiver.
+//! /proc/PID/stat, the floor's likewise), the daemon's RSS per call, the spread of inter-packet
+//! times at the receiver, and the time packets spent crossing the relay.
 
 mod floor;
 mod traffic;
@@ -38,8 +38,8 @@ use traffic::{Calls, Peers, Report, Traffic};
 #[command(version, about)]
 struct Cli {
     /// The daemon's control socket.
-    #[arg(long, env = "SRTPD_SOCKET")]
-    socket: PathBuf,
+    #[arg(long, env = "SRTPD_SOCKET", required_unless_present = "serve_floor")]
+    socket: Option<PathBuf>,
     /// Number of calls.
     #[arg(long, default_value_t = 100)]
     calls: u32,
@@ -60,6 +60,10 @@ struct Cli {
     /// send at their own phases); 1 sends every call's packets at once, in one burst.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=20))]
     phases: u64,
+    /// (Internal) run the floor relay for a load tool: a JSON `FloorSpec`; prints the calls'
+    /// addresses, relays until standard input closes.
+    #[arg(long, hide = true)]
+    serve_floor: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -89,12 +93,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    if let Some(spec) = &cli.serve_floor {
+        return serve_floor(spec);
+    }
     let n = cli.calls as usize;
     let peers = match cli.peers {
         PeersArg::PerCall => Peers::PerCall,
         PeersArg::Shared => Peers::Shared,
     };
-    let mut control = ControlClient::connect(&cli.socket)?;
+    let socket = cli.socket.as_deref().ok_or("--socket is required")?;
+    let mut control = ControlClient::connect(socket)?;
     let status = control.call("daemon.status", json!({}))?;
     let pid = status["pid"].as_u64().ok_or("daemon.status has no pid")?;
     let layout = status["layout"]
@@ -130,15 +138,103 @@ fn run(cli: Cli) -> Result<(), String> {
     out["daemon"]["load_tool_cpu_s"] =
         json!(((cpu_seconds("/proc/self/stat")? - own_before) * 100.0).round() / 100.0);
     if cli.floor {
-        let relay = floor::Floor::start(&traffic, layout == "shared", shared_sources, workers)?;
-        let cpu = || relay.cpu_seconds();
-        let floor = traffic.run(&relay.calls, cli.seconds, cli.phases as usize, &cpu)?;
-        relay.stop();
+        let spec = floor::FloorSpec {
+            calls: n,
+            peers,
+            peer_port: traffic.peer_port(),
+            sink: traffic.sink_addr(),
+            shared: layout == "shared",
+            shared_sources,
+            workers,
+        };
+        let (mut relay, calls) = start_floor(&spec)?;
+        let pid = relay.id();
+        let cpu = || cpu_seconds(&format!("/proc/{pid}/stat"));
+        let floor = traffic.run(&calls, cli.seconds, cli.phases as usize, &cpu);
+        drop(relay.stdin.take());
+        let _ = relay.wait();
+        let floor = floor?;
         out["floor"] = report_json(&floor);
         let per_packet = |r: &Report| r.cpu_s / r.through().max(1) as f64;
         out["ratio"] = json!((per_packet(&daemon) / per_packet(&floor) * 1000.0).round() / 1000.0);
     }
     println!("{out}");
+    Ok(())
+}
+
+/// Starts the floor relay as a process of its own (so that it is scheduled and measured as the
+/// daemon is); returns it and where each call's media and producer go.
+fn start_floor(spec: &floor::FloorSpec) -> Result<(std::process::Child, Calls), String> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(exe)
+        .arg("--serve-floor")
+        .arg(serde_json::to_string(&floor_spec_json(spec)).map_err(|e| e.to_string())?)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting the floor: {e}"))?;
+    let stdout = child.stdout.take().ok_or("the floor's output")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let v: Value =
+        serde_json::from_str(&line).map_err(|e| format!("the floor said {line:?}: {e}"))?;
+    let addrs = |k: &str| -> Result<Vec<SocketAddr>, String> {
+        v[k].as_array()
+            .ok_or_else(|| format!("the floor said {line:?}"))?
+            .iter()
+            .map(reachable)
+            .collect()
+    };
+    let calls = Calls {
+        media: addrs("media")?,
+        sources: addrs("sources")?,
+    };
+    Ok((child, calls))
+}
+
+fn floor_spec_json(spec: &floor::FloorSpec) -> Value {
+    json!({
+        "calls": spec.calls,
+        "peers": match spec.peers { Peers::PerCall => "per-call", Peers::Shared => "shared" },
+        "peer_port": spec.peer_port, "sink": spec.sink, "shared": spec.shared,
+        "shared_sources": spec.shared_sources, "workers": spec.workers,
+    })
+}
+
+/// The floor's side: relays until standard input closes.
+fn serve_floor(spec: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let v: Value = serde_json::from_str(spec).map_err(|e| e.to_string())?;
+    let spec = floor::FloorSpec {
+        calls: v["calls"].as_u64().ok_or("calls")? as usize,
+        peers: if v["peers"] == "shared" {
+            Peers::Shared
+        } else {
+            Peers::PerCall
+        },
+        peer_port: v["peer_port"].as_u64().ok_or("peer_port")? as u16,
+        sink: v["sink"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or("sink")?,
+        shared: v["shared"].as_bool().ok_or("shared")?,
+        shared_sources: v["shared_sources"].as_bool().ok_or("shared_sources")?,
+        workers: v["workers"].as_u64().ok_or("workers")? as usize,
+    };
+    let relay = floor::Floor::start(&spec)?;
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "{}",
+        json!({"media": relay.calls.media, "sources": relay.calls.sources})
+    )
+    .and_then(|()| out.flush())
+    .map_err(|e| e.to_string())?;
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    relay.stop();
     Ok(())
 }
 
@@ -213,8 +309,17 @@ fn report_json(r: &Report) -> Value {
         "undecryptable": r.undecryptable,
         "cpu_s": (r.cpu_s * 100.0).round() / 100.0,
         "cpu_ns_per_packet": (r.cpu_s * 1e9 / r.through().max(1) as f64).round(),
-        "interpacket_ms": {"p50": r.percentile(0.5), "p99": r.percentile(0.99), "max": r.max_interpacket()},
+        "interpacket_ms": ms(r.interpacket()),
+        // How long the relay (and the receivers' polling) held packets: the spread of the
+        // inter-packet times beyond it is the load side's own.
+        "transit_to_peer_ms": ms(&r.transit_to_peer),
+        "transit_to_sink_ms": ms(&r.transit_to_sink),
     })
+}
+
+/// A histogram's median, 99th percentile and maximum, ms.
+fn ms(hist: &[u64]) -> Value {
+    json!({"p50": traffic::percentile(hist, 0.5), "p99": traffic::percentile(hist, 0.99), "max": traffic::max(hist)})
 }
 
 /// utime + stime from a `/proc/.../stat` file, in seconds.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use srtpd::net::{GRO_SLOT, RecvBatch, SendQueue, enable_gro, supports_gso};
-use srtpd::rtp::{PacketKind, RtpHeader, SeqNo, Ssrc, classify, stream_ssrc};
+use srtpd::rtp::{PacketKind, RtpHeader, RtpPacket, SeqNo, Ssrc, classify, stream_ssrc};
 use srtpd::srtp::{MasterKey, SrtpContext, SrtpOptions, SrtpProfile};
 
 /// Every call's SRTP profile.
@@ -73,6 +73,10 @@ pub struct Report {
     pub undecryptable: u64,
     pub cpu_s: f64,
     hist: Vec<u64>,
+    /// Time from the producer's send to the peer's receipt, through the relay.
+    pub transit_to_peer: Vec<u64>,
+    /// Time from the peer's send to the sink's receipt, through the relay.
+    pub transit_to_sink: Vec<u64>,
 }
 
 impl Report {
@@ -86,27 +90,47 @@ impl Report {
         1.0 - self.through() as f64 / (self.sent_rtp + self.sent_srtp).max(1) as f64
     }
 
-    /// The inter-packet time (ms) at the receiver below which a share `p` of them lie.
-    pub fn percentile(&self, p: f64) -> f64 {
-        let total: u64 = self.hist.iter().sum();
-        let mut seen = 0;
-        for (i, n) in self.hist.iter().enumerate() {
-            seen += n;
-            if total > 0 && seen as f64 >= p * total as f64 {
-                return i as f64 / 10.0;
-            }
-        }
-        0.0
-    }
-
-    /// The longest inter-packet time (ms).
-    pub fn max_interpacket(&self) -> f64 {
-        self.hist
-            .iter()
-            .rposition(|&c| c > 0)
-            .map_or(0.0, |i| i as f64 / 10.0)
+    /// The inter-packet times (ms) at the receiver of the relay's SRTP.
+    pub fn interpacket(&self) -> &[u64] {
+        &self.hist
     }
 }
+
+/// The value (ms) of a 0.1 ms histogram below which a share `p` of its counts lie.
+pub fn percentile(hist: &[u64], p: f64) -> f64 {
+    let total: u64 = hist.iter().sum();
+    let mut seen = 0;
+    for (i, n) in hist.iter().enumerate() {
+        seen += n;
+        if total > 0 && seen as f64 >= p * total as f64 {
+            return i as f64 / 10.0;
+        }
+    }
+    0.0
+}
+
+/// The largest value (ms) a 0.1 ms histogram counted.
+pub fn max(hist: &[u64]) -> f64 {
+    hist.iter()
+        .rposition(|&c| c > 0)
+        .map_or(0.0, |i| i as f64 / 10.0)
+}
+
+/// Counts `d` into a 0.1 ms histogram (up to 1 s).
+fn count(hist: &mut [u64], d: Duration) {
+    let bucket = (d.as_secs_f64() * 10_000.0) as usize;
+    hist[bucket.min(BUCKETS - 1)] += 1;
+}
+
+/// When a plain RTP packet of the load was sent: the nanoseconds after `start` its payload
+/// begins with.
+fn sent_at(rtp: &[u8], start: Instant) -> Option<Instant> {
+    let packet = RtpPacket::new_checked(rtp).ok()?;
+    let ns = u64::from_be_bytes(packet.payload().get(..8)?.try_into().ok()?);
+    Some(start + Duration::from_nanos(ns))
+}
+
+impl Report {}
 
 /// The load side's sockets.
 pub struct Traffic {
@@ -163,13 +187,12 @@ impl Traffic {
 
     /// Call `i`'s peer address.
     pub fn peer_addr(&self, i: usize) -> SocketAddr {
-        let port = self.peer.local_addr().expect("bound").port();
-        match self.peers {
-            Peers::PerCall => {
-                SocketAddr::from((Ipv4Addr::new(127, 1, (i >> 8) as u8, i as u8), port))
-            }
-            Peers::Shared => SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        }
+        peer_addr(self.peers, self.peer_port(), i)
+    }
+
+    /// The port every peer address has.
+    pub fn peer_port(&self) -> u16 {
+        self.peer.local_addr().expect("bound").port()
     }
 
     /// Where every call's sink goes.
@@ -197,7 +220,10 @@ impl Traffic {
         // Let what is still in flight from an earlier run drain first.
         drain(&self.peer);
         drain(&self.sink);
-        // SRTP from the relay: decrypt, count, and time the gaps per call.
+        // Every packet carries the time it was sent (ns since `start`, in its first payload
+        // bytes), so that the receivers can tell the relay's delay from the senders'.
+        let start = Instant::now();
+        // SRTP from the relay: decrypt, count, and time the gaps per call and the transit.
         let srtp_rx = {
             let (peer, stop, got, bad) = (
                 self.peer.clone(),
@@ -209,6 +235,7 @@ impl Traffic {
                 let mut rx: Vec<SrtpContext> = (0..n).map(|i| context(i, TO_PEER)).collect();
                 let mut last = vec![None::<Instant>; n];
                 let mut hist = vec![0u64; BUCKETS];
+                let mut transit = vec![0u64; BUCKETS];
                 receive_until(&peer, &stop, |buf| {
                     if classify(buf) != PacketKind::Rtp {
                         return; // STUN or RTCP
@@ -223,27 +250,34 @@ impl Traffic {
                     else {
                         return;
                     };
-                    if rx[i].unprotect(buf).is_err() {
+                    let Ok(len) = rx[i].unprotect(buf) else {
                         bad.fetch_add(1, Ordering::Relaxed);
                         return;
-                    }
+                    };
                     let now = Instant::now();
                     if let Some(prev) = last[i] {
-                        let bucket = ((now - prev).as_secs_f64() * 10_000.0) as usize;
-                        hist[bucket.min(BUCKETS - 1)] += 1;
+                        count(&mut hist, now - prev);
                     }
                     last[i] = Some(now);
+                    if let Some(sent) = sent_at(&buf[..len], start) {
+                        count(&mut transit, now.saturating_duration_since(sent));
+                    }
                     got.fetch_add(1, Ordering::Relaxed);
                 });
-                hist
+                (hist, transit)
             })
         };
         let rtp_rx = {
             let (sink, stop, got) = (self.sink.clone(), stop.clone(), got_rtp.clone());
             std::thread::spawn(move || {
-                receive_until(&sink, &stop, |_| {
+                let mut transit = vec![0u64; BUCKETS];
+                receive_until(&sink, &stop, |buf| {
+                    if let Some(sent) = sent_at(buf, start) {
+                        count(&mut transit, Instant::now().saturating_duration_since(sent));
+                    }
                     got.fetch_add(1, Ordering::Relaxed);
                 });
+                transit
             })
         };
 
@@ -251,7 +285,6 @@ impl Traffic {
         // each call's media address, paced by absolute deadlines; the calls shared among a few
         // sending threads, so that sending (which pays for loopback delivery) keeps pace.
         let cpu_before = cpu()?;
-        let start = Instant::now();
         let (sent_rtp, sent_srtp) = std::thread::scope(|scope| {
             let senders: Vec<_> = (0..SENDERS)
                 .map(|t| {
@@ -269,8 +302,8 @@ impl Traffic {
         std::thread::sleep(Duration::from_millis(500));
         let cpu_s = cpu()? - cpu_before;
         stop.store(true, Ordering::Relaxed);
-        let hist = srtp_rx.join().map_err(|_| "receiver panicked")?;
-        rtp_rx.join().map_err(|_| "receiver panicked")?;
+        let (hist, transit_to_peer) = srtp_rx.join().map_err(|_| "receiver panicked")?;
+        let transit_to_sink = rtp_rx.join().map_err(|_| "receiver panicked")?;
         eprintln!();
         Ok(Report {
             send_wall_s: send_wall,
@@ -282,6 +315,8 @@ impl Traffic {
             undecryptable: bad.load(Ordering::Relaxed),
             cpu_s,
             hist,
+            transit_to_peer,
+            transit_to_sink,
         })
     }
 }
@@ -326,6 +361,8 @@ impl Traffic {
         for tick in 0..ticks {
             let (seq, ts) = (tick as u16, (tick * 960) as u32);
             for (phase, group) in groups.iter().enumerate() {
+                let mut payload = [0x5a; PAYLOAD];
+                payload[..8].copy_from_slice(&(start.elapsed().as_nanos() as u64).to_be_bytes());
                 for &i in group {
                     let packet = &mut rtp_buf[i * RTP_LEN..(i + 1) * RTP_LEN];
                     let header = RtpHeader {
@@ -335,7 +372,7 @@ impl Traffic {
                         timestamp: ts,
                         ssrc: Ssrc(IN_BASE + i as u32),
                     };
-                    header.emit(packet, &[0x5a; PAYLOAD]);
+                    header.emit(packet, &payload);
                     to_sources.push(
                         self.producer.as_raw_fd(),
                         calls.sources[i],
@@ -387,6 +424,15 @@ impl Traffic {
             }
         }
         (sent_rtp, sent_srtp)
+    }
+}
+
+/// Call `i`'s peer address, with peers `peers` on port `port`: 127.1.x.y of its own, or
+/// 127.0.0.1 for all.
+pub fn peer_addr(peers: Peers, port: u16, i: usize) -> SocketAddr {
+    match peers {
+        Peers::PerCall => SocketAddr::from((Ipv4Addr::new(127, 1, (i >> 8) as u8, i as u8), port)),
+        Peers::Shared => SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
     }
 }
 
