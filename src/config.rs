@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 /// Every setting of the daemon. `Config::default()` equals `config/srtpd.toml`.
@@ -32,6 +33,16 @@ pub struct ControlConfig {
     pub socket: PathBuf,
     /// Longest accepted request line.
     pub max_line_bytes: usize,
+    /// Most clients connected at once.
+    pub max_connections: usize,
+    /// Time by which a request line, once begun, must end.
+    pub line_timeout_ms: u64,
+    /// Bytes of responses and events queued to one client at most; events beyond it are
+    /// lost to that client (it is told how many).
+    pub queue_bytes: usize,
+    /// A group whose members may connect too (the socket becomes 0660 and the group's);
+    /// empty for none.
+    pub socket_group: String,
 }
 
 impl Default for ControlConfig {
@@ -39,6 +50,10 @@ impl Default for ControlConfig {
         ControlConfig {
             socket: PathBuf::new(),
             max_line_bytes: 1 << 20,
+            max_connections: 64,
+            line_timeout_ms: 10_000,
+            queue_bytes: 4 << 20,
+            socket_group: String::new(),
         }
     }
 }
@@ -75,6 +90,15 @@ pub struct MediaConfig {
     pub workers: usize,
     /// How workers ask the kernel for I/O.
     pub io: IoMode,
+    /// Where relative file paths of requests (played clips, recordings) are; empty for the
+    /// daemon's working directory.
+    pub files_dir: PathBuf,
+    /// Networks media may be sent to and taken from (any, when empty).
+    pub remote_allow: Vec<IpNet>,
+    /// Networks media is never sent to or taken from.
+    pub remote_deny: Vec<IpNet>,
+    /// Networks whose plain RTP a track's local source takes (loopback by default).
+    pub producer_allow: Vec<IpNet>,
     /// Replaced by `layout` and `shared_port`; refused with a message naming them.
     #[serde(default)]
     pub single_port: Option<toml::Value>,
@@ -124,6 +148,13 @@ impl Default for MediaConfig {
             shared_port: 30000,
             workers: 0,
             io: IoMode::Epoll,
+            files_dir: PathBuf::new(),
+            remote_allow: Vec::new(),
+            remote_deny: Vec::new(),
+            producer_allow: vec![
+                "127.0.0.0/8".parse().expect("a network"),
+                "::1/128".parse().expect("a network"),
+            ],
             single_port: None,
             single_port_workers: None,
         }
@@ -174,6 +205,13 @@ pub struct CallsConfig {
     pub media_timeout_held_s: u64,
     /// What muted audio sends: nothing, or silence packets at the packet time.
     pub mute_mode: crate::call::MuteMode,
+    /// Candidates one call may have.
+    pub max_candidates: usize,
+    /// Trial authentications a second that datagrams from one source address may cost
+    /// (streams no call knows, on a shared port, from an address no call knows).
+    pub trials_per_source_per_s: u64,
+    /// Bytes of STUN Binding responses a worker sends a second at most.
+    pub stun_reply_bytes_per_s: u64,
 }
 
 impl Default for CallsConfig {
@@ -186,6 +224,9 @@ impl Default for CallsConfig {
             media_timeout_s: 30,
             media_timeout_held_s: 120,
             mute_mode: crate::call::MuteMode::Silence,
+            max_candidates: 16,
+            trials_per_source_per_s: 100,
+            stun_reply_bytes_per_s: 64 * 1024,
         }
     }
 }
@@ -233,11 +274,15 @@ impl Default for StanzaConfig {
     }
 }
 
+/// The values `log.level` (and `srtpd --log-level`) accept. `RUST_LOG`, when set, takes
+/// full filter directives instead.
+pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace", "off"];
+
 /// `[log]`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// error, warn, info, debug or trace.
+    /// error, warn, info, debug, trace or off.
     pub level: String,
     /// Output format.
     pub format: LogFormat,
@@ -346,12 +391,41 @@ impl Config {
                 "srtp.replay_window must be at least 64".into(),
             ));
         }
+        if !LOG_LEVELS.contains(&self.log.level.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "log.level {:?} is not one of {}",
+                self.log.level,
+                LOG_LEVELS.join(", ")
+            )));
+        }
+        if !(1..=256).contains(&self.calls.max_candidates) {
+            return Err(ConfigError::Invalid(
+                "calls.max_candidates must be 1..=256".into(),
+            ));
+        }
+        if self.calls.trials_per_source_per_s == 0 {
+            return Err(ConfigError::Invalid(
+                "calls.trials_per_source_per_s must be at least 1".into(),
+            ));
+        }
+        if self.calls.stun_reply_bytes_per_s < 64 {
+            return Err(ConfigError::Invalid(
+                "calls.stun_reply_bytes_per_s must be at least 64 (one reply)".into(),
+            ));
+        }
         if self.calls.max_calls == 0 {
             return Err(ConfigError::Invalid(
                 "calls.max_calls must be at least 1".into(),
             ));
         }
         let st = &self.stanza;
+        for (field, pt) in [
+            ("stanza.audio_payload_type", st.audio_payload_type),
+            ("stanza.video_payload_type", st.video_payload_type),
+        ] {
+            crate::rtp::check_payload_type(pt)
+                .map_err(|e| ConfigError::Invalid(format!("{field}: {e}")))?;
+        }
         for (field, spec, sink) in [
             ("stanza.audio_source", &st.audio_source, false),
             ("stanza.audio_sink", &st.audio_sink, true),
@@ -368,9 +442,25 @@ impl Config {
         if !(4..=10).contains(&st.tag_len) {
             return Err(ConfigError::Invalid("stanza.tag_len must be 4..=10".into()));
         }
-        if self.control.max_line_bytes < 1024 {
+        let c = &self.control;
+        if c.max_line_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "control.max_line_bytes must be at least 1024".into(),
+            ));
+        }
+        if c.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "control.max_connections must be at least 1".into(),
+            ));
+        }
+        if c.line_timeout_ms < 100 {
+            return Err(ConfigError::Invalid(
+                "control.line_timeout_ms must be at least 100".into(),
+            ));
+        }
+        if c.queue_bytes < c.max_line_bytes.min(64 << 10) {
+            return Err(ConfigError::Invalid(
+                "control.queue_bytes must be at least 65536".into(),
             ));
         }
         Ok(())
@@ -433,6 +523,17 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("media.port_min")
+        );
+        let mut c = Config::default();
+        c.log.level = "verbose".into();
+        assert!(c.validate().unwrap_err().to_string().contains("log.level"));
+        let mut c = Config::default();
+        c.stanza.audio_payload_type = 72;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("stanza.audio_payload_type")
         );
     }
 }

@@ -178,6 +178,29 @@ fn a_recording_holds_what_was_played_even_when_cut_short(layout: Layout) {
 }
 
 in_both_layouts! {
+fn a_recording_cut_by_kill_9_is_playable_up_to_its_last_page(layout: Layout) {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.opus");
+    let packets = write_clip(&clip, 150);
+    let recording = dir.path().join("rec.opus");
+    let (_a, mut b, _ca, _cb) = play_and_record(layout, &clip, &recording);
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(b.pid() as i32, libc::SIGKILL) }, 0);
+    b.wait_exit(Duration::from_secs(5)).expect("srtpd is gone");
+    let partial = OpusClip::load(&recording).expect("playable after kill -9");
+    // A page ends every second of audio: at least the first second is on disk.
+    assert!(partial.packets.len() >= 50, "{} packets", partial.packets.len());
+    assert!(
+        partial
+            .packets
+            .iter()
+            .zip(&packets)
+            .all(|((r, _), p)| r == p),
+        "a prefix of the clip"
+    );
+}
+
 fn a_recording_cut_by_sigterm_is_playable(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.opus");

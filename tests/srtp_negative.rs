@@ -147,6 +147,57 @@ fn replayed_and_too_old_packets_are_refused() {
 }
 
 #[test]
+fn a_forgery_with_a_used_index_is_an_auth_failure_not_a_replay() {
+    for profile in SrtpProfile::ALL {
+        let (mut tx, mut rx) = pair(profile, 64);
+        let wire = protect(&mut tx, &rtp_packet(0, 7, 0, 5, &[7; 30]));
+        rx.unprotect(&mut wire.clone()).unwrap();
+        // The genuine packet again, and then a copy with a flipped payload bit: a replay
+        // only if it authenticates.
+        let mut replay = wire.clone();
+        assert!(
+            matches!(rx.unprotect(&mut replay), Err(SrtpError::Replayed { .. })),
+            "{profile}"
+        );
+        assert_eq!(
+            replay, wire,
+            "{profile}: a refused replay is left as it came"
+        );
+        let mut forged = wire.clone();
+        forged[20] ^= 1;
+        assert_eq!(
+            rx.unprotect(&mut forged),
+            Err(SrtpError::AuthenticationFailed),
+            "{profile}"
+        );
+
+        let mut tx_c = SrtcpContext::new(profile, &key(profile), &SrtpOptions::default()).unwrap();
+        let mut rx_c = SrtcpContext::new(profile, &key(profile), &SrtpOptions::default()).unwrap();
+        let report = rtcp_sender_report(5, 1);
+        let mut buf = with_room(&report, tx_c.overhead());
+        let n = tx_c.protect(&mut buf, report.len()).unwrap();
+        buf.truncate(n);
+        rx_c.unprotect(&mut buf.clone()).unwrap();
+        let mut again = buf.clone();
+        assert!(
+            matches!(rx_c.unprotect(&mut again), Err(SrtpError::Replayed { .. })),
+            "{profile}"
+        );
+        assert_eq!(
+            again, buf,
+            "{profile}: a refused SRTCP replay is left as it came"
+        );
+        let mut forged = buf.clone();
+        forged[10] ^= 1;
+        assert_eq!(
+            rx_c.unprotect(&mut forged),
+            Err(SrtpError::AuthenticationFailed),
+            "{profile}"
+        );
+    }
+}
+
+#[test]
 fn short_packets_and_buffers_are_errors() {
     for profile in SrtpProfile::ALL {
         let (mut tx, mut rx) = pair(profile, 64);

@@ -336,3 +336,94 @@ fn start_puts_a_producer_given_by_ssrc_on_the_shared_producer_port(layout: Layou
     );
 }
 }
+
+#[test]
+fn start_reads_keys_from_a_file_or_standard_input() {
+    let daemon = TestDaemon::start(Layout::PerCall);
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 30]);
+    let file = daemon.dir.path().join("keys");
+    std::fs::write(
+        &file,
+        format!("# our keys\nprofile=AES_CM_128_HMAC_SHA1_80\ntx={key}\nrx = {key}\n"),
+    )
+    .unwrap();
+    let started = json(
+        &daemon,
+        &[
+            "start",
+            "--call-id",
+            "KF-1",
+            "--candidate",
+            "127.0.0.1:40996",
+            "--keys-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(started["call_id"], "KF-1");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srtpctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args([
+            "start",
+            "--call-id",
+            "KF-2",
+            "--candidate",
+            "127.0.0.1:40996",
+            "--keys-file",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    write!(
+        child.stdin.take().unwrap(),
+        "profile=AES_CM_128_HMAC_SHA1_80\ntx={key}\nrx={key}\n"
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(&file, "tx=abc\nsecret-ish line\n").unwrap();
+    let bad = ctl(
+        &daemon,
+        &[
+            "start",
+            "--call-id",
+            "KF-3",
+            "--keys-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("NAME=VALUE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn list_escapes_control_characters_from_the_daemon() {
+    // A daemon refuses such ids now; srtpctl still never prints them raw (an older daemon,
+    // or a stanza string in another field).
+    let daemon = TestDaemon::start(Layout::PerCall);
+    let key = base64::engine::general_purpose::STANDARD.encode([9u8; 30]);
+    let refused = ctl(
+        &daemon,
+        &start_args("A\u{1b}[2JB", "127.0.0.1:40995", &key, &[]),
+    );
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !err.contains('\u{1b}'),
+        "the refusal quotes the id escaped: {err:?}"
+    );
+}

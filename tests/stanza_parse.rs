@@ -255,6 +255,15 @@ fn bad_stanzas_name_the_problem() {
             .contains("node.content[0]: tag")
     );
     assert!(bad_json(serde_json::json!({"tag": "call", "content": "%%"})).contains("base64"));
+    // The 64 KiB cap holds for the JSON form too: 700 KB of attribute text.
+    let big = serde_json::json!({"tag": "call", "attrs": {"from": "x".repeat(700_000)},
+        "content": [{"tag": "terminate", "attrs": {"call-id": "c"}}]});
+    assert!(matches!(
+        parse_json(&big).unwrap_err(),
+        StanzaError::TooLarge(n) if n > 700_000
+    ));
+    let long_id = format!(r#"<call><terminate call-id="{}"/></call>"#, "c".repeat(129));
+    assert!(err(&long_id).to_string().contains("call-id"));
 }
 
 fn xmlish() -> impl Strategy<Value = String> {

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use srtpd::control::client::ControlClient;
 use srtpd::control::params::{SinkParams, SourceParams};
-use srtpd::control::view::{Sample, track_table};
+use srtpd::control::view::{Sample, printable, track_table};
+use zeroize::Zeroizing;
 
 /// Control a running srtpd.
 #[derive(Parser, Debug)]
@@ -141,6 +142,11 @@ struct StartArgs {
     /// wa-e2e: base64 of the decrypted enc payload.
     #[arg(long, conflicts_with = "call_key")]
     enc_plaintext: Option<String>,
+    /// Read keys from a file (- for standard input) instead of the command line, where other
+    /// users can see them: lines `profile=`, `tx=` and `rx=` (SDES), or `call_key=` or
+    /// `enc_plaintext=` (wa-e2e); `#` starts a comment.
+    #[arg(long, value_name = "PATH|-", conflicts_with_all = ["tx", "rx", "call_key", "enc_plaintext"])]
+    keys_file: Option<PathBuf>,
     /// Our device id (wa-e2e).
     #[arg(long = "self")]
     self_id: Option<String>,
@@ -199,6 +205,54 @@ fn sink(spec: &str, flag: &str) -> Result<Value, String> {
     serde_json::to_value(parsed).map_err(|e| e.to_string())
 }
 
+/// Keys read from `--keys-file`.
+#[derive(Default)]
+struct KeysFile {
+    profile: Option<String>,
+    tx: Option<Zeroizing<String>>,
+    rx: Option<Zeroizing<String>>,
+    call_key: Option<Zeroizing<String>>,
+    enc_plaintext: Option<Zeroizing<String>>,
+}
+
+fn read_keys_file(path: &std::path::Path) -> Result<KeysFile, String> {
+    let text = Zeroizing::new(if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("--keys-file -: {e}"))?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("--keys-file {}: {e}", path.display()))?
+    });
+    let mut keys = KeysFile::default();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(format!("--keys-file line {}: expected NAME=VALUE", n + 1));
+        };
+        let value = Zeroizing::new(value.trim().to_owned());
+        let slot = match name.trim() {
+            "profile" => {
+                keys.profile = Some(value.as_str().to_owned());
+                continue;
+            }
+            "tx" => &mut keys.tx,
+            "rx" => &mut keys.rx,
+            "call_key" => &mut keys.call_key,
+            "enc_plaintext" => &mut keys.enc_plaintext,
+            other => {
+                return Err(format!(
+                    "--keys-file line {}: unknown name {:?}; expected profile, tx, rx, call_key or enc_plaintext",
+                    n + 1,
+                    printable(other)
+                ));
+            }
+        };
+        *slot = Some(value);
+    }
+    Ok(keys)
+}
+
 fn start_params(a: &StartArgs) -> Result<Value, String> {
     let mut candidates = Vec::new();
     for c in &a.candidates {
@@ -215,17 +269,31 @@ fn start_params(a: &StartArgs) -> Result<Value, String> {
             .map_err(|_| format!("--candidate {c}: expected IP:PORT"))?;
         candidates.push(json!({"ip": addr.ip(), "port": addr.port(), "priority": priority}));
     }
-    let keying = match (&a.sdes, &a.call_key, &a.enc_plaintext) {
+    let file = match &a.keys_file {
+        Some(path) => read_keys_file(path)?,
+        None => KeysFile::default(),
+    };
+    let pick = |flag: &Option<String>, field: &Option<Zeroizing<String>>| {
+        flag.clone()
+            .or_else(|| field.as_ref().map(|v| v.as_str().to_owned()))
+    };
+    let profile = a.sdes.clone().or(file.profile.clone());
+    let (tx, rx) = (pick(&a.tx, &file.tx), pick(&a.rx, &file.rx));
+    let (call_key, enc) = (
+        pick(&a.call_key, &file.call_key),
+        pick(&a.enc_plaintext, &file.enc_plaintext),
+    );
+    let keying = match (&profile, &call_key, &enc) {
         (Some(profile), None, None) => json!({
             "scheme": "sdes", "profile": profile,
-            "tx": a.tx.as_deref().ok_or("--sdes needs --tx")?,
-            "rx": a.rx.as_deref().ok_or("--sdes needs --rx")?,
+            "tx": tx.as_deref().ok_or("--sdes needs --tx (or tx= in --keys-file)")?,
+            "rx": rx.as_deref().ok_or("--sdes needs --rx (or rx= in --keys-file)")?,
         }),
         (None, Some(k), None) => json!({"scheme": "wa-e2e", "call_key": k}),
         (None, None, Some(p)) => json!({"scheme": "wa-e2e", "enc_plaintext": p}),
         _ => {
             return Err(
-                "give --sdes PROFILE --tx KEY --rx KEY, or --call-key, or --enc-plaintext".into(),
+                "give --sdes PROFILE --tx KEY --rx KEY, or --call-key, or --enc-plaintext (or the same in --keys-file)".into(),
             );
         }
     };
@@ -268,7 +336,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("srtpctl: {e}");
+            eprintln!("srtpctl: {}", printable(&e));
             ExitCode::FAILURE
         }
     }
@@ -360,12 +428,7 @@ fn follow_events(conn: &mut ControlClient, count: Option<usize>, raw: bool) -> R
             let mut rest = e.as_object().cloned().unwrap_or_default();
             let name = rest.remove("event").unwrap_or(Value::Null);
             let call = rest.remove("call_id").unwrap_or(Value::Null);
-            println!(
-                "{} {} {}",
-                name.as_str().unwrap_or("?"),
-                call.as_str().unwrap_or("-"),
-                Value::Object(rest)
-            );
+            println!("{} {} {}", plain(&name), plain(&call), Value::Object(rest));
         }
         std::io::stdout().flush().ok();
         seen += 1;
@@ -430,9 +493,9 @@ fn render(method: &str, r: &Value) -> String {
             for c in calls {
                 out += &format!(
                     "{:<28} {:<10} {}\n",
-                    c["call_id"].as_str().unwrap_or("?"),
-                    c["state"].as_str().unwrap_or("?"),
-                    c["remote"].as_str().unwrap_or("-")
+                    plain(&c["call_id"]),
+                    plain(&c["state"]),
+                    plain(&c["remote"])
                 );
             }
             out
@@ -497,9 +560,12 @@ fn render_status(r: &Value) -> String {
     out
 }
 
+/// A value as text: a string without its quotes, its control characters escaped; `-` for
+/// null.
 fn plain(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => printable(s).into_owned(),
+        Value::Null => "-".to_owned(),
         other => other.to_string(),
     }
 }
@@ -509,7 +575,7 @@ fn render_stats(s: &Value) -> String {
         "call {}  state {}  remote {}  rtt {}\n",
         plain(&s["call_id"]),
         plain(&s["state"]),
-        s["remote"].as_str().unwrap_or("-"),
+        plain(&s["remote"]),
         s["rtt_ms"]
             .as_f64()
             .map_or("-".into(), |r| format!("{r:.1} ms")),

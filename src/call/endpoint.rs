@@ -30,10 +30,13 @@ use std::time::{Instant, SystemTime};
 use rustc_hash::FxHashMap;
 
 use super::event::Event;
+use super::remote_policy::RemotePolicy;
 use super::session::{CallEvent, CallSession, CallSetup, CallStats, Candidate, Inbound};
 use super::sink::{FileWrite, Recording};
 use super::source::{ClipPoll, ClipSource};
+use super::token_bucket::TokenBucket;
 use super::track::MediaKind;
+use super::trial_budget::TrialBudget;
 use crate::media::OpusClip;
 use crate::rtp::{PacketKind, Ssrc, classify, stream_ssrc};
 use crate::srtp::{MasterKey, SrtpError, SrtpProfile};
@@ -49,6 +52,27 @@ const MAX_PEER_STREAMS: usize = 8;
 const OUT_BYTES: usize = 256 * 1024;
 /// Packets in that queue.
 const OUT_PACKETS: usize = 2048;
+/// Calls a datagram of a stream no call knows, from an address no call knows, is tried
+/// against at most (calls waiting for their first packet, in turn).
+const MAX_TRIALS_PER_DATAGRAM: usize = 4;
+
+/// Bounds on the work datagrams from unknown senders may cause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndpointLimits {
+    /// Trial authentications one source address may cost a second (twice as many at once).
+    pub trials_per_source_per_s: u64,
+    /// Bytes of STUN Binding responses the endpoint sends a second at most.
+    pub stun_reply_bytes_per_s: u64,
+}
+
+impl Default for EndpointLimits {
+    fn default() -> Self {
+        EndpointLimits {
+            trials_per_source_per_s: 100,
+            stun_reply_bytes_per_s: 64 * 1024,
+        }
+    }
+}
 
 /// A socket, as the driver names it to the endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -229,11 +253,26 @@ pub enum Outcome {
 /// Counters of the endpoint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EndpointCounters {
-    /// Datagrams no call could claim, dropped without decryption.
+    /// Datagrams no call could claim, dropped without decryption (from addresses the remote
+    /// policy refuses, and plain RTP from addresses that are no producer's, among them).
     pub unclaimed: u64,
+    /// Datagrams dropped because their source had spent its trial authentications, or the
+    /// STUN reply budget was spent.
+    pub limited: u64,
 }
 
 type Slot = usize;
+
+/// Why calls were found that may claim a new stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClaimBasis {
+    /// The sender is their remote or a candidate.
+    Address,
+    /// The SSRC is the call's, from an address it does not know.
+    Ssrc,
+    /// They wait for a first packet (or timed out), from anyone.
+    Open,
+}
 
 /// A stream's key in the shared ports' table: its remote address and SSRC as plain integers,
 /// so that the per-datagram lookup hashes and compares a few words (an IPv4 address is kept
@@ -405,6 +444,15 @@ pub struct Endpoint {
     now: Option<Instant>,
     /// Scratch list of the calls that may claim a stream.
     claimants: Vec<Slot>,
+    /// Where the next datagram's trials start in `open`, so that every waiting call gets
+    /// its turn.
+    open_cursor: usize,
+    /// Which remotes and producers are acceptable.
+    policy: Arc<RemotePolicy>,
+    /// Trial authentications left per source.
+    trials: TrialBudget,
+    /// STUN reply bytes left.
+    stun_replies: TokenBucket,
     /// Calls whose session holds packets that did not fit the out queue.
     backlog: VecDeque<Slot>,
     out: OutQueue,
@@ -415,13 +463,14 @@ pub struct Endpoint {
 
 impl Default for Endpoint {
     fn default() -> Self {
-        Self::new()
+        Self::new(Arc::default(), EndpointLimits::default())
     }
 }
 
 impl Endpoint {
-    /// An endpoint with no calls and no sockets.
-    pub fn new() -> Self {
+    /// An endpoint with no calls and no sockets, checking remotes and producers against
+    /// `policy`.
+    pub fn new(policy: Arc<RemotePolicy>, limits: EndpointLimits) -> Self {
         Endpoint {
             calls: Vec::new(),
             free: Vec::new(),
@@ -436,6 +485,16 @@ impl Endpoint {
             next_timer: 0,
             now: None,
             claimants: Vec::new(),
+            open_cursor: 0,
+            policy,
+            trials: TrialBudget::new(
+                limits.trials_per_source_per_s,
+                limits.trials_per_source_per_s * 2,
+            ),
+            stun_replies: TokenBucket::new(
+                limits.stun_reply_bytes_per_s,
+                limits.stun_reply_bytes_per_s,
+            ),
             backlog: VecDeque::new(),
             out: OutQueue {
                 bytes: vec![0u8; OUT_BYTES].into_boxed_slice(),
@@ -798,7 +857,9 @@ impl Endpoint {
             RouteKind::Known(slot) => self.on_network(slot, from, datagram, now),
             RouteKind::Call(slot) => self.on_call_socket(slot, from, datagram, now),
             RouteKind::Claim => self.on_shared(from, datagram, now),
-            RouteKind::Source(slot, kind) => self.on_source(slot, kind, datagram, trailer, now),
+            RouteKind::Source(slot, kind) => {
+                self.on_source(slot, kind, from, datagram, trailer, now)
+            }
             RouteKind::Unclaimed => Outcome::Unclaimed,
         };
         if outcome == Outcome::Unclaimed {
@@ -820,14 +881,27 @@ impl Endpoint {
             return Outcome::Unclaimed;
         };
         match classify(datagram) {
-            PacketKind::Stun if e.session.knows(from) => self.on_network(slot, from, datagram, now),
+            PacketKind::Stun if e.session.knows(from) => {
+                if self.stun_allowed(datagram, now) {
+                    self.on_network(slot, from, datagram, now)
+                } else {
+                    self.counters.limited += 1;
+                    Outcome::Done
+                }
+            }
             PacketKind::Rtp | PacketKind::Rtcp => {
                 let Some(ssrc) = stream_ssrc(datagram) else {
                     return Outcome::Unclaimed;
                 };
                 if e.streams.contains(&(from, ssrc)) {
                     self.on_network(slot, from, datagram, now)
+                } else if self.policy.check_remote(from).is_err() {
+                    Outcome::Unclaimed
                 } else if e.may_claim(from, ssrc) {
+                    if !e.session.knows(from) && self.trials.take(from.ip(), 1, now) == 0 {
+                        self.counters.limited += 1;
+                        return Outcome::Done;
+                    }
                     self.claim(slot, from, ssrc, datagram, now, true)
                         .unwrap_or(Outcome::Done)
                 } else {
@@ -848,19 +922,37 @@ impl Endpoint {
                 let Some(ssrc) = stream_ssrc(datagram) else {
                     return Outcome::Unclaimed;
                 };
-                self.find_claimants(from, ssrc);
-                match self.claimants.len() {
-                    0 => Outcome::Unclaimed,
-                    1 => self
-                        .claim(self.claimants[0], from, ssrc, datagram, now, true)
-                        .unwrap_or(Outcome::Done),
-                    n => (0..n)
-                        .find_map(|i| {
-                            let slot = self.claimants[i];
-                            self.claim(slot, from, ssrc, datagram, now, false)
-                        })
-                        .unwrap_or(Outcome::Unclaimed),
+                if self.policy.check_remote(from).is_err() {
+                    return Outcome::Unclaimed;
                 }
+                let basis = self.find_claimants(from, ssrc);
+                if self.claimants.is_empty() {
+                    return Outcome::Unclaimed;
+                }
+                if basis != ClaimBasis::Address {
+                    // The sender is no call's remote or candidate: its trials are bounded.
+                    let wanted = self.claimants.len() as u64;
+                    let granted = self.trials.take(from.ip(), wanted, now) as usize;
+                    if granted == 0 {
+                        self.counters.limited += 1;
+                        return Outcome::Done;
+                    }
+                    self.claimants.truncate(granted);
+                }
+                // Attributed: the one call that can be the stream's counts what it refuses.
+                let attributed = self.claimants.len() == 1
+                    && (basis != ClaimBasis::Open || self.open.len() == 1);
+                if attributed {
+                    return self
+                        .claim(self.claimants[0], from, ssrc, datagram, now, true)
+                        .unwrap_or(Outcome::Done);
+                }
+                (0..self.claimants.len())
+                    .find_map(|i| {
+                        let slot = self.claimants[i];
+                        self.claim(slot, from, ssrc, datagram, now, false)
+                    })
+                    .unwrap_or(Outcome::Unclaimed)
             }
             _ => Outcome::Unclaimed,
         }
@@ -868,12 +960,20 @@ impl Endpoint {
 
     /// Lists in `self.claimants` the calls on shared ports that may claim stream (`from`,
     /// `ssrc`): the one whose SSRC it is, else those whose remote or a candidate `from` is,
-    /// else the open ones (no media yet, or timed out).
-    fn find_claimants(&mut self, from: SocketAddr, ssrc: Ssrc) {
+    /// else up to [`MAX_TRIALS_PER_DATAGRAM`] of the open ones (no media yet, or timed out),
+    /// each datagram starting where the last one stopped. Returns which it was.
+    fn find_claimants(&mut self, from: SocketAddr, ssrc: Ssrc) -> ClaimBasis {
         self.claimants.clear();
         if let Some(&slot) = self.by_ssrc.get(&ssrc) {
             self.claimants.push(slot);
-            return;
+            let known = self.calls[slot]
+                .as_ref()
+                .is_some_and(|e| e.session.knows(from));
+            return if known {
+                ClaimBasis::Address
+            } else {
+                ClaimBasis::Ssrc
+            };
         }
         if let Some(slots) = self.by_addr.get(&from) {
             let calls = &self.calls;
@@ -884,15 +984,17 @@ impl Endpoint {
                     .filter(|&s| calls[s].as_ref().is_some_and(|e| e.session.knows(from))),
             );
             if !self.claimants.is_empty() {
-                return;
+                return ClaimBasis::Address;
             }
         }
-        let mut i = 0;
-        while i < self.open.len() {
+        let mut looked = 0;
+        while looked < self.open.len() && self.claimants.len() < MAX_TRIALS_PER_DATAGRAM {
+            let i = self.open_cursor % self.open.len();
             match self.calls[self.open[i]].as_mut() {
                 Some(e) if e.is_open() => {
                     self.claimants.push(self.open[i]);
-                    i += 1;
+                    self.open_cursor = i + 1;
+                    looked += 1;
                 }
                 Some(e) => {
                     e.open = false;
@@ -903,6 +1005,7 @@ impl Endpoint {
                 }
             }
         }
+        ClaimBasis::Open
     }
 
     /// STUN on a shared port: a success response to every call checking the sender (each
@@ -911,6 +1014,10 @@ impl Endpoint {
         let Some(slots) = self.by_addr.get(&from).cloned() else {
             return Outcome::Unclaimed;
         };
+        if !self.stun_allowed(datagram, now) {
+            self.counters.limited += 1;
+            return Outcome::Done;
+        }
         let response = super::stun::is_success_response(datagram);
         let mut taken = false;
         for slot in slots {
@@ -930,6 +1037,15 @@ impl Endpoint {
         } else {
             Outcome::Unclaimed
         }
+    }
+
+    /// Whether a STUN datagram may be handed to a call: a request only while the reply
+    /// budget lasts (its answer is charged now).
+    fn stun_allowed(&mut self, datagram: &[u8], now: Instant) -> bool {
+        !super::stun::is_request(datagram)
+            || self
+                .stun_replies
+                .take(super::stun::MAX_SUCCESS_LEN as u64, now)
     }
 
     /// Offers a stream not seen before to the call in `slot`. If it authenticates, the call
@@ -1042,10 +1158,14 @@ impl Endpoint {
         &mut self,
         slot: Slot,
         kind: MediaKind,
+        from: SocketAddr,
         packet: &mut [u8],
         trailer: &mut [u8],
         now: Instant,
     ) -> Outcome {
+        if !self.policy.allows_producer(from) {
+            return Outcome::Unclaimed;
+        }
         let Some(e) = self.calls[slot].as_mut() else {
             return Outcome::Unclaimed;
         };
@@ -1439,6 +1559,11 @@ mod tests {
         (outcome, buf)
     }
 
+    /// Whether a datagram was delivered (decrypted and sent on to its sink).
+    fn sent_on(outcome: Outcome) -> bool {
+        matches!(outcome, Outcome::Send(_))
+    }
+
     fn dropped(ep: &Endpoint, i: u8) -> (u64, u64, u64) {
         let d = ep
             .stats(CallNo(u64::from(i)))
@@ -1456,7 +1581,7 @@ mod tests {
     #[test]
     fn a_call_socket_takes_its_peer_and_leaves_strangers_unclaimed() {
         let t0 = Instant::now();
-        let mut ep = Endpoint::new();
+        let mut ep = Endpoint::default();
         let peer_addr = addr(5000);
         add(&mut ep, 0, MEDIA, &[peer_addr], t0);
         let mut peer = Peer::new(0, 0xaaaa);
@@ -1525,7 +1650,7 @@ mod tests {
     #[test]
     fn a_shared_port_tells_calls_apart_by_address_and_ssrc() {
         let t0 = Instant::now();
-        let mut ep = Endpoint::new();
+        let mut ep = Endpoint::default();
         ep.add_shared_socket(SHARED, SharedSocket::Media);
         // Three calls behind one relay address, a fourth elsewhere.
         let relay = addr(3478);
@@ -1602,7 +1727,7 @@ mod tests {
     #[test]
     fn producers_are_found_by_port_or_by_ssrc_and_protected_with_a_detached_tag() {
         let t0 = Instant::now();
-        let mut ep = Endpoint::new();
+        let mut ep = Endpoint::default();
         ep.add_shared_socket(SHARED_LOCAL, SharedSocket::Local);
         let peer_addr = addr(5000);
         add(&mut ep, 0, MEDIA, &[peer_addr], t0);
@@ -1705,7 +1830,7 @@ mod tests {
     #[test]
     fn stun_is_answered_for_candidates_only() {
         let t0 = Instant::now();
-        let mut ep = Endpoint::new();
+        let mut ep = Endpoint::default();
         let candidate = addr(5000);
         add(&mut ep, 0, MEDIA, &[candidate], t0);
         // The call checks its candidate at once.
@@ -1742,9 +1867,152 @@ mod tests {
     }
 
     #[test]
+    fn new_streams_from_strangers_cost_a_bounded_number_of_trials() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::default();
+        ep.add_shared_socket(SHARED, SharedSocket::Media);
+        // 80 calls wait for a first packet from anyone; call 85 is live with peer 5000.
+        for i in 0..80 {
+            add(&mut ep, i, SHARED, &[], t0);
+        }
+        let live = 85u8;
+        add(&mut ep, live, SHARED, &[addr(5000)], t0);
+        let mut peer = Peer::new(live, 0xfeed);
+        assert!(sent_on(
+            deliver(&mut ep, SHARED, addr(5000), &peer.packet(), t0).0
+        ));
+        ep.clear_outgoing();
+
+        let elsewhere = |host: u8| SocketAddr::from(([192, 0, 2, host], 7777));
+        let stranger = elsewhere(7);
+        let forged = |n: u32| {
+            let mut p = Peer::new(121, 0x1_0000 + n).packet();
+            p[20] ^= 1;
+            p
+        };
+        let mut outcomes = (0, 0);
+        for n in 0..10_000 {
+            match deliver(&mut ep, SHARED, stranger, &forged(n), t0).0 {
+                Outcome::Unclaimed => outcomes.0 += 1,
+                Outcome::Done => outcomes.1 += 1,
+                other => panic!("{other:?}"),
+            }
+            if n % 100 == 0 {
+                // The live stream is untouched by the flood around it.
+                assert!(sent_on(
+                    deliver(&mut ep, SHARED, addr(5000), &peer.packet(), t0).0
+                ));
+            }
+        }
+        // The default budget: 100 trials a second, 200 at once; 4 calls tried per datagram.
+        assert_eq!(outcomes, (50, 9_950), "tried, and dropped for the budget");
+        assert_eq!(ep.counters().limited, 9_950);
+        let later = t0 + Duration::from_secs(1);
+        let tried = (0..1000)
+            .filter(|&n| {
+                deliver(&mut ep, SHARED, stranger, &forged(n), later).0 == Outcome::Unclaimed
+            })
+            .count();
+        assert_eq!(tried, 25, "a second later: 100 more trials");
+        // Another source has a budget of its own.
+        assert_eq!(
+            deliver(&mut ep, SHARED, elsewhere(8), &forged(1), later).0,
+            Outcome::Unclaimed
+        );
+        // A waiting call still finds its peer, wherever it sends from.
+        let mut first = Peer::new(3, 0xabc);
+        let found = (0..100).any(|k| {
+            let at = later + Duration::from_millis(100 * k);
+            sent_on(deliver(&mut ep, SHARED, elsewhere(9), &first.packet(), at).0)
+        });
+        assert!(
+            found,
+            "the waiting call claimed its stream within its source's budget"
+        );
+    }
+
+    #[test]
+    fn producers_and_remotes_outside_the_policy_are_refused() {
+        let t0 = Instant::now();
+        let policy = Arc::new(RemotePolicy {
+            producers: vec!["127.0.0.2/32".parse().unwrap()],
+            deny: vec!["10.0.0.0/8".parse().unwrap()],
+            ..RemotePolicy::default()
+        });
+        let mut ep = Endpoint::new(policy.clone(), EndpointLimits::default());
+        add(&mut ep, 0, MEDIA, &[addr(5000)], t0);
+        ep.clear_outgoing();
+        let mut plain = vec![0u8; 64];
+        let n = RtpHeader {
+            payload_type: 111,
+            ssrc: Ssrc(5),
+            ..RtpHeader::default()
+        }
+        .emit(&mut plain, &[1, 2, 3])
+        .unwrap();
+        plain.truncate(n);
+        let local = SocketId(10);
+        assert_eq!(
+            deliver(&mut ep, local, addr(4000), &plain, t0).0,
+            Outcome::Unclaimed
+        );
+        let producer = SocketAddr::from(([127, 0, 0, 2], 4000));
+        assert!(matches!(
+            deliver(&mut ep, local, producer, &plain, t0).0,
+            Outcome::Send(_)
+        ));
+        // One of srtpd's own ports is no producer, even on an allowed address.
+        policy.own.claim(4000);
+        assert_eq!(
+            deliver(&mut ep, local, producer, &plain, t0).0,
+            Outcome::Unclaimed
+        );
+        // A waiting call latches onto no denied address, whatever it sends.
+        let mut peer = Peer::new(0, 0x77);
+        let denied = SocketAddr::from(([10, 1, 2, 3], 5000));
+        assert_eq!(
+            deliver(&mut ep, MEDIA, denied, &peer.packet(), t0).0,
+            Outcome::Unclaimed
+        );
+        assert!(sent_on(
+            deliver(&mut ep, MEDIA, addr(5000), &peer.packet(), t0).0
+        ));
+    }
+
+    #[test]
+    fn stun_replies_stay_within_their_byte_budget() {
+        let t0 = Instant::now();
+        let limits = EndpointLimits {
+            stun_reply_bytes_per_s: 520,
+            ..EndpointLimits::default()
+        };
+        let mut ep = Endpoint::new(Arc::default(), limits);
+        let candidate = addr(5000);
+        add(&mut ep, 0, MEDIA, &[candidate], t0);
+        ep.clear_outgoing();
+        let request = crate::call::stun::request([7; 12]);
+        for _ in 0..100 {
+            deliver(&mut ep, MEDIA, candidate, &request, t0);
+        }
+        assert_eq!(ep.outgoing().1.len(), 10, "520 bytes: ten replies");
+        assert_eq!(ep.counters().limited, 90);
+        ep.clear_outgoing();
+        for _ in 0..100 {
+            deliver(
+                &mut ep,
+                MEDIA,
+                candidate,
+                &request,
+                t0 + Duration::from_millis(500),
+            );
+        }
+        assert_eq!(ep.outgoing().1.len(), 5, "half a second later: five more");
+    }
+
+    #[test]
     fn timers_pace_comfort_silence_and_raise_the_media_timeout() {
         let t0 = Instant::now();
-        let mut ep = Endpoint::new();
+        let mut ep = Endpoint::default();
         let peer_addr = addr(5000);
         ep.add_call(
             CallSpec {
@@ -1810,7 +2078,7 @@ mod tests {
     #[test]
     fn a_clip_plays_on_its_own_clock_and_ends_with_an_event() {
         let t0 = Instant::now();
-        let mut ep = Endpoint::new();
+        let mut ep = Endpoint::default();
         let peer_addr = addr(5000);
         let clip = Arc::new(OpusClip {
             head: crate::media::opus::OpusHead {
@@ -1873,7 +2141,7 @@ mod tests {
     #[test]
     fn a_waiting_call_latches_onto_the_first_stream_that_authenticates() {
         let t0 = Instant::now();
-        let mut ep = Endpoint::new();
+        let mut ep = Endpoint::default();
         ep.add_shared_socket(SHARED, SharedSocket::Media);
         add(&mut ep, 0, SHARED, &[], t0);
         add(&mut ep, 1, SHARED, &[], t0);

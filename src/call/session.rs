@@ -213,6 +213,9 @@ const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 /// First STUN retransmission interval (RFC 5389 RTO); doubles up to `MAX_CHECK_INTERVAL`.
 const FIRST_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_CHECK_INTERVAL: Duration = Duration::from_millis(800);
+/// Candidates a call checks at most, whatever accepts add (each is also a STUN request sent
+/// and a table entry on a shared port).
+const MAX_CHECKS: usize = 256;
 
 /// The media session of one call.
 pub struct CallSession {
@@ -344,6 +347,9 @@ impl CallSession {
                 .any(|c| c.candidate.addr == candidate.addr)
             {
                 continue;
+            }
+            if self.checks.len() >= MAX_CHECKS {
+                break;
             }
             self.checks.push(Check {
                 candidate,

@@ -63,6 +63,15 @@ pub fn success(txid: TxId, mapped: SocketAddr) -> Vec<u8> {
     ])
 }
 
+/// The size of the largest Binding success response [`success`] makes (IPv6 mapped address
+/// and fingerprint): what each answer is charged against the STUN reply budget.
+pub const MAX_SUCCESS_LEN: usize = 52;
+
+/// Whether a datagram is a Binding request (message type 0x0001), by its first two bytes.
+pub fn is_request(datagram: &[u8]) -> bool {
+    datagram.get(..2) == Some(&[0x00, 0x01][..])
+}
+
 /// Whether a datagram is a Binding success response (RFC 5389 §6: message type 0x0101), by its
 /// first two bytes: what several calls checking one address all need to see.
 pub fn is_success_response(datagram: &[u8]) -> bool {
@@ -115,6 +124,10 @@ mod tests {
         assert_eq!(parse(&indication()), Some(Binding::Indication));
         assert!(is_success_response(&success(id, addr)));
         assert!(!is_success_response(&request(id)));
+        assert!(is_request(&request(id)));
+        assert!(!is_request(&success(id, addr)));
+        assert!(success(id, addr6).len() <= MAX_SUCCESS_LEN);
+        assert!(success(id, addr).len() <= MAX_SUCCESS_LEN);
         assert_eq!(parse(&[0, 1, 0, 0]), None);
         assert_eq!(
             crate::rtp::classify(&request(id)),

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::params::{
-    CallIdParams, MuteParams, PeerStateParams, PlayParams, RecordParams, StanzaParams, StartParams,
-    TerminateParams, VideoParams,
+    CallIdParams, MuteParams, NoParams, PeerStateParams, PlayParams, RecordParams, StanzaParams,
+    StartParams, TerminateParams, VideoParams,
 };
 use super::protocol::{
     BAD_KEYING, CALL_EXISTS, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, NO_FREE_PORT,
@@ -88,7 +88,7 @@ pub async fn handle(daemon: &Daemon, method: &str, params: &Value) -> Result<Val
         "call.record" => {
             let p: RecordParams = decode_params(params)?;
             daemon
-                .record(&p.call_id, p.media, p.path.as_deref())
+                .record(&p.call_id, p.media, p.path.as_deref(), p.overwrite)
                 .await?;
             Ok(json!({"call_id": p.call_id, "media": p.media, "recording": p.path}))
         }
@@ -111,14 +111,23 @@ pub async fn handle(daemon: &Daemon, method: &str, params: &Value) -> Result<Val
             let p: CallIdParams = decode_params(params)?;
             to_value(daemon.stats(&p.call_id).await?)
         }
-        "call.list" => to_value(daemon.list().await),
+        "call.list" => {
+            decode_params::<NoParams>(params)?;
+            to_value(daemon.list().await)
+        }
         "call.terminate" => {
             let p: TerminateParams = decode_params(params)?;
             let reason = p.reason.unwrap_or_else(|| "terminated".to_owned());
+            crate::call::check_text(&reason, crate::call::MAX_REASON_BYTES)
+                .map_err(|e| RpcError::invalid_param("reason", e))?;
             to_value(daemon.terminate(&p.call_id, reason).await?)
         }
-        "daemon.status" => to_value(daemon.status()),
+        "daemon.status" => {
+            decode_params::<NoParams>(params)?;
+            to_value(daemon.status())
+        }
         "daemon.shutdown" => {
+            decode_params::<NoParams>(params)?;
             daemon.request_shutdown();
             Ok(json!({"shutting_down": true}))
         }
@@ -145,7 +154,7 @@ impl super::server::Service for Daemon {
         Daemon::shutdown_requested(self)
     }
 
-    fn max_line_bytes(&self) -> usize {
-        self.config().control.max_line_bytes
+    fn limits(&self) -> &crate::config::ControlConfig {
+        &self.config().control
     }
 }

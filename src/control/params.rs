@@ -21,6 +21,7 @@ pub enum Role {
 
 /// `call.start`.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StartParams {
     /// The call id.
     pub call_id: String,
@@ -57,6 +58,7 @@ pub struct StartParams {
 
 /// One candidate.
 #[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CandidateParams {
     /// Address.
     pub ip: IpAddr,
@@ -69,7 +71,7 @@ pub struct CandidateParams {
 
 /// Keying material, by scheme.
 #[derive(Clone, Deserialize)]
-#[serde(tag = "scheme")]
+#[serde(tag = "scheme", deny_unknown_fields)]
 pub enum KeyingParams {
     /// RFC 4568 SDES.
     #[serde(rename = "sdes")]
@@ -107,6 +109,7 @@ impl std::fmt::Debug for KeyingParams {
 
 /// A track's parameters.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrackParamsIn {
     /// RTP payload type.
     pub payload_type: u8,
@@ -132,7 +135,7 @@ fn default_ptime() -> u32 {
 
 /// A track's source.
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SourceParams {
     /// Nothing is sent.
     #[default]
@@ -161,7 +164,7 @@ pub enum SourceParams {
 
 /// A track's sink.
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SinkParams {
     /// Received media is counted and discarded.
     #[default]
@@ -173,8 +176,11 @@ pub enum SinkParams {
     },
     /// Received Opus is recorded to an Ogg Opus file.
     File {
-        /// The file (created or truncated).
+        /// The file: created; an existing one is refused unless `overwrite`.
         path: std::path::PathBuf,
+        /// Replace the file if it exists.
+        #[serde(default)]
+        overwrite: bool,
     },
 }
 
@@ -215,7 +221,10 @@ impl SinkParams {
                 .parse()
                 .map(|forward| SinkParams::Rtp { forward })
                 .map_err(|_| format!("{addr:?} is not IP:PORT")),
-            Some(("file", path)) => Ok(SinkParams::File { path: path.into() }),
+            Some(("file", path)) => Ok(SinkParams::File {
+                path: path.into(),
+                overwrite: false,
+            }),
             _ => Err(format!("{spec:?}: expected none, rtp:IP:PORT or file:PATH")),
         }
     }
@@ -223,6 +232,7 @@ impl SinkParams {
 
 /// `{"call_id"}`.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CallIdParams {
     /// The call id.
     pub call_id: String,
@@ -230,6 +240,7 @@ pub struct CallIdParams {
 
 /// `call.stanza`.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StanzaParams {
     /// The stanza as XML.
     #[serde(default)]
@@ -262,6 +273,7 @@ pub struct StanzaParams {
 
 /// `call.mute`.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MuteParams {
     /// The call id.
     pub call_id: String,
@@ -273,6 +285,7 @@ pub struct MuteParams {
 
 /// `call.video`.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VideoParams {
     /// The call id.
     pub call_id: String,
@@ -282,6 +295,7 @@ pub struct VideoParams {
 
 /// `call.peer_state`: what the peer's signaling said about its media.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PeerStateParams {
     /// The call id.
     pub call_id: String,
@@ -298,6 +312,7 @@ pub struct PeerStateParams {
 
 /// `call.play`: switch a track's source to an Ogg Opus file.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PlayParams {
     /// The call id.
     pub call_id: String,
@@ -317,6 +332,7 @@ fn audio() -> crate::call::MediaKind {
 
 /// `call.record`: start (with a path) or stop (path null) recording a track.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RecordParams {
     /// The call id.
     pub call_id: String,
@@ -325,10 +341,14 @@ pub struct RecordParams {
     pub media: crate::call::MediaKind,
     /// The file, or null to stop.
     pub path: Option<std::path::PathBuf>,
+    /// Replace the file if it exists (an existing file is refused otherwise).
+    #[serde(default)]
+    pub overwrite: bool,
 }
 
 /// `call.terminate`.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TerminateParams {
     /// The call id.
     pub call_id: String,
@@ -336,3 +356,9 @@ pub struct TerminateParams {
     #[serde(default)]
     pub reason: Option<String>,
 }
+
+/// The parameters of a method that takes none (`call.list`, `daemon.status`,
+/// `daemon.shutdown`, `events.subscribe`): any field given is refused.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}

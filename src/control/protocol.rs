@@ -1,7 +1,9 @@
 //! JSON-RPC 2.0 over newline-delimited JSON: request parsing, error codes, responses and
 //! event notifications.
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// Invalid JSON.
@@ -24,6 +26,8 @@ pub const NO_FREE_PORT: i64 = -32003;
 pub const BAD_KEYING: i64 = -32004;
 /// The daemon carries its maximum number of calls.
 pub const TOO_MANY_CALLS: i64 = -32005;
+/// The control socket has its maximum number of clients (`control.max_connections`).
+pub const SERVER_BUSY: i64 = -32006;
 
 /// A JSON-RPC error: a code and a message naming what is wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -60,44 +64,97 @@ impl RpcError {
     }
 }
 
+/// A request's id exactly as the client wrote it (a string, a number or null): echoed byte
+/// for byte, so that an id such as 18446744073709551615 comes back as sent, not rounded.
+#[derive(Debug, Clone)]
+pub struct RequestId(Box<RawValue>);
+
+impl RequestId {
+    /// `null`: the id of a response to a line whose id could not be read.
+    pub fn null() -> Self {
+        RequestId(RawValue::from_string("null".to_owned()).expect("null is JSON"))
+    }
+
+    /// The id's JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
 /// A parsed request. `id` is `None` for a notification (no response is sent).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// The request id, echoed in the response.
-    pub id: Option<Value>,
+    pub id: Option<RequestId>,
     /// The method name.
     pub method: String,
     /// The parameters (an empty object when absent).
     pub params: Value,
 }
 
+/// The id of a request line as written, read beside the parse into a [`Value`] (which keeps
+/// numbers as f64 beyond 2^64 and would round them).
+#[derive(Deserialize)]
+struct RawId<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+}
+
 /// Parses one line. On failure returns the id (when one could be read) and the error.
-pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
+pub fn parse_request(line: &[u8]) -> Result<Request, (RequestId, RpcError)> {
     let value: Value = serde_json::from_slice(line).map_err(|e| {
         (
-            Value::Null,
+            RequestId::null(),
             RpcError::new(PARSE_ERROR, format!("parse error: {e}")),
         )
     })?;
     let Value::Object(mut obj) = value else {
         return Err((
-            Value::Null,
+            RequestId::null(),
             RpcError::new(INVALID_REQUEST, "invalid request: expected a JSON object"),
         ));
     };
-    let id = obj.remove("id");
-    let id_for_error = id.clone().unwrap_or(Value::Null);
+    let id = match obj.remove("id") {
+        Some(id @ (Value::String(_) | Value::Number(_))) => {
+            let raw = serde_json::from_slice::<RawId>(line)
+                .ok()
+                .and_then(|r| r.id);
+            Some(match raw {
+                Some(raw) => RequestId(raw.to_owned()),
+                // A duplicated "id" member: the one the parse kept.
+                None => RequestId(RawValue::from_string(id.to_string()).map_err(|e| {
+                    (
+                        RequestId::null(),
+                        RpcError::new(PARSE_ERROR, format!("parse error: {e}")),
+                    )
+                })?),
+            })
+        }
+        Some(Value::Null) => Some(RequestId::null()),
+        None => None,
+        Some(_) => {
+            return Err((
+                RequestId::null(),
+                RpcError::new(
+                    INVALID_REQUEST,
+                    "invalid request: id must be a string, a number or null",
+                ),
+            ));
+        }
+    };
+    let id_for_error = id.clone().unwrap_or_else(RequestId::null);
     let invalid = |msg: &str| {
         (
             id_for_error.clone(),
             RpcError::new(INVALID_REQUEST, format!("invalid request: {msg}")),
         )
     };
-    if let Some(id) = &id {
-        if !(id.is_string() || id.is_number() || id.is_null()) {
-            return Err(invalid("id must be a string, a number or null"));
-        }
-    }
     if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
         return Err(invalid("jsonrpc must be \"2.0\""));
     }
@@ -139,19 +196,26 @@ pub fn wipe_strings(value: &mut Value) {
     }
 }
 
-/// A success response line.
-pub fn response(id: &Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
+/// A success response line (without its newline).
+pub fn response(id: &RequestId, result: &Value) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{result}}}"#,
+        id.as_str()
+    )
 }
 
-/// An error response line.
-pub fn error_response(id: &Value, error: &RpcError) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": error.to_json()})
+/// An error response line (without its newline).
+pub fn error_response(id: &RequestId, error: &RpcError) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{},"error":{}}}"#,
+        id.as_str(),
+        error.to_json()
+    )
 }
 
-/// An event notification: `{"jsonrpc":"2.0","method":"event","params":{"event":...}}`.
-pub fn event_notification(params: Value) -> Value {
-    json!({"jsonrpc": "2.0", "method": "event", "params": params})
+/// An event notification line: `{"jsonrpc":"2.0","method":"event","params":{"event":...}}`.
+pub fn event_notification(params: &Value) -> String {
+    json!({"jsonrpc": "2.0", "method": "event", "params": params}).to_string()
 }
 
 #[cfg(test)]
@@ -163,11 +227,44 @@ mod tests {
         assert_eq!(parse_request(b"{nope").unwrap_err().1.code, PARSE_ERROR);
         assert_eq!(parse_request(b"[1]").unwrap_err().1.code, INVALID_REQUEST);
         let (id, e) = parse_request(br#"{"jsonrpc":"1.0","id":4,"method":"x"}"#).unwrap_err();
-        assert_eq!((id, e.code), (json!(4), INVALID_REQUEST));
+        assert_eq!((id.as_str(), e.code), ("4", INVALID_REQUEST));
+        let (id, e) = parse_request(br#"{"jsonrpc":"2.0","id":[1],"method":"x"}"#).unwrap_err();
+        assert_eq!((id.as_str(), e.code), ("null", INVALID_REQUEST));
         let r = parse_request(br#"{"jsonrpc":"2.0","id":"a","method":"call.list"}"#).unwrap();
         assert_eq!(r.params, json!({}));
         let n = parse_request(br#"{"jsonrpc":"2.0","method":"daemon.status"}"#).unwrap();
         assert_eq!(n.id, None);
+    }
+
+    #[test]
+    fn ids_come_back_exactly_as_sent() {
+        for (line, id) in [
+            (
+                r#"{"jsonrpc":"2.0","id":18446744073709551615,"method":"m"}"#,
+                "18446744073709551615",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"m"}"#,
+                "123456789012345678901234567890",
+            ),
+            (r#"{"id": 1.50, "jsonrpc":"2.0","method":"m"}"#, "1.50"),
+            (
+                r#"{"jsonrpc":"2.0","id":"a\u0041\"b","method":"m"}"#,
+                r#""a\u0041\"b""#,
+            ),
+            (r#"{"jsonrpc":"2.0","id":null,"method":"m"}"#, "null"),
+        ] {
+            let r = parse_request(line.as_bytes()).unwrap();
+            let id_text = r.id.as_ref().unwrap().as_str();
+            assert_eq!(id_text, id);
+            let reply = response(r.id.as_ref().unwrap(), &json!({"ok": true}));
+            assert_eq!(
+                reply,
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"ok":true}}}}"#)
+            );
+            let error = error_response(r.id.as_ref().unwrap(), &RpcError::new(-1, "x"));
+            assert!(error.contains(&format!(r#""id":{id},"#)), "{error}");
+        }
     }
 
     #[test]

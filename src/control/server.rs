@@ -1,21 +1,29 @@
 //! The control socket: a Unix stream socket speaking newline-delimited JSON-RPC 2.0 to many
 //! clients at once. It knows nothing of the daemon but the [`Service`] it serves.
+//!
+//! Every client is bounded: a cap on connections, a longest line and a time by which a begun
+//! line must end, and a queue of lines to it bounded in bytes, in which events give way (the
+//! subscriber is told how many it lost) while its responses wait for room.
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 
 use super::protocol::{
-    INVALID_REQUEST, RpcError, error_response, event_notification, parse_request, response,
-    wipe_strings,
+    INVALID_REQUEST, RequestId, RpcError, SERVER_BUSY, error_response, event_notification,
+    parse_request, response, wipe_strings,
 };
 use crate::call::Event;
+use crate::config::ControlConfig;
 
 /// What the control socket serves: requests answered, events to subscribers, and when to
 /// stop.
@@ -30,17 +38,32 @@ pub trait Service: Send + Sync + 'static {
     fn subscribe(&self) -> broadcast::Receiver<Event>;
     /// Changes to `true` when the server is to stop accepting.
     fn shutdown_requested(&self) -> watch::Receiver<bool>;
-    /// The longest request line a client may send.
-    fn max_line_bytes(&self) -> usize;
+    /// The limits on clients (`[control]`).
+    fn limits(&self) -> &ControlConfig;
 }
 
-/// Binds the control socket at `path` with mode 0600. A stale socket file left by a dead
-/// daemon is replaced; a live daemon on it is an error, and so is a non-socket file there.
-pub fn bind_control_socket(path: &Path) -> io::Result<UnixListener> {
+/// Lines a connection's queue holds at most, whatever their size.
+const QUEUE_LINES: usize = 1024;
+
+/// Binds the control socket at `path`, created with mode 0600 (0660 and the group's when
+/// `group` is given) so that no one else can connect even for an instant.
+///
+/// The directory is created (0700) when missing; an existing one must be owned by us or root
+/// and not writable by others unless it is sticky (as /tmp is), or it is refused: whoever
+/// can write it could replace the socket. A stale socket file left by a dead daemon is
+/// replaced; a live daemon on it is an error, and so is a non-socket file there.
+pub fn bind_control_socket(path: &Path, group: Option<&str>) -> io::Result<UnixListener> {
+    let gid = group.map(group_id).transpose()?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        match std::fs::metadata(dir) {
+            Ok(meta) => check_directory(dir, &meta)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
+            }
+            Err(e) => return Err(e),
         }
     }
     match std::fs::symlink_metadata(path) {
@@ -67,19 +90,105 @@ pub fn bind_control_socket(path: &Path) -> io::Result<UnixListener> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    // SAFETY: umask only swaps the process's file-creation mask; it is restored at once.
+    let previous = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(previous) };
+    let listener = bound?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    }
     Ok(listener)
+}
+
+/// Refuses a directory that someone but us (or root) could write a socket into.
+fn check_directory(dir: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let mode = meta.mode();
+    let sticky = mode & 0o1000 != 0;
+    let refuse = |why: String| {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the control socket's directory {} {why}; refusing to use it (create it with mode 0700, or choose another --socket)",
+                dir.display()
+            ),
+        ))
+    };
+    if !meta.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    if meta.uid() != me && meta.uid() != 0 {
+        return refuse(format!("is owned by uid {}, not by us ({me})", meta.uid()));
+    }
+    if mode & 0o022 != 0 && !sticky {
+        return refuse(format!(
+            "has mode {:o}: others can write to it",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// The id of a group given by name or number.
+fn group_id(group: &str) -> io::Result<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let name = std::ffi::CString::new(group)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "group name contains NUL"))?;
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: zeroed `group` is a valid out-parameter for getgrnam_r.
+    let mut entry: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer refers to live memory of the length given.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            name.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("control.socket_group: no group {group:?}"),
+        ));
+    }
+    Ok(entry.gr_gid)
 }
 
 /// Accepts control connections until shutdown is requested.
 pub async fn serve<S: Service>(service: Arc<S>, listener: UnixListener) {
     let mut shutdown = service.shutdown_requested();
+    let max_connections = service.limits().max_connections;
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(connection(service.clone(), stream));
+                    let (uid, pid) = stream
+                        .peer_cred()
+                        .map_or((None, None), |c| (Some(c.uid()), c.pid()));
+                    match slots.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            tracing::info!(?uid, ?pid, "control client connected");
+                            let service = service.clone();
+                            tokio::spawn(async move {
+                                connection(service, stream).await;
+                                drop(slot);
+                            });
+                        }
+                        Err(_) => {
+                            tracing::warn!(?uid, ?pid, max_connections, "control client refused: too many connections");
+                            tokio::spawn(refuse(stream, max_connections));
+                        }
+                    }
                 }
                 Err(e) => tracing::warn!("control socket accept failed: {e}"),
             },
@@ -88,40 +197,120 @@ pub async fn serve<S: Service>(service: Arc<S>, listener: UnixListener) {
     }
 }
 
-async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
-    let (read, mut write) = stream.into_split();
-    let (out, mut lines) = mpsc::channel::<Value>(256);
-    let writer = tokio::spawn(async move {
-        while let Some(value) = lines.recv().await {
-            let mut text = value.to_string();
-            text.push('\n');
-            if write.write_all(text.as_bytes()).await.is_err() {
-                break;
-            }
-        }
-    });
+/// Tells a client over the connection cap why it is closed, without waiting on it long.
+async fn refuse(mut stream: UnixStream, max: usize) {
+    let e = RpcError::new(
+        SERVER_BUSY,
+        format!("too many control connections (control.max_connections = {max}); closing"),
+    );
+    let mut line = error_response(&RequestId::null(), &e);
+    line.push('\n');
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(line.as_bytes())).await;
+}
 
-    let max = service.max_line_bytes();
+/// The lines on their way to one client, bounded in bytes.
+#[derive(Clone)]
+struct Outbound {
+    lines: mpsc::Sender<String>,
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+/// Why an event was not queued.
+enum Refused {
+    /// The client's queue is full: the event is lost to it.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+impl Outbound {
+    /// Queues a response, waiting for room: a client that does not read its answers stalls
+    /// only itself.
+    async fn reply(&self, line: String) -> bool {
+        self.queued.fetch_add(line.len() + 1, Ordering::Relaxed);
+        self.lines.send(line).await.is_ok()
+    }
+
+    /// Queues an event if its bytes fit.
+    fn event(&self, line: String) -> Result<(), Refused> {
+        let len = line.len() + 1;
+        if self.queued.load(Ordering::Relaxed) + len > self.limit {
+            return Err(Refused::Full);
+        }
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        self.lines.try_send(line).map_err(|e| {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(_) => Refused::Full,
+                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+            }
+        })
+    }
+}
+
+/// Writes a connection's queued lines.
+async fn write_lines(
+    mut write: OwnedWriteHalf,
+    mut lines: mpsc::Receiver<String>,
+    queued: Arc<AtomicUsize>,
+) {
+    while let Some(mut line) = lines.recv().await {
+        let len = line.len() + 1;
+        line.push('\n');
+        let written = write.write_all(line.as_bytes()).await;
+        queued.fetch_sub(len, Ordering::Relaxed);
+        if written.is_err() {
+            break;
+        }
+    }
+}
+
+async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
+    let limits = service.limits().clone();
+    let (read, write) = stream.into_split();
+    let (lines, queue) = mpsc::channel::<String>(QUEUE_LINES);
+    let out = Outbound {
+        lines,
+        queued: Arc::new(AtomicUsize::new(0)),
+        limit: limits.queue_bytes,
+    };
+    let writer = tokio::spawn(write_lines(write, queue, out.queued.clone()));
+
+    let max = limits.max_line_bytes;
+    let line_timeout = Duration::from_millis(limits.line_timeout_ms);
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     let mut forwarder = None;
     loop {
+        // A client may stay quiet as long as it likes; a line it begins must end in time.
+        match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(_) => {}
+        }
         line.clear();
-        let n = match (&mut reader)
-            .take(max as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await
-        {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let read = tokio::time::timeout(
+            line_timeout,
+            (&mut reader)
+                .take(max as u64 + 1)
+                .read_until(b'\n', &mut line),
+        )
+        .await;
+        let refusal = match read {
+            Err(_) => Some(format!(
+                "invalid request: line not ended within {} ms; closing the connection",
+                limits.line_timeout_ms
+            )),
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) if n > max && line.last() != Some(&b'\n') => Some(format!(
+                "invalid request: line longer than {max} bytes; closing the connection"
+            )),
+            Ok(Ok(_)) => None,
         };
-        if n > max && line.last() != Some(&b'\n') {
-            let e = RpcError::new(
-                INVALID_REQUEST,
-                format!("invalid request: line longer than {max} bytes; closing the connection"),
-            );
+        if let Some(message) = refusal {
             zeroize::Zeroize::zeroize(&mut line);
-            let _ = out.send(error_response(&Value::Null, &e)).await;
+            let e = RpcError::new(INVALID_REQUEST, message);
+            let _ = out.reply(error_response(&RequestId::null(), &e)).await;
             break;
         }
         let text = line.trim_ascii();
@@ -134,30 +323,38 @@ async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
         let mut request = match parsed {
             Ok(r) => r,
             Err((id, e)) => {
-                let _ = out.send(error_response(&id, &e)).await;
+                let _ = out.reply(error_response(&id, &e)).await;
                 continue;
             }
         };
         let result = if request.method == "events.subscribe" {
-            if forwarder.is_none() {
-                // Subscribed before the answer goes out: every event after it is delivered.
-                let events = service.subscribe();
-                forwarder = Some(tokio::spawn(forward_events(events, out.clone())));
+            if let Some(field) = request.params.as_object().and_then(|p| p.keys().next()) {
+                Err(RpcError::invalid_param(
+                    field,
+                    "unknown field; events.subscribe takes no parameters",
+                ))
+            } else {
+                if forwarder.is_none() {
+                    // Subscribed before the answer goes out: every event after it is
+                    // delivered.
+                    let events = service.subscribe();
+                    forwarder = Some(tokio::spawn(forward_events(events, out.clone())));
+                }
+                Ok(json!({"subscribed": true}))
             }
-            Ok(json!({"subscribed": true}))
         } else {
             service.call(&request.method, &request.params).await
         };
         wipe_strings(&mut request.params);
         if let Err(e) = &result {
-            tracing::debug!(method = %request.method, code = e.code, "request failed: {}", e.message);
+            tracing::debug!(method = ?request.method, code = e.code, "request failed: {}", e.message.escape_debug());
         }
         if let Some(id) = &request.id {
             let reply = match result {
-                Ok(v) => response(id, v),
+                Ok(v) => response(id, &v),
                 Err(e) => error_response(id, &e),
             };
-            if out.send(reply).await.is_err() {
+            if !out.reply(reply).await {
                 break;
             }
         }
@@ -170,23 +367,36 @@ async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
     let _ = writer.await;
 }
 
-/// Sends a subscriber its events, serialized here at the edge.
-async fn forward_events(mut events: broadcast::Receiver<Event>, out: mpsc::Sender<Value>) {
+/// Sends a subscriber its events, serialized here at the edge. Events that do not fit its
+/// queue are lost to it, and the next one that fits is preceded by `events.lost` with their
+/// count.
+async fn forward_events(mut events: broadcast::Receiver<Event>, out: Outbound) {
+    let mut lost: u64 = 0;
     loop {
-        match events.recv().await {
-            Ok(event) => {
-                let params = serde_json::to_value(&event).unwrap_or(Value::Null);
-                if out.send(event_notification(params)).await.is_err() {
-                    return;
-                }
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                lost += n;
+                continue;
             }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                let lost = json!({"event": "events.lost", "count": n});
-                if out.send(event_notification(lost)).await.is_err() {
-                    return;
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if lost > 0 {
+            let notice = json!({"event": "events.lost", "count": lost});
+            match out.event(event_notification(&notice)) {
+                Ok(()) => lost = 0,
+                Err(Refused::Full) => {
+                    lost += 1;
+                    continue;
                 }
+                Err(Refused::Closed) => return,
             }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+        let params = serde_json::to_value(&event).unwrap_or(Value::Null);
+        match out.event(event_notification(&params)) {
+            Ok(()) => {}
+            Err(Refused::Full) => lost += 1,
+            Err(Refused::Closed) => return,
         }
     }
 }

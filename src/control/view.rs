@@ -4,6 +4,24 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+/// `text` with its control characters (newlines, ESC, NUL, ...) written as escapes, so that
+/// a string from outside cannot forge lines or drive the terminal it is printed on.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// One call's statistics at one moment, under a label (the call id, or a side of the demo).
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -60,10 +78,10 @@ pub fn track_table(now: &[Sample], before: &[Sample]) -> String {
             };
             out += &format!(
                 "{:<22} {:<6} {:<10} {:<22} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:<6}\n",
-                truncate(&s.label, 22),
+                truncate(&printable(&s.label), 22),
                 kind,
-                s.stats["state"].as_str().unwrap_or("?"),
-                s.stats["remote"].as_str().unwrap_or("-"),
+                printable(s.stats["state"].as_str().unwrap_or("?")),
+                printable(s.stats["remote"].as_str().unwrap_or("-")),
                 t["sent"]["packets"],
                 rate("sent"),
                 t["received"]["packets"],

@@ -33,8 +33,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::files::FileSink;
 use crate::call::{
-    CallNo, CallSpec, CallStats, Endpoint, EndpointError, Event, MAX_DATAGRAM, Outcome, Route,
-    SharedSocket, SocketId, Transmit,
+    CallNo, CallSpec, CallStats, Endpoint, EndpointError, EndpointLimits, Event, MAX_DATAGRAM,
+    Outcome, OwnSockets, RemotePolicy, Route, SharedSocket, SocketId, Transmit,
 };
 use crate::net::{GRO_SLOT, RecvBatch, SendQueue, enable_gro, supports_gso};
 
@@ -112,6 +112,22 @@ pub struct WorkerGone;
 struct Counters {
     calls: AtomicU64,
     unclaimed: AtomicU64,
+    limited: AtomicU64,
+}
+
+/// What every worker shares with the daemon: where events and recordings go, and the rules
+/// and bounds of its endpoint.
+#[derive(Clone)]
+pub struct WorkerContext {
+    /// Events to the control plane.
+    pub events: broadcast::Sender<Event>,
+    /// Recordings' bytes to the file writer.
+    pub files: FileSink,
+    /// Which remotes and producers are acceptable; its own-socket table is kept up to date
+    /// by the workers as they take sockets in and close them.
+    pub policy: Arc<RemotePolicy>,
+    /// Bounds on the work unknown senders may cause.
+    pub limits: EndpointLimits,
 }
 
 /// A snapshot of a worker, for `daemon.status`.
@@ -137,6 +153,9 @@ pub struct WorkerStats {
     pub datagrams_out: u64,
     /// Datagrams no call could claim, dropped.
     pub unclaimed: u64,
+    /// Datagrams dropped because their source had spent its trial authentications or the
+    /// STUN reply budget was spent.
+    pub limited: u64,
     /// Datagrams that could not be sent, dropped.
     pub send_failed: u64,
 }
@@ -155,26 +174,24 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts worker `index` on its shared sockets; its events go to `events`, its
-    /// recordings' bytes to `files`.
+    /// Starts worker `index` on its shared sockets.
     pub fn spawn(
         index: usize,
         shared: SharedSockets,
         io_mode: crate::config::IoMode,
-        events: broadcast::Sender<Event>,
-        files: FileSink,
+        context: WorkerContext,
     ) -> io::Result<Worker> {
         let gso = supports_gso(&shared.local);
         if io_mode == crate::config::IoMode::IoUring {
             match super::uring::Uring::new() {
                 Ok(uring) => {
-                    return Self::spawn_on(uring, "io_uring", index, shared, gso, events, files);
+                    return Self::spawn_on(uring, "io_uring", index, shared, gso, context);
                 }
                 // A kernel before 6.0, or a sandbox that forbids io_uring: epoll still works.
                 Err(e) => tracing::warn!("io_uring unavailable ({e}); worker {index} uses epoll"),
             }
         }
-        Self::spawn_on(Io::new(gso)?, "epoll", index, shared, gso, events, files)
+        Self::spawn_on(Io::new(gso)?, "epoll", index, shared, gso, context)
     }
 
     fn spawn_on<B: Backend>(
@@ -183,8 +200,7 @@ impl Worker {
         index: usize,
         shared: SharedSockets,
         gso: bool,
-        events: broadcast::Sender<Event>,
-        files: FileSink,
+        context: WorkerContext,
     ) -> io::Result<Worker> {
         let waker = Arc::new(io.waker()?);
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -196,7 +212,7 @@ impl Worker {
             .map(UdpSocket::local_addr)
             .collect::<io::Result<_>>()?;
         let local = shared.local.local_addr()?;
-        let mut endpoint = Endpoint::new();
+        let mut endpoint = Endpoint::new(context.policy.clone(), context.limits);
         let mut shared_ids = [None, None, None];
         for (i, (socket, kind)) in [
             (shared.media_v4, SharedSocket::Media),
@@ -207,6 +223,7 @@ impl Worker {
         .enumerate()
         {
             if let Some(socket) = socket {
+                context.policy.own.claim(socket.local_addr()?.port());
                 let id = io.register(socket, true)?;
                 endpoint.add_shared_socket(id, kind);
                 shared_ids[i] = Some(id);
@@ -218,9 +235,11 @@ impl Worker {
             routes: Vec::with_capacity(BATCH_DATAGRAMS),
             rx,
             shared_ids,
+            ports: Vec::new(),
             counters: counters.clone(),
-            events,
-            files,
+            events: context.events,
+            files: context.files,
+            own: context.policy.own.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("srtpd-worker-{index}"))
@@ -263,9 +282,20 @@ impl Worker {
         no: CallNo,
         reason: String,
     ) -> Result<Result<CallStats, EndpointError>, WorkerGone> {
+        let answer = self.remove_soon(no, reason).await?;
+        answer.await.map_err(|_| WorkerGone)
+    }
+
+    /// Asks the worker to remove call `no` without waiting for it: the answer comes on the
+    /// receiver (so that many removals can be in flight at once, as on shutdown).
+    pub async fn remove_soon(
+        &self,
+        no: CallNo,
+        reason: String,
+    ) -> Result<oneshot::Receiver<Result<CallStats, EndpointError>>, WorkerGone> {
         let (reply, answer) = oneshot::channel();
         self.send(Msg::Remove(no, reason, reply)).await?;
-        answer.await.map_err(|_| WorkerGone)
+        Ok(answer)
     }
 
     /// Runs `job` on the worker's endpoint, with the worker's clock, and returns its answer.
@@ -314,6 +344,7 @@ impl Worker {
             sends: get(&io.sends),
             datagrams_out: get(&io.datagrams_out),
             unclaimed: get(&c.unclaimed),
+            limited: get(&c.limited),
             send_failed: get(&io.send_failed),
         }
     }
@@ -750,9 +781,12 @@ struct Driver<B> {
     rx: mpsc::Receiver<Msg>,
     /// Ids of the shared sockets: IPv4 media, IPv6 media, local.
     shared_ids: [Option<SocketId>; 3],
+    /// The port of each of the calls' sockets, by id (0 for none).
+    ports: Vec<u16>,
     counters: Arc<Counters>,
     events: broadcast::Sender<Event>,
     files: FileSink,
+    own: Arc<OwnSockets>,
 }
 
 impl<B: Backend> Driver<B> {
@@ -797,7 +831,7 @@ impl<B: Backend> Driver<B> {
                 Ok(Msg::Remove(no, reason, reply)) => {
                     let result = self.endpoint.remove_call(no, reason).map(|(stats, own)| {
                         for id in own {
-                            self.io.close(id);
+                            self.close(id);
                         }
                         stats
                     });
@@ -828,8 +862,17 @@ impl<B: Backend> Driver<B> {
     fn add_call(&mut self, call: NewCall, now: Instant) -> Result<(), EndpointError> {
         let mut ids = Vec::with_capacity(call.sockets.len());
         for socket in call.sockets {
+            let port = socket.local_addr().map_or(0, |a| a.port());
             match self.io.register(socket, false) {
-                Ok(id) => ids.push(id),
+                Ok(id) => {
+                    ids.push(id);
+                    let index = id.0 as usize;
+                    if self.ports.len() <= index {
+                        self.ports.resize(index + 1, 0);
+                    }
+                    self.ports[index] = port;
+                    self.own.claim(port);
+                }
                 Err(e) => {
                     tracing::error!("registering a call's socket: {e}");
                 }
@@ -845,10 +888,18 @@ impl<B: Backend> Driver<B> {
         let result = self.endpoint.add_call(spec, now, SystemTime::now());
         if result.is_err() {
             for id in ids {
-                self.io.close(id);
+                self.close(id);
             }
         }
         result
+    }
+
+    /// Closes one of a call's sockets; its port is no longer one of srtpd's own.
+    fn close(&mut self, id: SocketId) {
+        self.io.close(id);
+        if let Some(port) = self.ports.get_mut(id.0 as usize) {
+            self.own.release(std::mem::take(port));
+        }
     }
 
     /// Sends what the endpoint made itself.
@@ -870,8 +921,12 @@ impl<B: Backend> Driver<B> {
         while let Some(w) = self.endpoint.poll_file_write() {
             self.files.write(w);
         }
+        let counters = self.endpoint.counters();
         self.counters
             .unclaimed
-            .store(self.endpoint.counters().unclaimed, Ordering::Relaxed);
+            .store(counters.unclaimed, Ordering::Relaxed);
+        self.counters
+            .limited
+            .store(counters.limited, Ordering::Relaxed);
     }
 }

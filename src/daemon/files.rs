@@ -69,13 +69,33 @@ impl Files {
         self.sink.lock().expect("files lock").clone()
     }
 
-    /// Creates (or truncates) a regular file at `path` for a recording, off the async
-    /// runtime, and gives it to the writer; a FIFO, a device or a directory is refused rather
-    /// than waited on.
-    pub async fn create(&self, path: &Path) -> Result<FileId, OggOpusError> {
+    /// Creates a regular file at `path` for a recording (an existing one is refused unless
+    /// `overwrite`, then truncated), off the async runtime, and gives it to the writer; a
+    /// FIFO, a device or a directory is refused rather than waited on.
+    pub async fn create(&self, path: &Path, overwrite: bool) -> Result<FileId, OggOpusError> {
         let owned = path.to_owned();
         let file = tokio::task::spawn_blocking(move || {
-            let file = open_regular(&owned, std::fs::OpenOptions::new().write(true).create(true))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true);
+            if overwrite {
+                options.create(true);
+            } else {
+                options.create_new(true);
+            }
+            let file = open_regular(&owned, &mut options).map_err(|e| match e {
+                OggOpusError::Io { path, source }
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
+                    OggOpusError::Io {
+                        path,
+                        source: std::io::Error::new(
+                            source.kind(),
+                            "exists; give \"overwrite\": true to replace it",
+                        ),
+                    }
+                }
+                other => other,
+            })?;
             file.set_len(0).map_err(|source| OggOpusError::Io {
                 path: owned.display().to_string(),
                 source,
@@ -131,7 +151,7 @@ fn write_files(rx: Receiver<FileMsg>) {
             FileMsg::Write(w) => {
                 if let Some((file, path)) = files.get_mut(&w.file) {
                     if let Err(e) = file.write_all(&w.data) {
-                        tracing::warn!(path = %path, "recording: {e}");
+                        tracing::warn!(path = ?path, "recording: {e}");
                     }
                 }
                 if w.last {

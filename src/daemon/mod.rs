@@ -22,13 +22,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-use self::driver::{NewCall, SharedSockets, SocketRef, Worker, WorkerGone, WorkerStats};
+use self::driver::{
+    NewCall, SharedSockets, SocketRef, Worker, WorkerContext, WorkerGone, WorkerStats,
+};
 use self::files::Files;
 use self::registry::{CallRecord, Registry};
 use self::setup::{SinkPlan, SourcePlan, TrackPlan};
 use crate::call::{
-    CallNo, CallSpec, CallState, CallStats, ClipSource, Endpoint, EndpointError, Event, FileWrite,
-    MediaKind, Recording, TrackPorts,
+    CallNo, CallSpec, CallState, CallStats, ClipSource, Endpoint, EndpointError, EndpointLimits,
+    Event, FileWrite, MediaKind, OwnSockets, Recording, RemotePolicy, TrackPorts,
 };
 use crate::config::{Config, Layout};
 use crate::media::OpusClip;
@@ -80,6 +82,8 @@ pub struct DaemonStatus {
 /// The daemon's state, shared by the control connections.
 pub struct Daemon {
     config: Config,
+    /// Which remotes and producers are acceptable, and srtpd's own sockets.
+    policy: Arc<RemotePolicy>,
     registry: Registry,
     workers: Vec<Worker>,
     files: Arc<Files>,
@@ -98,10 +102,26 @@ impl Daemon {
         let sink = files
             .sink()
             .ok_or_else(|| std::io::Error::other("the file writer stopped"))?;
+        let policy = Arc::new(RemotePolicy {
+            allow: config.media.remote_allow.clone(),
+            deny: config.media.remote_deny.clone(),
+            producers: config.media.producer_allow.clone(),
+            own: Arc::default(),
+        });
+        refresh_own_addresses(&policy.own);
+        let context = WorkerContext {
+            events: events.clone(),
+            files: sink,
+            policy: policy.clone(),
+            limits: EndpointLimits {
+                trials_per_source_per_s: config.calls.trials_per_source_per_s,
+                stun_reply_bytes_per_s: config.calls.stun_reply_bytes_per_s,
+            },
+        };
         let workers = (0..config.media.worker_count())
             .map(|i| {
                 let shared = shared_sockets(&config, i)?;
-                Worker::spawn(i, shared, config.media.io, events.clone(), sink.clone())
+                Worker::spawn(i, shared, config.media.io, context.clone())
             })
             .collect::<std::io::Result<Vec<_>>>()?;
         tracing::info!(
@@ -111,6 +131,7 @@ impl Daemon {
         );
         Ok(Arc::new(Daemon {
             registry: Registry::new(config.calls.max_calls),
+            policy,
             config,
             workers,
             files,
@@ -152,7 +173,8 @@ impl Daemon {
         p: crate::control::params::StartParams,
         ringing: bool,
     ) -> Result<Started, DaemonError> {
-        let plan = setup::plan(&p, &self.config, ringing)?;
+        refresh_own_addresses(&self.policy.own);
+        let plan = setup::plan(&p, &self.config, &self.policy, ringing)?;
         let audio_clip = source_clip(plan.audio.as_ref(), "audio").await?;
         let video_clip = source_clip(plan.video.as_ref(), "video").await?;
         let reservation = self.registry.reserve(&p.call_id)?;
@@ -234,7 +256,7 @@ impl Daemon {
         name: &str,
     ) -> Result<Option<Recording>, DaemonError> {
         let Some(TrackPlan {
-            sink: SinkPlan::File(path),
+            sink: SinkPlan::File { path, overwrite },
             clock_rate,
             ..
         }) = plan
@@ -243,7 +265,7 @@ impl Daemon {
         };
         let file = self
             .files
-            .create(path)
+            .create(path, *overwrite)
             .await
             .map_err(|e| DaemonError::invalid(format!("{name}.sink.path"), e))?;
         Ok(Some(Recording::new(file, *clock_rate)))
@@ -323,7 +345,9 @@ impl Daemon {
         looping: bool,
     ) -> Result<Playing, DaemonError> {
         self.call(call_id)?;
-        let clip = load_clip(path, "path").await?;
+        let path =
+            setup::resolve_file(&self.config, path).map_err(|e| DaemonError::invalid("path", e))?;
+        let clip = load_clip(&path, "path").await?;
         let playing = Playing {
             packets: clip.packets.len(),
             duration_ms: clip.samples() / 48,
@@ -341,15 +365,20 @@ impl Daemon {
         call_id: &str,
         kind: MediaKind,
         path: Option<&Path>,
+        overwrite: bool,
     ) -> Result<(), DaemonError> {
         self.call(call_id)?;
         let file = match path {
-            Some(path) => Some(
-                self.files
-                    .create(path)
-                    .await
-                    .map_err(|e| DaemonError::invalid("path", e))?,
-            ),
+            Some(path) => {
+                let path = setup::resolve_file(&self.config, path)
+                    .map_err(|e| DaemonError::invalid("path", e))?;
+                Some(
+                    self.files
+                        .create(&path, overwrite)
+                        .await
+                        .map_err(|e| DaemonError::invalid("path", e))?,
+                )
+            }
             None => None,
         };
         let result = self
@@ -401,11 +430,25 @@ impl Daemon {
         }
     }
 
-    /// Terminates every call (on shutdown).
+    /// Terminates every call (on shutdown): every removal is handed to its worker first, then
+    /// the answers are collected, and the recordings are finished on disk once for all.
     pub async fn terminate_all(&self, reason: &str) {
+        let mut pending = Vec::new();
         for id in self.registry.ids() {
-            let _ = self.terminate(&id, reason.to_owned()).await;
+            let Ok(record) = self.registry.remove(&id) else {
+                continue;
+            };
+            let worker = &self.workers[record.worker];
+            if let Ok(answer) = worker.remove_soon(record.no, reason.to_owned()).await {
+                pending.push((id, answer));
+            }
         }
+        for (id, answer) in pending {
+            if let Ok(Ok(_)) = answer.await {
+                tracing::info!(call_id = %id, "call ended");
+            }
+        }
+        self.files.written().await;
     }
 
     /// Ends every call, stops the workers and lets the file writer finish.
@@ -433,6 +476,22 @@ impl Daemon {
     /// What `call.start` answered for a running call.
     fn started(&self, call_id: &str) -> Option<Started> {
         self.registry.get(call_id).ok().map(|r| r.started)
+    }
+}
+
+/// Tells `own` the machine's interface addresses (a candidate there, on one of srtpd's
+/// ports, would be srtpd itself), at most once a second.
+fn refresh_own_addresses(own: &OwnSockets) {
+    let now = Instant::now();
+    if own
+        .addresses_set_at()
+        .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+    {
+        return;
+    }
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => own.set_addresses(interfaces.into_iter().map(|i| i.ip()).collect(), now),
+        Err(e) => tracing::warn!("cannot list the interfaces' addresses: {e}"),
     }
 }
 

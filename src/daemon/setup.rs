@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::error::DaemonError;
-use crate::call::{CallSetup, CallTimers, Candidate, MediaKind, TrackParams, TrackSetup};
+use crate::call::{
+    CallSetup, CallTimers, Candidate, MediaKind, RemotePolicy, TrackParams, TrackSetup,
+};
 use crate::config::Config;
 use crate::control::params::{KeyingParams, SinkParams, SourceParams, StartParams};
 use crate::keying::wa_e2e::{self, CallKey, SsrcSlot};
@@ -74,7 +76,12 @@ pub enum SinkPlan {
     /// Decrypted RTP to this address.
     Rtp(SocketAddr),
     /// An Ogg Opus recording.
-    File(PathBuf),
+    File {
+        /// The file, resolved.
+        path: PathBuf,
+        /// Whether an existing file is replaced.
+        overwrite: bool,
+    },
 }
 
 /// A track's plan.
@@ -105,6 +112,28 @@ pub struct CallPlan {
     pub video: Option<TrackPlan>,
 }
 
+/// Where a file named by a request is: an absolute path as given; a relative one inside
+/// `media.files_dir` (the daemon's working directory when that is empty), and never above it.
+pub fn resolve_file(config: &Config, path: &std::path::Path) -> Result<PathBuf, String> {
+    use std::path::Component;
+    if path.as_os_str().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if path.is_absolute() {
+        return Ok(path.to_owned());
+    }
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "{}: a relative path may not leave media.files_dir (no \"..\")",
+            path.display()
+        ));
+    }
+    Ok(config.media.files_dir.join(path))
+}
+
 /// Parses a bind parameter: an address with or without a port.
 pub fn parse_bind(text: &str) -> Result<(IpAddr, u16), DaemonError> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
@@ -116,12 +145,56 @@ pub fn parse_bind(text: &str) -> Result<(IpAddr, u16), DaemonError> {
     })
 }
 
-/// Checks a `call.start` request against `config` and plans the call (`ringing`: offered by
-/// a stanza, no media until answered).
-pub fn plan(p: &StartParams, config: &Config, ringing: bool) -> Result<CallPlan, DaemonError> {
-    if p.call_id.trim().is_empty() {
-        return Err(DaemonError::invalid("call_id", "must not be empty"));
+/// Checks candidates for a call whose address family is `ipv6` (or, when `None`, that of
+/// the first): within `max`, of one family, and acceptable to `policy` (no port 0, no
+/// unspecified, multicast or broadcast address, none of srtpd's own sockets, the allow and
+/// deny lists). Errors name `field[i]`.
+pub fn check_candidates(
+    field: &str,
+    candidates: &[SocketAddr],
+    ipv6: Option<bool>,
+    policy: &RemotePolicy,
+    max: usize,
+) -> Result<(), DaemonError> {
+    if candidates.len() > max {
+        return Err(DaemonError::invalid(
+            field,
+            format!(
+                "{} candidates; at most {max} are accepted (calls.max_candidates)",
+                candidates.len()
+            ),
+        ));
     }
+    let Some(ipv6) = ipv6.or_else(|| candidates.first().map(SocketAddr::is_ipv6)) else {
+        return Ok(());
+    };
+    for (i, c) in candidates.iter().enumerate() {
+        if c.is_ipv6() != ipv6 {
+            return Err(DaemonError::invalid(
+                format!("{field}[{i}].ip"),
+                format!(
+                    "{} is not in the call's address family ({})",
+                    c.ip(),
+                    if ipv6 { "IPv6" } else { "IPv4" }
+                ),
+            ));
+        }
+        policy
+            .check_remote(*c)
+            .map_err(|e| DaemonError::invalid(format!("{field}[{i}]"), e))?;
+    }
+    Ok(())
+}
+
+/// Checks a `call.start` request against `config` and `policy`, and plans the call
+/// (`ringing`: offered by a stanza, no media until answered).
+pub fn plan(
+    p: &StartParams,
+    config: &Config,
+    policy: &RemotePolicy,
+    ringing: bool,
+) -> Result<CallPlan, DaemonError> {
+    crate::call::check_call_id(&p.call_id).map_err(|e| DaemonError::invalid("call_id", e))?;
     if p.audio.is_none() && p.video.is_none() {
         return Err(DaemonError::invalid(
             "audio",
@@ -157,6 +230,18 @@ pub fn plan(p: &StartParams, config: &Config, ringing: bool) -> Result<CallPlan,
             format!("{} is not in the address family of {other}", c.ip),
         ));
     }
+    let addrs: Vec<SocketAddr> = p
+        .candidates
+        .iter()
+        .map(|c| SocketAddr::new(c.ip, c.port))
+        .collect();
+    check_candidates(
+        "candidates",
+        &addrs,
+        Some(ipv6),
+        policy,
+        config.calls.max_candidates,
+    )?;
     let (keys, call_key) = call_keys(p)?;
     let tag_len = keys.rtp_tag_len;
     let track = |kind: MediaKind| -> Result<Option<(TrackSetup, TrackPlan)>, DaemonError> {
@@ -165,6 +250,14 @@ pub fn plan(p: &StartParams, config: &Config, ringing: bool) -> Result<CallPlan,
             MediaKind::Video => ("video", &p.video),
         };
         let Some(t) = t else { return Ok(None) };
+        crate::rtp::check_payload_type(t.payload_type)
+            .map_err(|e| DaemonError::invalid(format!("{name}.payload_type"), e))?;
+        if t.clock_rate == 0 {
+            return Err(DaemonError::invalid(
+                format!("{name}.clock_rate"),
+                "must be at least 1",
+            ));
+        }
         let source = match &t.source {
             SourceParams::None => SourcePlan::None,
             SourceParams::Rtp {
@@ -182,14 +275,19 @@ pub fn plan(p: &StartParams, config: &Config, ringing: bool) -> Result<CallPlan,
             } => SourcePlan::SharedRtp { ssrc: Ssrc(*ssrc) },
             SourceParams::Silence => SourcePlan::Silence,
             SourceParams::File { path, looping } => SourcePlan::File {
-                path: path.clone(),
+                path: resolve_file(config, path)
+                    .map_err(|e| DaemonError::invalid(format!("{name}.source.path"), e))?,
                 looping: *looping,
             },
         };
         let sink = match &t.sink {
             SinkParams::None => SinkPlan::None,
             SinkParams::Rtp { forward } => SinkPlan::Rtp(*forward),
-            SinkParams::File { path } => SinkPlan::File(path.clone()),
+            SinkParams::File { path, overwrite } => SinkPlan::File {
+                path: resolve_file(config, path)
+                    .map_err(|e| DaemonError::invalid(format!("{name}.sink.path"), e))?,
+                overwrite: *overwrite,
+            },
         };
         Ok(Some((
             TrackSetup {
@@ -332,14 +430,20 @@ mod tests {
     }
 
     fn error(v: serde_json::Value) -> DaemonError {
-        plan(&params(v), &Config::default(), false).unwrap_err()
+        plan(
+            &params(v),
+            &Config::default(),
+            &RemotePolicy::default(),
+            false,
+        )
+        .unwrap_err()
     }
 
     #[test]
     fn a_request_becomes_a_plan() {
         let mut config = Config::default();
         config.calls.media_timeout_s = 7;
-        let p = plan(&params(base()), &config, true).unwrap();
+        let p = plan(&params(base()), &config, &RemotePolicy::default(), true).unwrap();
         assert!(p.setup.ringing);
         assert!(!p.ipv6);
         assert_eq!(p.setup.timers.media_timeout, Duration::from_secs(7));
@@ -357,7 +461,7 @@ mod tests {
         v["bind"] = json!("[::1]:0");
         v["candidates"] = json!([{"ip": "::1", "port": 5000}]);
         v["audio"]["source"] = json!({"kind": "rtp", "ssrc": 99});
-        let p = plan(&params(v), &config, false).unwrap();
+        let p = plan(&params(v), &config, &RemotePolicy::default(), false).unwrap();
         assert!(p.ipv6);
         assert_eq!(p.bind, Some(("::1".parse().unwrap(), 0)));
         assert_eq!(
@@ -376,6 +480,12 @@ mod tests {
         v["call_id"] = json!(" ");
         assert_eq!(field(error(v)), "call_id");
         let mut v = base();
+        v["call_id"] = json!("C1\n2026-12-03 INFO forged");
+        assert_eq!(field(error(v)), "call_id");
+        let mut v = base();
+        v["call_id"] = json!("C".repeat(129));
+        assert_eq!(field(error(v)), "call_id");
+        let mut v = base();
         v.as_object_mut().unwrap().remove("audio");
         assert_eq!(field(error(v)), "audio");
         let mut v = base();
@@ -387,6 +497,27 @@ mod tests {
         let mut v = base();
         v["bind"] = json!("::1");
         assert_eq!(field(error(v)), "candidates[0].ip");
+        for pt in [72, 95, 200] {
+            let mut v = base();
+            v["audio"]["payload_type"] = json!(pt);
+            assert_eq!(field(error(v)), "audio.payload_type", "{pt}");
+        }
+        for bad in ["0.0.0.0", "224.0.0.1", "255.255.255.255"] {
+            let mut v = base();
+            v["candidates"][0]["ip"] = json!(bad);
+            assert_eq!(field(error(v)), "candidates[0]", "{bad}");
+        }
+        let mut v = base();
+        v["candidates"] = json!(
+            (0..17)
+                .map(|i| json!({"ip": "127.0.0.1", "port": 5000 + i}))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(field(error(v)), "candidates");
+        let policy = RemotePolicy::default();
+        policy.own.claim(5000);
+        let e = plan(&params(base()), &Config::default(), &policy, false).unwrap_err();
+        assert_eq!(field(e), "candidates[0]", "one of srtpd's own sockets");
         let mut v = base();
         v["bind"] = json!("nowhere");
         assert_eq!(field(error(v)), "bind");

@@ -3,9 +3,11 @@
 //! Whose stanza it is decides what it does: one from our own device (`self`) describes what we
 //! did (our accept, our mute), one from another device what the peer did.
 
+use std::net::SocketAddr;
+
 use serde_json::{Value, json};
 
-use super::{Daemon, DaemonError};
+use super::{Daemon, DaemonError, setup};
 use crate::call::{Candidate, Event, MediaKind};
 use crate::control::params::{
     CandidateParams, KeyingParams, Role, SinkParams, SourceParams, StanzaParams, StartParams,
@@ -57,7 +59,15 @@ impl Daemon {
                 }
             }
             CallAction::Accept(media) => match self.registry.get(&call_id) {
-                Ok(_) => {
+                Ok(record) => {
+                    let addrs: Vec<SocketAddr> = media.candidates.iter().map(|c| c.addr).collect();
+                    setup::check_candidates(
+                        "candidates",
+                        &addrs,
+                        record.started.local.map(|l| l.is_ipv6()),
+                        &self.policy,
+                        self.config().calls.max_candidates,
+                    )?;
                     // Another device answering our offer: receive with that device's keys.
                     let rekey = match (&stanza.from, ours) {
                         (Some(from), false) => self.rekey_for(&call_id, &p.self_id, from)?,

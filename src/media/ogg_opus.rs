@@ -48,6 +48,11 @@ pub enum OggOpusError {
 pub fn open_regular(path: &Path, options: &mut std::fs::OpenOptions) -> Result<File, OggOpusError> {
     use std::os::unix::fs::OpenOptionsExt;
     let name = || path.display().to_string();
+    // Refused before opening: opening a FIFO for writing with no reader fails with ENXIO,
+    // which would say less.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(OggOpusError::NotAFile { path: name() });
+    }
     let file = options
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
@@ -77,9 +82,18 @@ pub struct OpusClip {
 impl OpusClip {
     /// Loads a whole Ogg Opus file (the first logical stream).
     pub fn load(path: &Path) -> Result<OpusClip, OggOpusError> {
-        let name = path.display().to_string();
         let file = open_regular(path, std::fs::OpenOptions::new().read(true))?;
-        let mut reader = PacketReader::new(std::io::BufReader::new(file));
+        Self::read(std::io::BufReader::new(file), &path.display().to_string())
+    }
+
+    /// Reads a whole Ogg Opus stream (the first logical stream) from `input`, called `name`
+    /// in errors.
+    pub fn read<R: std::io::Read + std::io::Seek>(
+        input: R,
+        name: &str,
+    ) -> Result<OpusClip, OggOpusError> {
+        let name = name.to_owned();
+        let mut reader = PacketReader::new(input);
         let not_ogg = |e: ogg::OggReadError| OggOpusError::NotOgg {
             path: name.clone(),
             reason: e.to_string(),

@@ -18,6 +18,19 @@ pub enum PacketKind {
     Other,
 }
 
+/// Checks that `pt` can be an RTP payload type on a port shared with RTCP: 0..=127, and not
+/// 64..=95, whose values with the marker bit set read as RTCP packet types 192..=223
+/// (RFC 5761 section 4).
+pub fn check_payload_type(pt: u8) -> Result<(), String> {
+    match pt {
+        64..=95 => Err(format!(
+            "{pt} is in 64..=95, which collides with RTCP packet types on a shared port (RFC 5761)"
+        )),
+        128.. => Err(format!("{pt} is not an RTP payload type (0..=127)")),
+        _ => Ok(()),
+    }
+}
+
 /// Classifies a datagram by its first two bytes.
 pub fn classify(datagram: &[u8]) -> PacketKind {
     match datagram.first() {
@@ -62,6 +75,18 @@ mod tests {
         assert_eq!(classify(&[0x80]), PacketKind::Other);
         assert_eq!(classify(&[]), PacketKind::Other);
         assert_eq!(classify(&[0x40, 0]), PacketKind::Other);
+    }
+
+    #[test]
+    fn payload_types_that_cannot_read_as_rtcp() {
+        for pt in [0, 8, 63, 96, 111, 127] {
+            assert!(check_payload_type(pt).is_ok(), "{pt}");
+        }
+        for pt in [64, 72, 95, 128, 200, 255] {
+            assert!(check_payload_type(pt).is_err(), "{pt}");
+            // With the marker bit, 72 is RTCP's sender report: the reason this is refused.
+        }
+        assert_eq!(classify(&[0x80, 0x80 | 72]), PacketKind::Rtcp);
     }
 
     #[test]

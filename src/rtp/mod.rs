@@ -8,7 +8,7 @@ mod packet;
 mod rtcp;
 mod types;
 
-pub use demux::{PacketKind, classify, stream_ssrc};
+pub use demux::{PacketKind, check_payload_type, classify, stream_ssrc};
 pub use packet::{RTP_FIXED_HEADER_LEN, RTP_VERSION, RtpHeader, RtpPacket};
 pub use rtcp::{RTCP_HEADER_LEN, RtcpPacket};
 pub use types::{PacketError, SeqNo, Ssrc};

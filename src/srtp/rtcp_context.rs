@@ -103,7 +103,8 @@ impl SrtcpContext {
 
     /// Authenticates the SRTCP packet filling `buf`, checks its index against the replay
     /// window and decrypts it in place. Returns the length of the RTCP packet now at the
-    /// front of `buf`. On any error the buffer and the context are left as they were.
+    /// front of `buf`. On any error the buffer and the context are left as they were. A
+    /// packet is called a replay only once it authenticated.
     pub fn unprotect(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
         let len = buf.len();
         let ssrc = RtcpPacket::new_checked(&*buf)?.sender_ssrc();
@@ -123,12 +124,16 @@ impl SrtcpContext {
         let encrypted = u32::from_be_bytes(word) & E_FLAG != 0;
         let index = u32::from_be_bytes(word) & MAX_SRTCP_INDEX;
 
-        match self.receivers.get(ssrc) {
+        let replayed = match self.receivers.get(ssrc) {
             Some(w) => w
                 .check(u64::from(index))
-                .map_err(|v| replay_error(v, ssrc, u64::from(index)))?,
-            None => self.receivers.ensure_room(ssrc)?,
-        }
+                .err()
+                .map(|v| replay_error(v, ssrc, u64::from(index))),
+            None => {
+                self.receivers.ensure_room(ssrc)?;
+                None
+            }
+        };
 
         if self.transform.is_aead() {
             let nonce = self.transform.rtcp_nonce(ssrc, index);
@@ -138,6 +143,12 @@ impl SrtcpContext {
                 let (body, tail) = rest.split_at_mut(plain_len - RTCP_HEADER_LEN);
                 self.transform
                     .open(&nonce, &aad, body, &tail[..AEAD_TAG_LEN])?;
+                if let Some(e) = replayed {
+                    // Sealing again with the same nonce gives back the packet as it came.
+                    let tag = self.transform.seal(&nonce, &aad, body);
+                    tail[..AEAD_TAG_LEN].copy_from_slice(&tag);
+                    return Err(e);
+                }
             } else {
                 // E=0: the whole packet and the index word are associated data, in that order.
                 // Put the word right behind the packet (over the tag, saved first) so the
@@ -149,14 +160,20 @@ impl SrtcpContext {
                 let result =
                     self.transform
                         .open(&nonce, &buf[..plain_len + INDEX_LEN], &mut [], &tag);
-                if result.is_err() {
+                if result.is_err() || replayed.is_some() {
                     buf[plain_len..plain_len + AEAD_TAG_LEN].copy_from_slice(&tag);
                 }
                 result?;
+                if let Some(e) = replayed {
+                    return Err(e);
+                }
             }
         } else {
             let (authenticated, tag) = buf.split_at(plain_len + INDEX_LEN);
             self.transform.verify_mac(authenticated, &[], tag)?;
+            if let Some(e) = replayed {
+                return Err(e);
+            }
             if encrypted {
                 self.transform.apply_keystream(
                     ssrc,

@@ -151,7 +151,8 @@ impl SrtpContext {
 
     /// Authenticates the SRTP packet filling `buf`, checks it against the replay window and
     /// decrypts it in place. Returns the length of the RTP packet now at the front of `buf`.
-    /// On any error the buffer and the context are left as they were.
+    /// On any error the buffer and the context are left as they were. A packet is called a
+    /// replay only once it authenticated: a forgery with a used index fails authentication.
     pub fn unprotect(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
         let len = buf.len();
         let (header_len, ssrc, seq) = {
@@ -171,23 +172,35 @@ impl SrtpContext {
             Some(highest) => estimate(highest, seq, ssrc)?,
             None => PacketIndex::new(0, seq.0),
         };
-        match stream {
+        let replayed = match stream {
             Some(s) => s
                 .window
                 .check(index.value())
-                .map_err(|v| replay_error(v, ssrc, index.value()))?,
-            None => self.receivers.ensure_room(ssrc)?,
-        }
+                .err()
+                .map(|v| replay_error(v, ssrc, index.value())),
+            None => {
+                self.receivers.ensure_room(ssrc)?;
+                None
+            }
+        };
 
         if self.transform.is_aead() {
             let nonce = self.transform.rtp_nonce(ssrc, index.roc(), seq.0);
             let (header, rest) = buf.split_at_mut(header_len);
             let (body, tag) = rest.split_at_mut(body_end - header_len);
             self.transform.open(&nonce, header, body, tag)?;
+            if let Some(e) = replayed {
+                // Sealing again with the same nonce gives back the packet as it came.
+                tag.copy_from_slice(&self.transform.seal(&nonce, header, body));
+                return Err(e);
+            }
         } else {
             let (authenticated, tag) = buf.split_at(body_end);
             self.transform
                 .verify_mac(authenticated, &index.roc().to_be_bytes(), tag)?;
+            if let Some(e) = replayed {
+                return Err(e);
+            }
             self.transform
                 .apply_keystream(ssrc, index.value(), &mut buf[header_len..body_end]);
         }

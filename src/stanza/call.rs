@@ -172,11 +172,11 @@ impl CallStanza {
         }
         let a = action_node.ok_or(StanzaError::NoAction)?;
         let call_id = a.required("call-id")?;
-        if call_id.trim().is_empty() {
+        if let Err(reason) = crate::call::check_call_id(call_id) {
             return Err(StanzaError::BadAttribute {
                 element: a.tag.clone(),
                 attribute: "call-id",
-                reason: "must not be empty".into(),
+                reason,
             });
         }
         let (action, skipped) = read_action(a)?;

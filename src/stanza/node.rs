@@ -85,6 +85,10 @@ impl Node {
 
     /// Reads a JSON node: `{"tag": "call", "attrs": {...}, "content": [nodes] | "<base64>"}`.
     pub fn from_json(value: &Value) -> Result<Node, StanzaError> {
+        let size = json_size(value);
+        if size > MAX_STANZA_BYTES {
+            return Err(StanzaError::TooLarge(size));
+        }
         Self::from_json_at(value, "node", 0)
     }
 
@@ -183,4 +187,21 @@ impl Node {
             _ => None,
         }
     }
+}
+
+/// The length of `value` written as compact JSON, counted without writing it anywhere.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }

@@ -87,8 +87,14 @@ impl TestDaemon {
             Layout::PerCall => "layout = \"per-call\"\n".to_owned(),
             Layout::Shared => format!("layout = \"shared\"\nshared_port = {shared_port}\n"),
         };
+        // The socket goes into the extra's own [control] table when it has one.
+        let control = format!("[control]\nsocket = {socket:?}\n");
+        let (head, extra) = match extra.contains("[control]\n") {
+            true => (String::new(), extra.replacen("[control]\n", &control, 1)),
+            false => (format!("{control}\n"), extra.to_owned()),
+        };
         let mut text = format!(
-            "[control]\nsocket = {socket:?}\n\n[media]\nbind_v4 = \"127.0.0.1\"\nbind_v6 = \"::1\"\nworkers = {WORKERS}\n{layout_lines}{extra}\n"
+            "{head}[media]\nbind_v4 = \"127.0.0.1\"\nbind_v6 = \"::1\"\nworkers = {WORKERS}\n{layout_lines}{extra}\n"
         );
         if !extra.contains("[calls]") {
             text.push_str("[calls]\nrtcp_interval_ms = 500\nkeepalive_interval_ms = 1000\n");
@@ -263,6 +269,25 @@ impl Client {
     pub fn ok(&mut self, method: &str, params: Value) -> Value {
         self.call(method, params)
             .unwrap_or_else(|e| panic!("{method} failed: {e:?}"))
+    }
+
+    /// The next event, whatever it is, within `within`.
+    pub fn next_event(&mut self, within: Duration) -> Option<Value> {
+        if let Some(e) = self.pending_events.pop_front() {
+            return Some(e);
+        }
+        self.writer.set_read_timeout(Some(within)).unwrap();
+        let mut found = None;
+        while let Some(v) = self.read_line() {
+            if v.get("method").is_some() {
+                found = Some(v["params"].clone());
+                break;
+            }
+        }
+        self.writer
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        found
     }
 
     /// Waits up to `within` for an event named `name` (for `call_id`, if given).

@@ -22,8 +22,8 @@ struct Cli {
     /// Control socket path (overrides control.socket).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Log level: error, warn, info, debug or trace (overrides log.level).
-    #[arg(long)]
+    /// Log level: error, warn, info, debug, trace or off (overrides log.level).
+    #[arg(long, value_parser = srtpd::config::LOG_LEVELS.to_vec())]
     log_level: Option<String>,
     /// Log format: text or json (overrides log.format).
     #[arg(long, value_parser = ["text", "json"])]
@@ -124,7 +124,8 @@ fn init_logging(config: &Config) {
 
 async fn run(config: Config) -> ExitCode {
     let path = config.socket_path();
-    let listener = match bind_control_socket(&path) {
+    let group = Some(config.control.socket_group.as_str()).filter(|g| !g.is_empty());
+    let listener = match bind_control_socket(&path, group) {
         Ok(l) => l,
         Err(e) => {
             eprintln!(
