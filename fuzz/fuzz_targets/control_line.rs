@@ -1,6 +1,6 @@
 //! Control request lines through the parser and the real dispatch, into a running daemon
-//! (one worker, loopback only, a few calls at most): any line gets a response or an error
-//! with a JSON-RPC code, and the daemon keeps answering.
+//! (one worker, a few calls at most, media to loopback only by `media.remote_allow`): any
+//! line gets a response or an error with a JSON-RPC code, and the daemon keeps answering.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -27,6 +27,8 @@ fn harness() -> &'static Harness {
         config.media.bind_v6 = "::1".parse().unwrap();
         config.media.workers = 1;
         config.calls.max_calls = 4;
+        // Whatever the fuzzer writes into candidates, media goes to loopback only.
+        config.media.remote_allow = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
         let files = std::env::temp_dir().join(format!("srtpd-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&files).expect("a files directory");
         config.media.files_dir = files;
