@@ -28,11 +28,14 @@ fn harness() -> &'static Harness {
         config.media.workers = 1;
         config.calls.max_calls = 4;
         // Whatever the fuzzer writes into candidates, media goes to loopback only.
-        config.media.remote_allow = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        config.media.remote_allow =
+            vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
         let files = std::env::temp_dir().join(format!("srtpd-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&files).expect("a files directory");
         config.media.files_dir = files;
-        let daemon = runtime.block_on(async { Daemon::new(config) }).expect("a daemon");
+        let daemon = runtime
+            .block_on(async { Daemon::new(config) })
+            .expect("a daemon");
         Harness { runtime, daemon }
     })
 }
@@ -49,14 +52,20 @@ fuzz_target!(|data: &[u8]| {
     if request.method == "daemon.shutdown" {
         return;
     }
-    let result = h
-        .runtime
-        .block_on(dispatch::handle(&h.daemon, &request.method, &request.params));
+    let result = h.runtime.block_on(dispatch::handle(
+        &h.daemon,
+        &request.method,
+        &request.params,
+    ));
     if let Err(e) = result {
         assert!((-32799..=-32000).contains(&e.code), "{e:?}");
     }
     // Whatever came before, the daemon still answers.
     h.runtime
-        .block_on(dispatch::handle(&h.daemon, "call.list", &serde_json::json!({})))
+        .block_on(dispatch::handle(
+            &h.daemon,
+            "call.list",
+            &serde_json::json!({}),
+        ))
         .expect("call.list");
 });

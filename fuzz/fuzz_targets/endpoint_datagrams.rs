@@ -99,8 +99,10 @@ fuzz_target!(|data: &[u8]| {
     ep.add_shared_socket(SHARED, SharedSocket::Media);
     ep.add_shared_socket(SHARED_LOCAL, SharedSocket::Local);
     let now = SystemTime::now();
-    ep.add_call(call(0, SocketId(1), &[addr(1, 5000)]), t0, now).expect("call 0");
-    ep.add_call(call(1, SHARED, &[addr(1, 5001)]), t0, now).expect("call 1");
+    ep.add_call(call(0, SocketId(1), &[addr(1, 5000)]), t0, now)
+        .expect("call 0");
+    ep.add_call(call(1, SHARED, &[addr(1, 5001)]), t0, now)
+        .expect("call 1");
     ep.add_call(call(2, SHARED, &[]), t0, now).expect("call 2");
 
     // Each record: socket (1 byte), source (1 byte), elapsed ms (1 byte), length (2 bytes),
@@ -129,7 +131,10 @@ fuzz_target!(|data: &[u8]| {
         }
         let (bytes, transmits) = ep.outgoing();
         for t in transmits {
-            assert!(t.start + t.len <= bytes.len(), "a transmit within the out queue");
+            assert!(
+                t.start + t.len <= bytes.len(),
+                "a transmit within the out queue"
+            );
         }
         ep.clear_outgoing();
         while ep.poll_event().is_some() {}

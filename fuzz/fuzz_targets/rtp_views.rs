@@ -10,7 +10,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = stream_ssrc(data);
     if let Ok(p) = RtpPacket::new_checked(data) {
         assert!(p.header_len() <= data.len());
-        let _ = (p.ssrc(), p.seq(), p.timestamp(), p.payload_type(), p.marker());
+        let _ = (
+            p.ssrc(),
+            p.seq(),
+            p.timestamp(),
+            p.payload_type(),
+            p.marker(),
+        );
         let _ = (p.csrcs().count(), p.extension(), p.payload().len());
         let _ = p.payload_unpadded();
     }
