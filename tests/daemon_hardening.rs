@@ -338,24 +338,48 @@ fn a_subscriber_that_does_not_read_loses_events_and_is_told() {
     c.ok("daemon.status", json!({}));
 }
 
+/// Runs srtpd with `args` and returns its exit code and standard error; a daemon that
+/// starts instead of refusing is killed after 5 s, and the test fails.
+fn srtpd_refuses(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_srtpd"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code(), err);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("srtpd {args:?} started instead of refusing");
+}
+
 #[test]
 fn a_runtime_directory_others_can_write_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let open = dir.path().join("open");
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_srtpd"))
-        .arg("--socket")
-        .arg(open.join("srtpd.sock"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let socket = open.join("srtpd.sock");
+    let (code, err) = srtpd_refuses(&["--socket".as_ref(), socket.as_os_str()]);
+    assert_ne!(code, Some(0));
     assert!(
         err.contains("others can write") && err.contains("777"),
         "{err}"
     );
-    assert!(!open.join("srtpd.sock").exists());
+    assert!(!socket.exists());
 }
 
 #[test]
@@ -389,24 +413,24 @@ fn a_bad_log_level_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("srtpd.toml");
     std::fs::write(&config, "[log]\nlevel = \"verbose\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_srtpd"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--socket")
-        .arg(dir.path().join("s.sock"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let socket = dir.path().join("s.sock");
+    let (code, err) = srtpd_refuses(&[
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--socket".as_ref(),
+        socket.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("log.level") && err.contains("verbose"),
         "{err}"
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_srtpd"))
-        .args(["--log-level", "verbose", "--socket"])
-        .arg(dir.path().join("s.sock"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("verbose"));
+    let (code, err) = srtpd_refuses(&[
+        "--log-level".as_ref(),
+        "verbose".as_ref(),
+        "--socket".as_ref(),
+        socket.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("verbose"), "{err}");
 }

@@ -154,6 +154,14 @@ impl super::server::Service for Daemon {
         Daemon::shutdown_requested(self)
     }
 
+    fn finished(&self) -> tokio::sync::watch::Receiver<bool> {
+        Daemon::finished(self)
+    }
+
+    fn closing_grace(&self) -> std::time::Duration {
+        crate::daemon::SHUTDOWN_GRACE
+    }
+
     fn limits(&self) -> &crate::config::ControlConfig {
         &self.config().control
     }

@@ -38,6 +38,11 @@ pub trait Service: Send + Sync + 'static {
     fn subscribe(&self) -> broadcast::Receiver<Event>;
     /// Changes to `true` when the server is to stop accepting.
     fn shutdown_requested(&self) -> watch::Receiver<bool>;
+    /// Changes to `true` once the service has published its last events: connections then
+    /// deliver what they have queued and close.
+    fn finished(&self) -> watch::Receiver<bool>;
+    /// How long the connections get to deliver their last lines once finished.
+    fn closing_grace(&self) -> Duration;
     /// The limits on clients (`[control]`).
     fn limits(&self) -> &ControlConfig;
 }
@@ -163,11 +168,13 @@ fn group_id(group: &str) -> io::Result<u32> {
     Ok(entry.gr_gid)
 }
 
-/// Accepts control connections until shutdown is requested.
+/// Accepts control connections until shutdown is requested; returns once the service has
+/// finished and every connection delivered its last lines (or the closing grace ran out).
 pub async fn serve<S: Service>(service: Arc<S>, listener: UnixListener) {
     let mut shutdown = service.shutdown_requested();
     let max_connections = service.limits().max_connections;
     let slots = Arc::new(Semaphore::new(max_connections));
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -179,7 +186,7 @@ pub async fn serve<S: Service>(service: Arc<S>, listener: UnixListener) {
                         Ok(slot) => {
                             tracing::info!(?uid, ?pid, "control client connected");
                             let service = service.clone();
-                            tokio::spawn(async move {
+                            connections.spawn(async move {
                                 connection(service, stream).await;
                                 drop(slot);
                             });
@@ -192,8 +199,17 @@ pub async fn serve<S: Service>(service: Arc<S>, listener: UnixListener) {
                 }
                 Err(e) => tracing::warn!("control socket accept failed: {e}"),
             },
-            _ = shutdown.wait_for(|&s| s) => return,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.wait_for(|&s| s) => break,
         }
+    }
+    drop(listener);
+    let _ = service.finished().wait_for(|&f| f).await;
+    let grace = service.closing_grace();
+    let closed = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, closed).await.is_err() {
+        tracing::warn!("control connections still writing after {grace:?}; closing them");
+        connections.abort_all();
     }
 }
 
@@ -282,11 +298,15 @@ async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     let mut forwarder = None;
+    let mut finished = service.finished();
     loop {
         // A client may stay quiet as long as it likes; a line it begins must end in time.
-        match reader.fill_buf().await {
-            Ok([]) | Err(_) => break,
-            Ok(_) => {}
+        tokio::select! {
+            ready = reader.fill_buf() => match ready {
+                Ok([]) | Err(_) => break,
+                Ok(_) => {}
+            },
+            _ = finished.wait_for(|&f| f) => break,
         }
         line.clear();
         let read = tokio::time::timeout(
@@ -338,7 +358,11 @@ async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
                     // Subscribed before the answer goes out: every event after it is
                     // delivered.
                     let events = service.subscribe();
-                    forwarder = Some(tokio::spawn(forward_events(events, out.clone())));
+                    forwarder = Some(tokio::spawn(forward_events(
+                        events,
+                        out.clone(),
+                        service.finished(),
+                    )));
                 }
                 Ok(json!({"subscribed": true}))
             }
@@ -360,7 +384,10 @@ async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
         }
     }
     if let Some(f) = forwarder {
-        f.abort();
+        // On shutdown the last events (every call.ended) go out; a client that left gets none.
+        if !*finished.borrow() {
+            f.abort();
+        }
         let _ = f.await;
     }
     drop(out);
@@ -369,11 +396,33 @@ async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
 
 /// Sends a subscriber its events, serialized here at the edge. Events that do not fit its
 /// queue are lost to it, and the next one that fits is preceded by `events.lost` with their
-/// count.
-async fn forward_events(mut events: broadcast::Receiver<Event>, out: Outbound) {
+/// count. Once the service has `finished`, what is left is sent and the forwarding ends.
+async fn forward_events(
+    mut events: broadcast::Receiver<Event>,
+    out: Outbound,
+    mut finished: watch::Receiver<bool>,
+) {
     let mut lost: u64 = 0;
+    let mut draining = false;
     loop {
-        let event = match events.recv().await {
+        let next = if draining {
+            match events.try_recv() {
+                Ok(event) => Ok(event),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    Err(broadcast::error::RecvError::Lagged(n))
+                }
+                Err(_) => return,
+            }
+        } else {
+            tokio::select! {
+                next = events.recv() => next,
+                _ = finished.wait_for(|&f| f) => {
+                    draining = true;
+                    continue;
+                }
+            }
+        };
+        let event = match next {
             Ok(event) => event,
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 lost += n;

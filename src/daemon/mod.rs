@@ -90,6 +90,8 @@ pub struct Daemon {
     events: broadcast::Sender<Event>,
     started: Instant,
     shutdown: watch::Sender<bool>,
+    /// Set once the daemon has stopped and published its last events.
+    finished: watch::Sender<bool>,
     next_no: AtomicU64,
 }
 
@@ -98,6 +100,7 @@ impl Daemon {
     pub fn new(config: Config) -> std::io::Result<Arc<Self>> {
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let (shutdown, _) = watch::channel(false);
+        let (finished, _) = watch::channel(false);
         let files = Arc::new(Files::start()?);
         let sink = files
             .sink()
@@ -138,6 +141,7 @@ impl Daemon {
             events,
             started: Instant::now(),
             shutdown,
+            finished,
             next_no: AtomicU64::new(1),
         }))
     }
@@ -155,6 +159,12 @@ impl Daemon {
     /// Resolves when shutdown was requested.
     pub fn shutdown_requested(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+
+    /// Changes to `true` once the daemon has stopped: every call ended and its `call.ended`
+    /// published, so that the control connections can deliver them and close.
+    pub fn finished(&self) -> watch::Receiver<bool> {
+        self.finished.subscribe()
     }
 
     /// Asks the daemon to shut down.
@@ -459,6 +469,7 @@ impl Daemon {
         }
         let files = self.files.clone();
         let _ = tokio::task::spawn_blocking(move || files.finish()).await;
+        self.finished.send_replace(true);
     }
 
     /// The daemon's state.
@@ -554,5 +565,5 @@ async fn source_clip(
     })
 }
 
-/// How long a shutdown lets subscribers' connections deliver the last events.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+/// How long a shutdown lets the control connections deliver the last events, at most.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);

@@ -168,8 +168,8 @@ async fn run(config: Config) -> ExitCode {
         _ = shutdown.wait_for(|&s| s) => tracing::info!("shutdown requested over the control socket"),
     }
     daemon.stop("shutdown").await;
-    // Let subscribers' connections deliver the final call.ended events.
-    tokio::time::sleep(srtpd::daemon::SHUTDOWN_GRACE).await;
+    // The server returns once every connection delivered what it had queued (the final
+    // call.ended events among it), or after SHUTDOWN_GRACE.
     let _ = server.await;
     let _ = std::fs::remove_file(&path);
     tracing::info!("srtpd stopped");
