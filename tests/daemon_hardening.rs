@@ -67,7 +67,9 @@ in_both_layouts! {
     fn call_ids_are_short_printable_text(layout: Layout) {
         let daemon = TestDaemon::start(layout);
         let mut c = daemon.client();
-        let peer = udp("127.0.0.1").local_addr().unwrap();
+        // Held for the whole test: a port released could become one of srtpd's own.
+        let peer_socket = udp("127.0.0.1");
+        let peer = peer_socket.local_addr().unwrap();
         for bad in [
             "C1\n2026-12-03T00:00:00Z INFO forged line".to_owned(),
             "C1\u{1b}[2J".to_owned(),
@@ -86,7 +88,9 @@ in_both_layouts! {
     fn payload_types_that_collide_with_rtcp_are_refused(layout: Layout) {
         let daemon = TestDaemon::start(layout);
         let mut c = daemon.client();
-        let peer = udp("127.0.0.1").local_addr().unwrap();
+        // Held for the whole test: a port released could become one of srtpd's own.
+        let peer_socket = udp("127.0.0.1");
+        let peer = peer_socket.local_addr().unwrap();
         for pt in [72, 95, 200] {
             let mut p = start_params("P1", peer);
             p["audio"]["payload_type"] = json!(pt);
@@ -100,7 +104,9 @@ in_both_layouts! {
     fn hostile_candidates_are_refused(layout: Layout) {
         let daemon = TestDaemon::start(layout);
         let mut c = daemon.client();
-        let peer = udp("127.0.0.1").local_addr().unwrap();
+        // Held for the whole test: a port released could become one of srtpd's own.
+        let peer_socket = udp("127.0.0.1");
+        let peer = peer_socket.local_addr().unwrap();
         for (ip, why) in [
             ("0.0.0.0", "unspecified"),
             ("224.0.0.1", "multicast"),
@@ -140,7 +146,9 @@ in_both_layouts! {
         );
         let dir = daemon_files_dir();
         let mut c = daemon.client();
-        let peer = udp("127.0.0.1").local_addr().unwrap();
+        // Held for the whole test: a port released could become one of srtpd's own.
+        let peer_socket = udp("127.0.0.1");
+        let peer = peer_socket.local_addr().unwrap();
         c.ok("call.start", start_params("R1", peer));
         let existing = dir.join(format!("existing-{}-{layout:?}.opus", std::process::id()));
         std::fs::write(&existing, b"precious").unwrap();
@@ -172,7 +180,9 @@ in_both_layouts! {
     fn a_fifo_is_refused_at_once(layout: Layout) {
         let daemon = TestDaemon::start(layout);
         let mut c = daemon.client();
-        let peer = udp("127.0.0.1").local_addr().unwrap();
+        // Held for the whole test: a port released could become one of srtpd's own.
+        let peer_socket = udp("127.0.0.1");
+        let peer = peer_socket.local_addr().unwrap();
         c.ok("call.start", start_params("F1", peer));
         let fifo = daemon.dir.path().join("fifo.opus");
         let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
@@ -233,7 +243,9 @@ fn ids_come_back_exactly_as_sent() {
 #[test]
 fn subscribe_and_start_in_one_write_always_deliver_call_started() {
     let daemon = TestDaemon::start(Layout::PerCall);
-    let peer = udp("127.0.0.1").local_addr().unwrap();
+    // Held for the whole test: a port released could become one of srtpd's own.
+    let peer_socket = udp("127.0.0.1");
+    let peer = peer_socket.local_addr().unwrap();
     let mut c = daemon.client();
     for i in 0..200 {
         let mut s = Client::connect(&daemon.socket);
@@ -302,7 +314,9 @@ fn a_subscriber_that_does_not_read_loses_events_and_is_told() {
     let mut slow = daemon.client();
     slow.ok("events.subscribe", json!({}));
     let mut c = daemon.client();
-    let peer = udp("127.0.0.1").local_addr().unwrap();
+    // Held for the whole test: a port released could become one of srtpd's own.
+    let peer_socket = udp("127.0.0.1");
+    let peer = peer_socket.local_addr().unwrap();
     // Each call makes a call.started and a call.ended with its statistics: far more than
     // the socket's buffer and the 64 KiB queue hold.
     const CALLS: usize = 1500;

@@ -45,8 +45,12 @@ in_both_layouts! {
     fn a_thousand_start_terminate_cycles_leave_nothing_behind(layout: Layout) {
         let daemon = TestDaemon::start(layout);
         let mut client = daemon.client();
-        let peer = udp("127.0.0.1").local_addr().unwrap();
-        let sink = udp("127.0.0.1").local_addr().unwrap();
+        // Held for the whole test: a port released could become one of srtpd's own.
+        let peer_socket = udp("127.0.0.1");
+        let peer = peer_socket.local_addr().unwrap();
+        // Held for the whole test: a port released could become one of srtpd's own.
+        let sink_socket = udp("127.0.0.1");
+        let sink = sink_socket.local_addr().unwrap();
         let cycle = |client: &mut Client, i: usize| {
             let id = format!("C{i}");
             start(client, &id, peer, json!({"kind": "rtp", "forward": sink}));
@@ -71,7 +75,9 @@ in_both_layouts! {
         let mut client = daemon.client();
         let mut events = daemon.client();
         events.ok("events.subscribe", json!({}));
-        let peer = udp("127.0.0.1").local_addr().unwrap();
+        // Held for the whole test: a port released could become one of srtpd's own.
+        let peer_socket = udp("127.0.0.1");
+        let peer = peer_socket.local_addr().unwrap();
         let dir = tempfile::tempdir().unwrap();
         // Every hundredth call records what a peer of its own sends it.
         let key = base64::engine::general_purpose::STANDARD.decode(KEY).unwrap();
