@@ -354,7 +354,7 @@ in_both_layouts! {
 fn the_same_stanza_as_xml_and_as_a_json_node_gives_the_same_result(layout: Layout) {
     let key = B64.encode([2u8; 32]);
     let mut side = Side::new(layout, CALLEE_PHONE, json!({"call_key": key}));
-    side.ok(&offer(SocketAddr::from(([127, 0, 0, 1], 40999))));
+    side.ok(&offer(SocketAddr::from(([127, 0, 0, 1], 20999))));
     let xml = format!(
         r#"<call from="{CALLEE_PHONE}" to="{CALLER}" id="M1"><mute call-id="{CALL}" media="audio" value="true" x-extra="1"/></call>"#
     );

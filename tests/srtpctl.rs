@@ -102,7 +102,7 @@ fn drives_every_method(layout: Layout) {
         &daemon,
         &start_args(
             "CTL-1",
-            "127.0.0.1:40999@5",
+            "127.0.0.1:20999@5",
             &key,
             &[
                 "--audio-source",
@@ -118,7 +118,7 @@ fn drives_every_method(layout: Layout) {
 
     let list = ok(&daemon, &["list"]);
     assert!(
-        list.contains("CTL-1") && list.contains("checking") && list.contains("127.0.0.1:40999"),
+        list.contains("CTL-1") && list.contains("checking") && list.contains("127.0.0.1:20999"),
         "{list}"
     );
 
@@ -209,10 +209,10 @@ fn forwards_stanza_files(layout: Layout) {
     let key = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
     let dir = tempfile::tempdir().unwrap();
     let offer = dir.path().join("offer.xml");
-    // A candidate on loopback (127.0.0.1:40999) as 6-byte te2 content.
+    // A candidate on loopback (127.0.0.1:20999) as 6-byte te2 content.
     std::fs::write(
         &offer,
-        r#"<call from="1:0@lid" to="2:0@lid"><offer call-id="CTL-ST"><relay><te2>7f000001a027</te2></relay></offer></call>"#,
+        r#"<call from="1:0@lid" to="2:0@lid"><offer call-id="CTL-ST"><relay><te2>7f0000015207</te2></relay></offer></call>"#,
     )
     .unwrap();
     let ringing = json(
@@ -231,7 +231,7 @@ fn forwards_stanza_files(layout: Layout) {
     assert_eq!(ringing["action"], "ringing");
     assert_eq!(
         json(&daemon, &["stats", "--call-id", "CTL-ST"])["remote"],
-        "127.0.0.1:40999"
+        "127.0.0.1:20999"
     );
 
     let end = dir.path().join("end.xml");
@@ -265,7 +265,7 @@ fn top_shows_every_call_with_its_tracks(layout: Layout) {
     let daemon = TestDaemon::start(layout);
     let key = base64::engine::general_purpose::STANDARD.encode([8u8; 30]);
     for id in ["TOP-1", "TOP-2"] {
-        ok(&daemon, &start_args(id, "127.0.0.1:40998", &key, &[]));
+        ok(&daemon, &start_args(id, "127.0.0.1:20998", &key, &[]));
     }
     ok(&daemon, &["mute", "--call-id", "TOP-2"]);
     let out = ok(&daemon, &["top", "--count", "2", "--interval-ms", "200"]);
@@ -284,7 +284,7 @@ fn top_shows_every_call_with_its_tracks(layout: Layout) {
         "audio",
         "video",
         "checking",
-        "127.0.0.1:40998",
+        "127.0.0.1:20998",
     ] {
         assert!(last.contains(needle), "{needle} missing from: {last}");
     }
@@ -300,12 +300,12 @@ in_both_layouts! {
 fn start_puts_a_producer_given_by_ssrc_on_the_shared_producer_port(layout: Layout) {
     let daemon = TestDaemon::start(layout);
     let key = base64::engine::general_purpose::STANDARD.encode([9u8; 30]);
-    let own = json(&daemon, &start_args("OWN-CTL", "127.0.0.1:40997", &key, &[]));
+    let own = json(&daemon, &start_args("OWN-CTL", "127.0.0.1:20997", &key, &[]));
     let started = json(
         &daemon,
         &start_args(
             "SP-CTL",
-            "127.0.0.1:40997",
+            "127.0.0.1:20997",
             &key,
             &["--audio-source-ssrc", "4660"],
         ),
@@ -323,7 +323,7 @@ fn start_puts_a_producer_given_by_ssrc_on_the_shared_producer_port(layout: Layou
         &daemon,
         &start_args(
             "SP-CTL-2",
-            "127.0.0.1:40997",
+            "127.0.0.1:20997",
             &key,
             &["--audio-source", "none", "--audio-source-ssrc", "1"],
         ),
@@ -354,7 +354,7 @@ fn start_reads_keys_from_a_file_or_standard_input() {
             "--call-id",
             "KF-1",
             "--candidate",
-            "127.0.0.1:40996",
+            "127.0.0.1:20996",
             "--keys-file",
             file.to_str().unwrap(),
         ],
@@ -369,7 +369,7 @@ fn start_reads_keys_from_a_file_or_standard_input() {
             "--call-id",
             "KF-2",
             "--candidate",
-            "127.0.0.1:40996",
+            "127.0.0.1:20996",
             "--keys-file",
             "-",
         ])
@@ -418,7 +418,7 @@ fn list_escapes_control_characters_from_the_daemon() {
     let key = base64::engine::general_purpose::STANDARD.encode([9u8; 30]);
     let refused = ctl(
         &daemon,
-        &start_args("A\u{1b}[2JB", "127.0.0.1:40995", &key, &[]),
+        &start_args("A\u{1b}[2JB", "127.0.0.1:20995", &key, &[]),
     );
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
