@@ -145,14 +145,15 @@ pub fn parse_bind(text: &str) -> Result<(IpAddr, u16), DaemonError> {
     })
 }
 
-/// Checks candidates for a call whose address family is `ipv6` (or, when `None`, that of
-/// the first): within `max`, of one family, and acceptable to `policy` (no port 0, no
-/// unspecified, multicast or broadcast address, none of srtpd's own sockets, the allow and
-/// deny lists). Errors name `field[i]`.
+/// Checks candidates: within `max`, all in the call's address family (`family`: IPv6 or not,
+/// and what decided it; when `None`, the first candidate's), and acceptable to `policy` (no
+/// port 0, no unspecified, multicast or broadcast address, none of srtpd's own sockets, the
+/// allow and deny lists). Errors name `field[i]`. The one check of every path that adds
+/// candidates to a call.
 pub fn check_candidates(
     field: &str,
     candidates: &[SocketAddr],
-    ipv6: Option<bool>,
+    family: Option<(bool, &str)>,
     policy: &RemotePolicy,
     max: usize,
 ) -> Result<(), DaemonError> {
@@ -165,18 +166,18 @@ pub fn check_candidates(
             ),
         ));
     }
-    let Some(ipv6) = ipv6.or_else(|| candidates.first().map(SocketAddr::is_ipv6)) else {
+    let Some((ipv6, decided_by)) = family.or_else(|| {
+        candidates
+            .first()
+            .map(|c| (c.is_ipv6(), "the first candidate"))
+    }) else {
         return Ok(());
     };
     for (i, c) in candidates.iter().enumerate() {
         if c.is_ipv6() != ipv6 {
             return Err(DaemonError::invalid(
                 format!("{field}[{i}].ip"),
-                format!(
-                    "{} is not in the call's address family ({})",
-                    c.ip(),
-                    if ipv6 { "IPv6" } else { "IPv4" }
-                ),
+                format!("{} is not in the address family of {decided_by}", c.ip()),
             ));
         }
         policy
@@ -201,35 +202,12 @@ pub fn plan(
             "a call needs an audio or a video track",
         ));
     }
-    for (i, c) in p.candidates.iter().enumerate() {
-        if c.port == 0 {
-            return Err(DaemonError::invalid(
-                format!("candidates[{i}].port"),
-                "must not be 0",
-            ));
-        }
-    }
     let bind = p.bind.as_deref().map(parse_bind).transpose()?;
-    let ipv6 = match (bind, p.candidates.first()) {
-        (Some((ip, _)), _) => ip.is_ipv6(),
-        (None, Some(c)) => c.ip.is_ipv6(),
-        (None, None) => false,
+    let bind_ip = bind.map(|(ip, _)| format!("the bind address {ip}"));
+    let family = match (&bind, &bind_ip) {
+        (Some((ip, _)), Some(text)) => Some((ip.is_ipv6(), text.as_str())),
+        _ => None,
     };
-    if let Some((i, c)) = p
-        .candidates
-        .iter()
-        .enumerate()
-        .find(|(_, c)| c.ip.is_ipv6() != ipv6)
-    {
-        let other = match bind {
-            Some((ip, _)) => format!("the bind address {ip}"),
-            None => "the first candidate".to_owned(),
-        };
-        return Err(DaemonError::invalid(
-            format!("candidates[{i}].ip"),
-            format!("{} is not in the address family of {other}", c.ip),
-        ));
-    }
     let addrs: Vec<SocketAddr> = p
         .candidates
         .iter()
@@ -238,10 +216,15 @@ pub fn plan(
     check_candidates(
         "candidates",
         &addrs,
-        Some(ipv6),
+        family,
         policy,
         config.calls.max_candidates,
     )?;
+    let ipv6 = match (bind, addrs.first()) {
+        (Some((ip, _)), _) => ip.is_ipv6(),
+        (None, Some(c)) => c.is_ipv6(),
+        (None, None) => false,
+    };
     let (keys, call_key) = call_keys(p)?;
     let tag_len = keys.rtp_tag_len;
     let track = |kind: MediaKind| -> Result<Option<(TrackSetup, TrackPlan)>, DaemonError> {
@@ -490,7 +473,10 @@ mod tests {
         assert_eq!(field(error(v)), "audio");
         let mut v = base();
         v["candidates"][0]["port"] = json!(0);
-        assert_eq!(field(error(v)), "candidates[0].port");
+        assert!(
+            matches!(error(v), DaemonError::InvalidParam { field, reason }
+            if field == "candidates[0]" && reason.contains("port 0"))
+        );
         let mut v = base();
         v["candidates"] = json!([{"ip": "127.0.0.1", "port": 1}, {"ip": "::1", "port": 2}]);
         assert_eq!(field(error(v)), "candidates[1].ip");

@@ -64,7 +64,10 @@ impl Daemon {
                     setup::check_candidates(
                         "candidates",
                         &addrs,
-                        record.started.local.map(|l| l.is_ipv6()),
+                        record
+                            .started
+                            .local
+                            .map(|l| (l.is_ipv6(), "the call's media socket")),
                         &self.policy,
                         self.config().calls.max_candidates,
                     )?;
