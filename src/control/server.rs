@@ -193,7 +193,7 @@ pub async fn serve<S: Service>(service: Arc<S>, listener: UnixListener) {
                         }
                         Err(_) => {
                             tracing::warn!(?uid, ?pid, max_connections, "control client refused: too many connections");
-                            tokio::spawn(refuse(stream, max_connections));
+                            refuse(&stream, max_connections);
                         }
                     }
                 }
@@ -213,15 +213,17 @@ pub async fn serve<S: Service>(service: Arc<S>, listener: UnixListener) {
     }
 }
 
-/// Tells a client over the connection cap why it is closed, without waiting on it long.
-async fn refuse(mut stream: UnixStream, max: usize) {
+/// Tells a client over the connection cap why it is closed, in one non-blocking write (a
+/// fresh socket's buffer takes the line; a client that cannot take it gets only the close),
+/// so that refused clients hold nothing and no task.
+fn refuse(stream: &UnixStream, max: usize) {
     let e = RpcError::new(
         SERVER_BUSY,
         format!("too many control connections (control.max_connections = {max}); closing"),
     );
     let mut line = error_response(&RequestId::null(), &e);
     line.push('\n');
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(line.as_bytes())).await;
+    let _ = stream.try_write(line.as_bytes());
 }
 
 /// The lines on their way to one client, bounded in bytes.
