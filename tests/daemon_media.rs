@@ -177,20 +177,23 @@ fn a_recording_holds_what_was_played_even_when_cut_short(layout: Layout) {
 }
 }
 
-in_both_layouts! {
-fn a_recording_cut_by_kill_9_is_playable_up_to_its_last_page(layout: Layout) {
+/// Plays a 150-packet clip from A to a recording on B, sends B `signal` after `after`, and
+/// returns what B's recording holds, checked to be a prefix of the clip, and B's exit.
+fn recording_cut_by(
+    layout: Layout,
+    signal: i32,
+    after: Duration,
+) -> (OpusClip, std::process::ExitStatus) {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.opus");
     let packets = write_clip(&clip, 150);
     let recording = dir.path().join("rec.opus");
     let (_a, mut b, _ca, _cb) = play_and_record(layout, &clip, &recording);
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(after);
     // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(b.pid() as i32, libc::SIGKILL) }, 0);
-    b.wait_exit(Duration::from_secs(5)).expect("srtpd is gone");
-    let partial = OpusClip::load(&recording).expect("playable after kill -9");
-    // A page ends every second of audio: at least the first second is on disk.
-    assert!(partial.packets.len() >= 50, "{} packets", partial.packets.len());
+    assert_eq!(unsafe { libc::kill(b.pid() as i32, signal) }, 0);
+    let status = b.wait_exit(Duration::from_secs(5)).expect("srtpd exits");
+    let partial = OpusClip::load(&recording).expect("the cut recording is playable");
     assert!(
         partial
             .packets
@@ -199,31 +202,20 @@ fn a_recording_cut_by_kill_9_is_playable_up_to_its_last_page(layout: Layout) {
             .all(|((r, _), p)| r == p),
         "a prefix of the clip"
     );
+    (partial, status)
+}
+
+in_both_layouts! {
+fn a_recording_cut_by_kill_9_is_playable_up_to_its_last_page(layout: Layout) {
+    let (partial, _) = recording_cut_by(layout, libc::SIGKILL, Duration::from_millis(2500));
+    // A page ends every second of audio: at least the first second is on disk.
+    assert!(partial.packets.len() >= 50, "{} packets", partial.packets.len());
 }
 
 fn a_recording_cut_by_sigterm_is_playable(layout: Layout) {
-    let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("clip.opus");
-    let packets = write_clip(&clip, 150);
-    let recording = dir.path().join("rec.opus");
-    let (_a, mut b, _ca, _cb) = play_and_record(layout, &clip, &recording);
-    std::thread::sleep(Duration::from_millis(1000));
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(b.pid() as i32, libc::SIGTERM) }, 0);
-    assert!(
-        b.wait_exit(Duration::from_secs(5))
-            .expect("srtpd exits")
-            .success()
-    );
-    let partial = OpusClip::load(&recording).expect("playable after SIGTERM");
+    let (partial, status) = recording_cut_by(layout, libc::SIGTERM, Duration::from_millis(1000));
+    assert!(status.success(), "{status}");
     assert!(!partial.packets.is_empty());
-    assert!(
-        partial
-            .packets
-            .iter()
-            .zip(&packets)
-            .all(|((r, _), p)| r == p)
-    );
 }
 }
 

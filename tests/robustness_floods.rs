@@ -53,6 +53,27 @@ fn start(
     )
 }
 
+/// Starts call 0, `id`, with an independent peer as its candidate and a sink; returns the
+/// peer, the sink and the call's media address.
+fn live_call(client: &mut Client, id: &str) -> (Peer, UdpSocket, SocketAddr) {
+    let peer = Peer::new(
+        "127.0.0.1",
+        ProtectionProfile::Aes128CmHmacSha1_80,
+        &key(0, 1),
+        &key(0, 0),
+        16,
+    );
+    let sink = udp("127.0.0.1");
+    let live = start(
+        client,
+        id,
+        0,
+        json!([{"ip": "127.0.0.1", "port": peer.addr().port()}]),
+        Some(sink.local_addr().unwrap()),
+    );
+    (peer, sink, addr(&live["local"]))
+}
+
 fn status_sum(client: &mut Client, field: &str) -> u64 {
     client.ok("daemon.status", json!({}))["workers"]
         .as_array()
@@ -99,16 +120,7 @@ in_both_layouts! {
         let waiting: Vec<SocketAddr> = (0..WAITING)
             .map(|i| addr(&start(&mut client, &format!("W{i}"), i + 1, json!([]), None)["local"]))
             .collect();
-        let mut peer = Peer::new("127.0.0.1", ProtectionProfile::Aes128CmHmacSha1_80, &key(0, 1), &key(0, 0), 16);
-        let sink = udp("127.0.0.1");
-        let live = start(
-            &mut client,
-            "LIVE",
-            0,
-            json!([{"ip": "127.0.0.1", "port": peer.addr().port()}]),
-            Some(sink.local_addr().unwrap()),
-        );
-        let media = addr(&live["local"]);
+        let (mut peer, sink, media) = live_call(&mut client, "LIVE");
         let flooder = UdpSocket::bind("127.0.0.1:0").unwrap();
         let live_ssrc = 0x0bad_cafe;
 
@@ -150,30 +162,19 @@ in_both_layouts! {
     fn forgeries_of_a_live_stream_count_as_auth_and_replays_as_replay(layout: Layout) {
         let daemon = TestDaemon::start(layout);
         let mut client = daemon.client();
-        let mut peer = Peer::new("127.0.0.1", ProtectionProfile::Aes128CmHmacSha1_80, &key(0, 1), &key(0, 0), 16);
-        let sink = udp("127.0.0.1");
-        let live = start(
-            &mut client,
-            "A1",
-            0,
-            json!([{"ip": "127.0.0.1", "port": peer.addr().port()}]),
-            Some(sink.local_addr().unwrap()),
-        );
-        let media = addr(&live["local"]);
-        let mut wires = Vec::new();
+        let (mut peer, sink, media) = live_call(&mut client, "A1");
+        let mut plains = Vec::new();
         for seq in 0..50u16 {
             let plain = rtp_packet(111, seq, u32::from(seq) * 960, 0x51, &[1; 40]);
             peer.send_rtp(&plain, media);
-            // The same packet protected by an independent context of the same key, for the
-            // copies below.
-            wires.push(plain);
+            plains.push(plain);
         }
         assert_eq!(receive_all(&sink, 50, Duration::from_secs(3)).len(), 50);
         // Replays: the genuine packets again (the peer's context refuses to protect an index
         // twice, so protect them with a fresh context of the same key).
         let mut twin = Peer::new("127.0.0.1", ProtectionProfile::Aes128CmHmacSha1_80, &key(0, 1), &key(0, 0), 16);
         twin.socket = peer.socket.try_clone().unwrap();
-        for plain in &wires {
+        for plain in &plains {
             twin.send_rtp(plain, media);
         }
         // Forgeries: genuine SSRC and used indexes, tags that do not match.
