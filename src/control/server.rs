@@ -159,7 +159,14 @@ fn group_id(group: &str) -> io::Result<u32> {
             &mut found,
         )
     };
-    if rc != 0 || found.is_null() {
+    if rc != 0 {
+        let e = io::Error::from_raw_os_error(rc);
+        return Err(io::Error::new(
+            e.kind(),
+            format!("control.socket_group: looking up {group:?}: {e}"),
+        ));
+    }
+    if found.is_null() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("control.socket_group: no group {group:?}"),
