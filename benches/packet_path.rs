@@ -140,7 +140,7 @@ fn batched(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, packets: &[Vec<u8>]
     for (k, burst) in packets.chunks(BURST as usize).enumerate() {
         let first = k * BURST as usize;
         for i in 0..burst.len() {
-            queue.push(from.as_raw_fd(), to, (first + i) * size, size, 0);
+            queue.push(from.as_raw_fd(), to, (first + i) * size, size, 0, 0);
         }
         queue.flush(&flat);
         let mut got = 0;

@@ -10,10 +10,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use common::daemon::{Client, Layout, TestDaemon, addr, udp};
 use serde_json::{Value, json};
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 fn start_params(call_id: &str, peer: std::net::SocketAddr) -> Value {
     json!({
@@ -447,4 +449,69 @@ fn a_bad_log_level_is_refused_at_start() {
     ]);
     assert_eq!(code, Some(2));
     assert!(err.contains("verbose"), "{err}");
+}
+
+in_both_layouts! {
+    fn sends_the_kernel_refuses_count_as_the_calls_send_errors(layout: Layout) {
+        const PACKETS: u16 = 20;
+        for io in ["epoll", "io_uring"] {
+            let daemon = TestDaemon::start_with(layout, &format!("io = \"{io}\"\n"));
+            let mut c = daemon.client();
+            // Two calls whose peers send media to them; the first forwards it to a broadcast
+            // address (the kernel refuses: no SO_BROADCAST), the second to a real sink.
+            let sink = udp("127.0.0.1");
+            let broadcast = format!("127.255.255.255:{}", sink.local_addr().unwrap().port());
+            let mut locals = Vec::new();
+            let mut peers = Vec::new();
+            for (id, forward) in [("E1", broadcast), ("E2", sink.local_addr().unwrap().to_string())] {
+                let peer = common::peer::Peer::new(
+                    "127.0.0.1",
+                    webrtc_srtp::protection_profile::ProtectionProfile::Aes128CmHmacSha1_80,
+                    &B64.decode(KEY).unwrap(),
+                    &B64.decode(KEY).unwrap(),
+                    16,
+                );
+                let mut p = start_params(id, peer.addr());
+                p["audio"]["sink"] = json!({"kind": "rtp", "forward": forward});
+                p["mute_mode"] = json!("drop");
+                locals.push(addr(&c.ok("call.start", p)["local"]));
+                peers.push(peer);
+            }
+            for seq in 1..=PACKETS {
+                for (i, peer) in peers.iter_mut().enumerate() {
+                    let ssrc = 0x5e00 + i as u32;
+                    let plain = common::rtp_packet(111, seq, u32::from(seq) * 960, ssrc, &[1; 40]);
+                    peer.send_rtp(&plain, locals[i]);
+                }
+            }
+            let forwarded = common::daemon::receive_all(
+                &sink,
+                usize::from(PACKETS),
+                Duration::from_millis(500),
+            );
+            assert_eq!(forwarded.len(), usize::from(PACKETS), "{io}: E2's sink");
+            let stats = |c: &mut Client, id: &str| c.ok("call.stats", json!({"call_id": id}));
+            // E1 runs on a worker of its own; its sends' outcomes may arrive later (io_uring
+            // completions).
+            let deadline = Instant::now() + Duration::from_secs(3);
+            let mut e1 = stats(&mut c, "E1");
+            while e1["send_errors"] != PACKETS && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+                e1 = stats(&mut c, "E1");
+            }
+            assert_eq!(e1["audio"]["received"]["packets"], PACKETS, "{io}: {e1}");
+            assert_eq!(e1["send_errors"], PACKETS, "{io}: every forward refused: {e1}");
+            let e2 = stats(&mut c, "E2");
+            assert_eq!(e2["send_errors"], 0, "{io}: {e2}");
+            let failed: u64 = c.ok("daemon.status", json!({}))["workers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["send_failed"].as_u64().unwrap())
+                .sum();
+            assert_eq!(failed, u64::from(PACKETS), "{io}: the workers count them too");
+            let ended = c.ok("call.terminate", json!({"call_id": "E1"}));
+            assert_eq!(ended["send_errors"], PACKETS, "{io}: the final stats keep them: {ended}");
+        }
+    }
 }

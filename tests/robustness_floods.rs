@@ -232,6 +232,28 @@ in_both_layouts! {
         assert!(status_sum(&mut client, "limited") >= 88);
     }
 
+    fn a_call_waiting_for_its_peer_answers_strangers_within_their_budget(layout: Layout) {
+        // 5 trials a second per source, a burst of 10.
+        let daemon = TestDaemon::start_with(layout, "[calls]\ntrials_per_source_per_s = 5\n");
+        let mut client = daemon.client();
+        let waiting = start(&mut client, "W1", 0, json!([]), None);
+        let media = addr(&waiting["local"]);
+        let stranger = udp("127.0.0.1");
+        for i in 0..100u8 {
+            let mut m = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+            m.extend_from_slice(&[i; 12]);
+            stranger.send_to(&m, media).unwrap();
+        }
+        let answers = receive_all(&stranger, 1000, Duration::from_millis(500))
+            .into_iter()
+            .filter(|(d, from)| d.starts_with(&[0x01, 0x01]) && *from == media)
+            .count();
+        assert!((10..=12).contains(&answers), "{answers} answers to 100 requests");
+        assert!(status_sum(&mut client, "limited") >= 88);
+        let stats = client.ok("call.stats", json!({"call_id": "W1"}));
+        assert_eq!(stats["state"], "waiting", "answering latches nothing: {stats}");
+    }
+
     fn producers_only_from_the_configured_networks(layout: Layout) {
         let daemon = TestDaemon::start_with(layout, "producer_allow = [\"127.0.0.2/32\"]\n");
         let mut client = daemon.client();

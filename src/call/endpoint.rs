@@ -209,6 +209,8 @@ pub enum EndpointError {
 /// bytes of the trailer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transmit {
+    /// The call it is sent for (told of a refused send by [`Endpoint::on_send_failed`]).
+    pub call: CallNo,
     /// The socket to send from.
     pub socket: SocketId,
     /// Where to.
@@ -308,6 +310,7 @@ struct TrackIo {
 }
 
 struct Entry {
+    no: CallNo,
     session: CallSession,
     media: SocketId,
     shared_media: bool,
@@ -400,6 +403,7 @@ impl OutQueue {
     /// Queues what `write` puts into the free space (its length, or `None` for nothing).
     fn push(
         &mut self,
+        call: CallNo,
         socket: SocketId,
         dest: SocketAddr,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
@@ -409,6 +413,7 @@ impl OutQueue {
         if let Some(len) = write(&mut self.bytes[start..end]) {
             self.used += len;
             self.transmits.push(Transmit {
+                call,
                 socket,
                 dest,
                 start,
@@ -608,6 +613,7 @@ impl Endpoint {
             recording: p.recording,
         };
         let mut entry = Entry {
+            no: spec.no,
             session,
             media: spec.media,
             shared_media,
@@ -692,6 +698,14 @@ impl Endpoint {
             slot,
             self.calls[slot].as_mut().expect("by_no points at a call"),
         ))
+    }
+
+    /// Counts a datagram sent for call `no` that the kernel refused (an unreachable
+    /// destination, a full socket buffer). A call that ended since is ignored.
+    pub fn on_send_failed(&mut self, no: CallNo) {
+        if let Ok((_, e)) = self.entry_mut(no) {
+            e.session.on_send_failed();
+        }
     }
 
     /// A statistics snapshot of a call.
@@ -889,6 +903,7 @@ impl Endpoint {
                     Outcome::Done
                 }
             }
+            PacketKind::Stun => self.on_stranger_stun(Some(slot), from, datagram, now),
             PacketKind::Rtp | PacketKind::Rtcp => {
                 let Some(ssrc) = stream_ssrc(datagram) else {
                     return Outcome::Unclaimed;
@@ -989,12 +1004,24 @@ impl Endpoint {
         }
         let mut looked = 0;
         while looked < self.open.len() && self.claimants.len() < MAX_TRIALS_PER_DATAGRAM {
+            let Some(slot) = self.next_open() else {
+                break;
+            };
+            self.claimants.push(slot);
+            looked += 1;
+        }
+        ClaimBasis::Open
+    }
+
+    /// The next call of `open` that is still open, in turn, each call starting where the
+    /// last one stopped (entries that are not open any more are dropped on the way).
+    fn next_open(&mut self) -> Option<Slot> {
+        while !self.open.is_empty() {
             let i = self.open_cursor % self.open.len();
             match self.calls[self.open[i]].as_mut() {
                 Some(e) if e.is_open() => {
-                    self.claimants.push(self.open[i]);
                     self.open_cursor = i + 1;
-                    looked += 1;
+                    return Some(self.open[i]);
                 }
                 Some(e) => {
                     e.open = false;
@@ -1005,14 +1032,59 @@ impl Endpoint {
                 }
             }
         }
-        ClaimBasis::Open
+        None
+    }
+
+    /// A Binding request from an address no call knows, to the call in `slot` if it waits
+    /// for its peer (no remote, no candidates: the peer is whoever comes first): answered,
+    /// so that a peer behind a NAT learns its address, within the sender's budget of trials
+    /// and the reply budget. Anything else is unclaimed.
+    fn on_stranger_stun(
+        &mut self,
+        slot: Option<Slot>,
+        from: SocketAddr,
+        datagram: &mut [u8],
+        now: Instant,
+    ) -> Outcome {
+        let Some(slot) = slot else {
+            return Outcome::Unclaimed;
+        };
+        let waiting = self.calls[slot]
+            .as_ref()
+            .is_some_and(|e| e.session.waiting());
+        if !waiting || !super::stun::is_request(datagram) || self.policy.check_remote(from).is_err()
+        {
+            return Outcome::Unclaimed;
+        }
+        if self.trials.take(from.ip(), 1, now) == 0 || !self.stun_allowed(datagram, now) {
+            self.counters.limited += 1;
+            return Outcome::Done;
+        }
+        self.on_network(slot, from, datagram, now)
+    }
+
+    /// Of the next few open calls on shared ports (at most [`MAX_TRIALS_PER_DATAGRAM`]), the
+    /// first that waits for its peer.
+    fn next_waiting(&mut self) -> Option<Slot> {
+        for _ in 0..self.open.len().min(MAX_TRIALS_PER_DATAGRAM) {
+            let slot = self.next_open()?;
+            if self.calls[slot]
+                .as_ref()
+                .is_some_and(|e| e.session.waiting())
+            {
+                return Some(slot);
+            }
+        }
+        None
     }
 
     /// STUN on a shared port: a success response to every call checking the sender (each
-    /// matches its own transaction), a request or indication to one call that knows it.
+    /// matches its own transaction), a request or indication to one call that knows it; a
+    /// stranger's request to a call that waits for its peer (see [`Self::on_stranger_stun`]).
     fn on_shared_stun(&mut self, from: SocketAddr, datagram: &mut [u8], now: Instant) -> Outcome {
         let Some(slots) = self.by_addr.get(&from).cloned() else {
-            return Outcome::Unclaimed;
+            let waiting = self.next_waiting();
+            return self.on_stranger_stun(waiting, from, datagram, now);
         };
         if !self.stun_allowed(datagram, now) {
             self.counters.limited += 1;
@@ -1136,6 +1208,7 @@ impl Endpoint {
                 }
                 match io.sink {
                     Some((socket, dest)) => Outcome::Send(Transmit {
+                        call: e.no,
                         socket,
                         dest,
                         start: 0,
@@ -1185,6 +1258,7 @@ impl Endpoint {
         };
         match e.session.on_source_detached(kind, packet, tag, now) {
             Some(dest) => Outcome::Send(Transmit {
+                call: e.no,
                 socket: e.media,
                 dest,
                 start: 0,
@@ -1278,8 +1352,8 @@ impl Endpoint {
             match clip.poll(now, clock, buf, room) {
                 ClipPoll::Packet(len) => {
                     if let Some((n, dest)) = e.session.on_source(kind, buf, len, now) {
-                        let media = e.media;
-                        self.out.push(media, dest, |_| Some(n));
+                        let (no, media) = (e.no, e.media);
+                        self.out.push(no, media, dest, |_| Some(n));
                     }
                 }
                 ClipPoll::Idle => return,
@@ -1327,12 +1401,12 @@ impl Endpoint {
             };
             self.events.push_back(event);
         }
-        let media = e.media;
+        let (no, media) = (e.no, e.media);
         while self.out.has_room() {
             let Some(t) = e.session.poll_transmit() else {
                 break;
             };
-            self.out.push(media, t.dest, |buf| {
+            self.out.push(no, media, t.dest, |buf| {
                 let bytes = buf.get_mut(..t.data.len())?;
                 bytes.copy_from_slice(&t.data);
                 Some(t.data.len())
@@ -1344,7 +1418,7 @@ impl Endpoint {
             let Some((n, dest)) = e.session.poll_comfort(buf, now) else {
                 break;
             };
-            self.out.push(media, dest, |_| Some(n));
+            self.out.push(no, media, dest, |_| Some(n));
         }
         let pending = e.session.has_output();
         if e.shared_media {
@@ -1576,6 +1650,41 @@ mod tests {
 
     fn events(ep: &mut Endpoint) -> Vec<Event> {
         std::iter::from_fn(|| ep.poll_event()).collect()
+    }
+
+    #[test]
+    fn refused_sends_count_against_the_call_they_were_for() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::default();
+        add(&mut ep, 0, MEDIA, &[addr(5000)], t0);
+        add(&mut ep, 1, SocketId(2), &[addr(5001)], t0);
+        // The STUN checks each call made name their call.
+        let calls: Vec<CallNo> = ep.outgoing().1.iter().map(|t| t.call).collect();
+        assert!(
+            calls.contains(&CallNo(0)) && calls.contains(&CallNo(1)),
+            "{calls:?}"
+        );
+        // So do the peer's packets sent on to the sink.
+        let mut peer = Peer::new(1, 0xaaaa);
+        let (outcome, _) = deliver(&mut ep, SocketId(2), addr(5001), &peer.packet(), t0);
+        assert!(matches!(
+            outcome,
+            Outcome::Send(Transmit {
+                call: CallNo(1),
+                ..
+            })
+        ));
+
+        ep.on_send_failed(CallNo(1));
+        ep.on_send_failed(CallNo(1));
+        ep.on_send_failed(CallNo(7));
+        assert_eq!(ep.stats(CallNo(0)).unwrap().send_errors, 0);
+        assert_eq!(ep.stats(CallNo(1)).unwrap().send_errors, 2);
+        let (stats, _) = ep.remove_call(CallNo(1), "done".into()).unwrap();
+        assert_eq!(stats.send_errors, 2, "the final stats keep them");
+        // A failure reported after its call ended changes nothing.
+        ep.on_send_failed(CallNo(1));
+        assert_eq!(ep.stats(CallNo(0)).unwrap().send_errors, 0);
     }
 
     #[test]
@@ -1864,6 +1973,64 @@ mod tests {
             Outcome::Unclaimed
         );
         assert!(ep.outgoing().1.is_empty());
+    }
+
+    #[test]
+    fn a_call_waiting_for_its_peer_answers_stun_within_the_senders_budget() {
+        let t0 = Instant::now();
+        let limits = EndpointLimits {
+            trials_per_source_per_s: 3,
+            ..EndpointLimits::default()
+        };
+        for shared in [false, true] {
+            let mut ep = Endpoint::new(Arc::default(), limits);
+            ep.add_shared_socket(SHARED, SharedSocket::Media);
+            let socket = if shared { SHARED } else { MEDIA };
+            // No remote and no candidates: its peer is whoever comes first.
+            add(&mut ep, 0, socket, &[], t0);
+            ep.clear_outgoing();
+            let request = crate::call::stun::request([9; 12]);
+            let stranger = addr(6666);
+            let mut answered = 0;
+            for _ in 0..10 {
+                deliver(&mut ep, socket, stranger, &request, t0);
+                let (bytes, sent) = ep.outgoing();
+                for t in sent {
+                    assert_eq!((t.socket, t.dest, t.call), (socket, stranger, CallNo(0)));
+                    assert_eq!(
+                        crate::call::stun::parse(&bytes[t.start..][..t.len]),
+                        Some(crate::call::stun::Binding::Success([9; 12], Some(stranger)))
+                    );
+                    answered += 1;
+                }
+                ep.clear_outgoing();
+            }
+            // The source's budget: 3 a second, a burst of twice that.
+            assert_eq!(answered, 6, "shared: {shared}");
+            assert_eq!(ep.counters().limited, 4, "shared: {shared}");
+            // Answering is all it does: the call still waits for its peer.
+            assert_eq!(
+                ep.stats(CallNo(0)).unwrap().state,
+                crate::call::CallState::Waiting
+            );
+            // A call that knows its peer answers nobody else.
+            add(
+                &mut ep,
+                1,
+                if shared { SHARED } else { SocketId(2) },
+                &[addr(5001)],
+                t0,
+            );
+            ep.remove_call(CallNo(0), "done".into()).unwrap();
+            ep.clear_outgoing();
+            let other = addr(6667);
+            let socket = if shared { SHARED } else { SocketId(2) };
+            assert_eq!(
+                deliver(&mut ep, socket, other, &request, t0).0,
+                Outcome::Unclaimed
+            );
+            assert!(ep.outgoing().1.is_empty());
+        }
     }
 
     #[test]

@@ -3,24 +3,35 @@
 //! loop at wire speed). Shared by every worker and the control plane; the per-packet check
 //! is one atomic load.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Instant;
 
 /// The UDP ports the daemon has bound (counted: a port may be bound on IPv4 and IPv6) and
-/// the machine's own addresses.
+/// the machine's interfaces: their own addresses and their broadcast addresses.
 pub struct OwnSockets {
     ports: Box<[AtomicU16]>,
-    /// The addresses, and when they were set.
-    addresses: RwLock<(Vec<IpAddr>, Option<Instant>)>,
+    /// The interfaces, as last listed.
+    interfaces: RwLock<Interfaces>,
 }
+
+/// The machine's interfaces as listed at `at`.
+#[derive(Default)]
+struct Interfaces {
+    addresses: Vec<IpAddr>,
+    broadcasts: Vec<Ipv4Addr>,
+    at: Option<Instant>,
+}
+
+/// The broadcast address of the IPv4 loopback network, which `lo` does not list.
+const LOOPBACK_BROADCAST: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 255);
 
 impl Default for OwnSockets {
     fn default() -> Self {
         OwnSockets {
             ports: (0..=u16::MAX).map(|_| AtomicU16::new(0)).collect(),
-            addresses: RwLock::new((Vec::new(), None)),
+            interfaces: RwLock::new(Interfaces::default()),
         }
     }
 }
@@ -44,15 +55,34 @@ impl OwnSockets {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
-    /// The machine's addresses (its interfaces'), besides loopback and unspecified, as
-    /// listed at `now`.
-    pub fn set_addresses(&self, addresses: Vec<IpAddr>, now: Instant) {
-        *self.addresses.write().unwrap_or_else(|e| e.into_inner()) = (addresses, Some(now));
+    /// The machine's addresses (its interfaces'), besides loopback and unspecified, and
+    /// their broadcast addresses, as listed at `now`.
+    pub fn set_addresses(&self, addresses: Vec<IpAddr>, broadcasts: Vec<Ipv4Addr>, now: Instant) {
+        *self.interfaces.write().unwrap_or_else(|e| e.into_inner()) = Interfaces {
+            addresses,
+            broadcasts,
+            at: Some(now),
+        };
     }
 
     /// When the addresses were last set.
     pub fn addresses_set_at(&self) -> Option<Instant> {
-        self.addresses.read().unwrap_or_else(|e| e.into_inner()).1
+        self.interfaces.read().unwrap_or_else(|e| e.into_inner()).at
+    }
+
+    /// Whether `ip` is the broadcast address of one of the machine's networks (loopback's
+    /// among them): the kernel refuses to send there without `SO_BROADCAST`.
+    pub fn is_broadcast(&self, ip: IpAddr) -> bool {
+        let IpAddr::V4(v4) = canonical(ip) else {
+            return false;
+        };
+        v4 == LOOPBACK_BROADCAST
+            || self
+                .interfaces
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .broadcasts
+                .contains(&v4)
     }
 
     /// Whether `addr` reaches one of the daemon's sockets.
@@ -64,10 +94,10 @@ impl OwnSockets {
         ip.is_loopback()
             || ip.is_unspecified()
             || self
-                .addresses
+                .interfaces
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
-                .0
+                .addresses
                 .iter()
                 .any(|&a| canonical(a) == ip)
     }
@@ -97,7 +127,7 @@ mod tests {
         assert!(own.contains("[::ffff:127.0.0.1]:40000".parse().unwrap()));
         assert!(own.contains("0.0.0.0:40000".parse().unwrap()));
         assert!(!own.contains("192.0.2.7:40000".parse().unwrap()));
-        own.set_addresses(vec!["192.0.2.7".parse().unwrap()], Instant::now());
+        own.set_addresses(vec!["192.0.2.7".parse().unwrap()], vec![], Instant::now());
         assert!(own.contains("192.0.2.7:40000".parse().unwrap()));
         assert!(!own.contains("127.0.0.1:40001".parse().unwrap()));
         own.release(40000);
@@ -105,5 +135,22 @@ mod tests {
         own.release(40000);
         own.release(40000);
         assert!(!own.contains(a));
+    }
+
+    #[test]
+    fn broadcast_addresses_of_loopback_and_the_interfaces() {
+        let own = OwnSockets::default();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(own.is_broadcast(ip("127.255.255.255")));
+        assert!(own.is_broadcast(ip("::ffff:127.255.255.255")));
+        assert!(!own.is_broadcast(ip("192.0.2.255")));
+        own.set_addresses(
+            vec![ip("192.0.2.7")],
+            vec![Ipv4Addr::new(192, 0, 2, 255)],
+            Instant::now(),
+        );
+        assert!(own.is_broadcast(ip("192.0.2.255")));
+        assert!(!own.is_broadcast(ip("192.0.2.254")));
+        assert!(!own.is_broadcast(ip("::1")));
     }
 }

@@ -43,8 +43,17 @@ impl RemotePolicy {
         if addr.port() == 0 {
             return Err(format!("{addr}: port 0"));
         }
+        if ip != addr.ip() {
+            return Err(format!(
+                "{addr}: an IPv4-mapped IPv6 address (srtpd's IPv6 sockets are IPv6 only; \
+                 give the IPv4 address {ip})"
+            ));
+        }
         if let Some(what) = special(ip) {
             return Err(format!("{addr}: {what} address"));
+        }
+        if self.own.is_broadcast(ip) {
+            return Err(format!("{addr}: broadcast address"));
         }
         if !self.allow.is_empty() && !self.allow.iter().any(|n| n.contains(&ip)) {
             return Err(format!("{addr}: not in media.remote_allow"));
@@ -98,7 +107,8 @@ mod tests {
             ("224.0.0.1:5000", "multicast"),
             ("[ff02::1]:5000", "multicast"),
             ("255.255.255.255:5000", "broadcast"),
-            ("[::ffff:255.255.255.255]:5000", "broadcast"),
+            ("127.255.255.255:5000", "broadcast"),
+            ("[::ffff:127.0.0.1]:5000", "IPv4-mapped"),
             ("127.0.0.1:0", "port 0"),
         ] {
             let e = p.check_remote(addr(bad)).unwrap_err();

@@ -192,6 +192,8 @@ pub struct CallStats {
     pub peer_muted: bool,
     /// Whether the peer said its video is on, once it said anything.
     pub peer_video: Option<bool>,
+    /// Datagrams of the call (media, RTCP, STUN) the kernel refused to send.
+    pub send_errors: u64,
 }
 
 struct Track {
@@ -238,6 +240,7 @@ pub struct CallSession {
     next_rtcp: Instant,
     peer_muted: bool,
     peer_video: Option<bool>,
+    send_errors: u64,
     ringing: bool,
     mute_mode: MuteMode,
     next_comfort: Option<Instant>,
@@ -301,6 +304,7 @@ impl CallSession {
             next_rtcp: now + setup.timers.rtcp_interval,
             peer_muted: false,
             peer_video: None,
+            send_errors: 0,
             ringing: setup.ringing,
             mute_mode: setup.mute_mode,
             next_comfort: None,
@@ -912,6 +916,11 @@ impl CallSession {
         }
     }
 
+    /// Counts a datagram of the call that the kernel refused to send.
+    pub fn on_send_failed(&mut self) {
+        self.send_errors += 1;
+    }
+
     /// A snapshot of the call's statistics.
     pub fn stats(&self) -> CallStats {
         let track = |t: &Option<Track>| {
@@ -932,6 +941,7 @@ impl CallSession {
             rtt_ms: self.rtt_ms.map(|r| (r * 1000.0).round() / 1000.0),
             peer_muted: self.peer_muted,
             peer_video: self.peer_video,
+            send_errors: self.send_errors,
         }
     }
 }

@@ -397,9 +397,10 @@ pub trait Outbox {
     fn next_trailer(&mut self) -> Option<&mut [u8]>;
 
     /// Sends `len` bytes at `start` of the arena, then `trailer` bytes of the trailer, from
-    /// `socket` to `dest`. A closed socket's datagram is dropped.
+    /// `socket` to `dest`, for `call`. A closed socket's datagram is dropped.
     fn push(
         &mut self,
+        call: CallNo,
         socket: SocketId,
         dest: SocketAddr,
         start: usize,
@@ -436,6 +437,9 @@ pub trait Backend: Send + 'static {
     /// Sends `transmits`, ranges of `bytes` (packets made elsewhere than in a receive buffer;
     /// `bytes` may be reused once this returns).
     fn send(&mut self, bytes: &[u8], transmits: &[Transmit]);
+    /// Hands `each` the call of every datagram the kernel refused since the last call (a
+    /// bounded number; all are counted in `send_failed`).
+    fn take_send_failures(&mut self, each: impl FnMut(CallNo));
     /// The counters, to read from another thread.
     fn counters(&self) -> Arc<IoCounters>;
     /// What interrupts [`Self::wait`] from another thread.
@@ -482,6 +486,7 @@ impl Outbox for QueueOutbox<'_> {
 
     fn push(
         &mut self,
+        call: CallNo,
         socket: SocketId,
         dest: SocketAddr,
         start: usize,
@@ -490,7 +495,7 @@ impl Outbox for QueueOutbox<'_> {
     ) {
         if let Some(Some(sock)) = self.sockets.get(socket.0 as usize) {
             self.queue
-                .push(sock.socket.as_raw_fd(), dest, start, len, trailer);
+                .push(sock.socket.as_raw_fd(), dest, start, len, trailer, call.0);
         }
     }
 }
@@ -702,10 +707,14 @@ impl Backend for Io {
         for t in transmits {
             if let Some(Some(sock)) = self.sockets.get(t.socket.0 as usize) {
                 self.to_send
-                    .push(sock.socket.as_raw_fd(), t.dest, t.start, t.len, 0);
+                    .push(sock.socket.as_raw_fd(), t.dest, t.start, t.len, 0, t.call.0);
             }
         }
         flush(&mut self.to_send, &self.counters, bytes);
+    }
+
+    fn take_send_failures(&mut self, each: impl FnMut(CallNo)) {
+        self.to_send.take_failed().map(CallNo).for_each(each);
     }
 }
 
@@ -768,7 +777,14 @@ impl BatchHandler for EndpointBatch<'_> {
                 trailer,
             );
             if let Outcome::Send(t) = outcome {
-                out.push(t.socket, t.dest, d.start + t.start, t.len, t.trailer);
+                out.push(
+                    t.call,
+                    t.socket,
+                    t.dest,
+                    d.start + t.start,
+                    t.len,
+                    t.trailer,
+                );
             }
         }
     }
@@ -817,6 +833,8 @@ impl<B: Backend> Driver<B> {
                 self.send_outgoing();
             }
             self.send_outgoing();
+            let endpoint = &mut self.endpoint;
+            self.io.take_send_failures(|no| endpoint.on_send_failed(no));
             self.publish();
         }
     }

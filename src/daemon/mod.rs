@@ -501,7 +501,16 @@ fn refresh_own_addresses(own: &OwnSockets) {
         return;
     }
     match if_addrs::get_if_addrs() {
-        Ok(interfaces) => own.set_addresses(interfaces.into_iter().map(|i| i.ip()).collect(), now),
+        Ok(interfaces) => {
+            let broadcasts = interfaces
+                .iter()
+                .filter_map(|i| match &i.addr {
+                    if_addrs::IfAddr::V4(v4) => v4.broadcast,
+                    if_addrs::IfAddr::V6(_) => None,
+                })
+                .collect();
+            own.set_addresses(interfaces.iter().map(|i| i.ip()).collect(), broadcasts, now);
+        }
         Err(e) => tracing::warn!("cannot list the interfaces' addresses: {e}"),
     }
 }

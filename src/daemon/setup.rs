@@ -265,7 +265,15 @@ pub fn plan(
         };
         let sink = match &t.sink {
             SinkParams::None => SinkPlan::None,
-            SinkParams::Rtp { forward } => SinkPlan::Rtp(*forward),
+            SinkParams::Rtp { forward } => {
+                if forward.port() == 0 || forward.ip().is_unspecified() {
+                    return Err(DaemonError::invalid(
+                        format!("{name}.sink.forward"),
+                        format!("{forward}: no address to send to"),
+                    ));
+                }
+                SinkPlan::Rtp(*forward)
+            }
             SinkParams::File { path, overwrite } => SinkPlan::File {
                 path: resolve_file(config, path)
                     .map_err(|e| DaemonError::invalid(format!("{name}.sink.path"), e))?,
@@ -488,10 +496,15 @@ mod tests {
             v["audio"]["payload_type"] = json!(pt);
             assert_eq!(field(error(v)), "audio.payload_type", "{pt}");
         }
-        for bad in ["0.0.0.0", "224.0.0.1", "255.255.255.255"] {
+        for bad in ["0.0.0.0", "224.0.0.1", "255.255.255.255", "127.255.255.255"] {
             let mut v = base();
             v["candidates"][0]["ip"] = json!(bad);
             assert_eq!(field(error(v)), "candidates[0]", "{bad}");
+        }
+        for bad in ["127.0.0.1:0", "0.0.0.0:6000"] {
+            let mut v = base();
+            v["audio"]["sink"]["forward"] = json!(bad);
+            assert_eq!(field(error(v)), "audio.sink.forward", "{bad}");
         }
         let mut v = base();
         v["candidates"] = json!(

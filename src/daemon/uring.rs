@@ -21,7 +21,7 @@ use io_uring::types::{BufRingEntry, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
 use super::driver::{Backend, BatchHandler, Datagram, IoCounters, Outbox, WakeHandle};
-use crate::call::{MAX_DATAGRAM, SocketId, Transmit};
+use crate::call::{CallNo, MAX_DATAGRAM, SocketId, Transmit};
 use crate::net::MAX_TRAILER;
 
 /// Submission queue entries (the completion queue has twice as many).
@@ -67,6 +67,8 @@ struct SendSlot {
     buffer: Option<u16>,
     /// The buffer of its own it sends from (packets the endpoint made).
     own: Option<u16>,
+    /// The call it sends for.
+    call: CallNo,
 }
 
 /// The ring of provided buffers: entries the kernel takes buffers from, and the buffers.
@@ -159,6 +161,8 @@ pub struct Uring {
     batch: Vec<Datagram>,
     batch_bufs: Vec<u16>,
     completions: Vec<(u64, i32, u32)>,
+    /// The calls of refused sends, until taken (at most [`SEND_SLOTS`]).
+    send_failures: Vec<CallNo>,
     eventfd: OwnedFd,
     wake_buf: Box<u64>,
     counters: Arc<IoCounters>,
@@ -205,6 +209,7 @@ impl Uring {
                 trailer: [0; MAX_TRAILER],
                 buffer: None,
                 own: None,
+                call: CallNo(0),
             })
             .collect();
         let mut uring = Uring {
@@ -222,6 +227,7 @@ impl Uring {
             batch: Vec::with_capacity(BATCH),
             batch_bufs: Vec::with_capacity(BATCH),
             completions: Vec::with_capacity(ENTRIES as usize * 4),
+            send_failures: Vec::with_capacity(SEND_SLOTS),
             eventfd,
             wake_buf: Box::new(0),
             counters: Arc::new(IoCounters::default()),
@@ -343,14 +349,15 @@ impl Uring {
 
     /// A send completed.
     fn sent(&mut self, slot: usize, result: i32) {
+        let Some(call) = self.slots.get(slot).map(|s| s.call) else {
+            return;
+        };
         if result >= 0 {
             self.counters.datagrams_out.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.counters.send_failed.fetch_add(1, Ordering::Relaxed);
+            self.send_failed(call);
         }
-        let Some(s) = self.slots.get_mut(slot) else {
-            return;
-        };
+        let s = &mut self.slots[slot];
         if let Some(bid) = s.buffer.take() {
             self.buffer_sent[usize::from(bid)] = false;
             self.bufs.give_back(bid);
@@ -392,21 +399,32 @@ impl Uring {
     }
 
     /// Queues a send from the slot `slot`, whose trailer holds `trailer` bytes.
-    fn queue_send(
-        &mut self,
-        slot: u16,
-        socket: SocketId,
-        dest: SocketAddr,
-        bytes: *const u8,
-        len: usize,
-        trailer: usize,
-    ) {
+    /// Counts a datagram of `call` that could not be sent.
+    fn send_failed(&mut self, call: CallNo) {
+        self.counters.send_failed.fetch_add(1, Ordering::Relaxed);
+        if self.send_failures.len() < self.send_failures.capacity() {
+            self.send_failures.push(call);
+        }
+    }
+
+    /// Queues `t`'s send in `slot`, its `len` bytes read from `bytes` (its `start` is not
+    /// used).
+    fn queue_send(&mut self, slot: u16, t: Transmit, bytes: *const u8) {
+        let Transmit {
+            call,
+            socket,
+            dest,
+            len,
+            trailer,
+            ..
+        } = t;
         let Some(Some(sock)) = self.sockets.get(socket.0 as usize) else {
             self.free_slots.push(slot);
             return;
         };
         let fd = sock.socket.as_raw_fd();
         let s = &mut self.slots[usize::from(slot)];
+        s.call = call;
         let namelen = write_sockaddr(&mut s.addr, dest);
         s.iov[0] = libc::iovec {
             iov_base: bytes as *mut libc::c_void,
@@ -445,6 +463,7 @@ impl Outbox for UringOutbox<'_> {
 
     fn push(
         &mut self,
+        call: CallNo,
         socket: SocketId,
         dest: SocketAddr,
         start: usize,
@@ -452,10 +471,7 @@ impl Outbox for UringOutbox<'_> {
         trailer: usize,
     ) {
         let Some(slot) = self.reserved.take().or_else(|| self.uring.free_slots.pop()) else {
-            self.uring
-                .counters
-                .send_failed
-                .fetch_add(1, Ordering::Relaxed);
+            self.uring.send_failed(call);
             return;
         };
         let bid = (start / BUF_SIZE) as u16;
@@ -464,8 +480,15 @@ impl Outbox for UringOutbox<'_> {
         // The receive buffers are taken out of `bufs.bufs` while the handler runs; the heap
         // block (and so this address) stays where it is.
         let bytes = self.uring.bufs.base.cast_const().wrapping_add(start);
-        self.uring
-            .queue_send(slot, socket, dest, bytes, len, trailer);
+        let t = Transmit {
+            call,
+            socket,
+            dest,
+            start,
+            len,
+            trailer,
+        };
+        self.uring.queue_send(slot, t, bytes);
     }
 }
 
@@ -544,15 +567,19 @@ impl Backend for Uring {
             }
             let (Some(own), Some(slot)) = (self.free_own.pop(), self.free_slots.pop()) else {
                 // Every slot is in flight: let some sends complete first.
-                self.counters.send_failed.fetch_add(1, Ordering::Relaxed);
+                self.send_failed(t.call);
                 continue;
             };
             let at = usize::from(own) * MAX_DATAGRAM;
             self.own_bufs[at..at + t.len].copy_from_slice(&bytes[t.start..t.start + t.len]);
             self.slots[usize::from(slot)].own = Some(own);
             let ptr = self.own_bufs[at..].as_ptr();
-            self.queue_send(slot, t.socket, t.dest, ptr, t.len, 0);
+            self.queue_send(slot, Transmit { trailer: 0, ..*t }, ptr);
         }
+    }
+
+    fn take_send_failures(&mut self, each: impl FnMut(CallNo)) {
+        self.send_failures.drain(..).for_each(each);
     }
 
     fn counters(&self) -> Arc<IoCounters> {

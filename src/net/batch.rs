@@ -249,7 +249,8 @@ impl RecvBatch {
 }
 
 /// One datagram waiting in a [`SendQueue`]: `len` bytes at `start` of the buffer given to
-/// [`SendQueue::flush`], then `trailer` bytes of trailer slot `slot`, from socket `fd`.
+/// [`SendQueue::flush`], then `trailer` bytes of trailer slot `slot`, from socket `fd`, on
+/// behalf of `tag`.
 #[derive(Clone, Copy, Debug)]
 struct Datagram {
     fd: RawFd,
@@ -258,6 +259,7 @@ struct Datagram {
     len: usize,
     slot: usize,
     trailer: usize,
+    tag: u64,
 }
 
 /// What sending did.
@@ -286,6 +288,8 @@ pub struct SendQueue {
     /// Datagrams in each message of the last `sendmmsg`.
     spans: Vec<usize>,
     counters: SendCounters,
+    /// The tags of refused datagrams, until taken (at most `capacity`).
+    failed: Vec<u64>,
 }
 
 // SAFETY: the raw pointers in `iovecs` and `headers` are scratch space, written and read only
@@ -306,6 +310,7 @@ impl SendQueue {
             controls: Vec::with_capacity(capacity),
             spans: Vec::with_capacity(capacity),
             counters: SendCounters::default(),
+            failed: Vec::with_capacity(capacity),
         }
     }
 
@@ -342,8 +347,10 @@ impl SendQueue {
     }
 
     /// Queues `len` bytes at `start` of the flush buffer, followed by `trailer` bytes of the
-    /// slot [`Self::next_trailer`] gave, to send from socket `fd` to `dest`. Returns `false`
-    /// (and queues nothing) when the queue is full or `trailer` is longer than a slot.
+    /// slot [`Self::next_trailer`] gave, to send from socket `fd` to `dest`; `tag` (whose
+    /// datagram it is) comes back from [`Self::take_failed`] if the kernel refuses it.
+    /// Returns `false` (and queues nothing) when the queue is full or `trailer` is longer
+    /// than a slot.
     pub fn push(
         &mut self,
         fd: RawFd,
@@ -351,6 +358,7 @@ impl SendQueue {
         start: usize,
         len: usize,
         trailer: usize,
+        tag: u64,
     ) -> bool {
         if !self.has_room() || trailer > MAX_TRAILER {
             return false;
@@ -363,8 +371,23 @@ impl SendQueue {
             len,
             slot,
             trailer,
+            tag,
         });
         true
+    }
+
+    /// The tags of the datagrams refused since the last call, oldest first (those beyond the
+    /// queue's capacity are counted in [`SendCounters::failed`] only).
+    pub fn take_failed(&mut self) -> std::vec::Drain<'_, u64> {
+        self.failed.drain(..)
+    }
+
+    /// Counts datagrams `from..to` as refused and keeps their tags.
+    fn refuse(&mut self, from: usize, to: usize) {
+        self.counters.failed += (to - from) as u64;
+        let room = self.failed.capacity() - self.failed.len();
+        let tags = self.datagrams[from..to].iter().map(|d| d.tag).take(room);
+        self.failed.extend(tags);
     }
 
     /// Sends what is queued, taking the datagrams' bytes from `buf` (the buffer their ranges
@@ -413,7 +436,7 @@ impl SendQueue {
             match e.kind() {
                 io::ErrorKind::WouldBlock => {
                     // The socket's buffer is full: media that waits is late media.
-                    self.counters.failed += (end - i) as u64;
+                    self.refuse(i, end);
                     return;
                 }
                 io::ErrorKind::Interrupted => continue,
@@ -424,7 +447,7 @@ impl SendQueue {
                 _ => {
                     // The first message was refused (ICMP unreachable, EMSGSIZE, ...): drop it
                     // and go on with the rest.
-                    self.counters.failed += self.spans[0] as u64;
+                    self.refuse(i, i + self.spans[0]);
                     i += self.spans[0];
                 }
             }
@@ -554,11 +577,11 @@ mod tests {
             for k in 0..5usize {
                 let t = q.next_trailer().unwrap();
                 t[..4].copy_from_slice(&[0xee, 0xee, 0xee, k as u8]);
-                assert!(q.push(fd, dest, k * 20, 10, 4));
+                assert!(q.push(fd, dest, k * 20, 10, 4, 0));
             }
             // A shorter one ends the GSO run; a longer one starts a new message.
-            assert!(q.push(fd, dest, 200, 3, 0));
-            assert!(q.push(fd, dest, 100, 30, 0));
+            assert!(q.push(fd, dest, 200, 3, 0, 0));
+            assert!(q.push(fd, dest, 100, 30, 0, 0));
             q.flush(&buf);
             let got = recv_all(&rx, 7);
             for (k, d) in got.iter().take(5).enumerate() {
@@ -587,7 +610,7 @@ mod tests {
         let buf = [7u8; 1000];
         let mut q = SendQueue::new(16, true);
         for k in 0..10 {
-            assert!(q.push(tx.as_raw_fd(), dest, k * 50, 50, 0));
+            assert!(q.push(tx.as_raw_fd(), dest, k * 50, 50, 0, 0));
         }
         q.flush(&buf);
         rx.set_nonblocking(true).unwrap();
@@ -622,7 +645,7 @@ mod tests {
         let mut q = SendQueue::new(16, false);
         for (k, s) in senders.iter().enumerate() {
             for j in 0..2 {
-                assert!(q.push(s.as_raw_fd(), dest, k * 8 + j, 4, 0));
+                assert!(q.push(s.as_raw_fd(), dest, k * 8 + j, 4, 0, 0));
             }
         }
         q.flush(&buf);
@@ -670,15 +693,21 @@ mod tests {
         // Port 0 cannot be sent to: sendmmsg stops there (a partly sent batch), the next
         // call refuses that message alone, and the rest still go, in order.
         let fd = tx.as_raw_fd();
-        q.push(fd, good, 0, 8, 0);
-        q.push(fd, "127.0.0.1:0".parse().unwrap(), 8, 8, 0);
-        q.push(fd, good, 16, 9, 0);
-        q.push(fd, good, 32, 10, 0);
+        q.push(fd, good, 0, 8, 0, 1);
+        q.push(fd, "127.0.0.1:0".parse().unwrap(), 8, 8, 0, 2);
+        q.push(fd, good, 16, 9, 0, 3);
+        q.push(fd, good, 32, 10, 0, 4);
         q.flush(&buf);
         let lens: Vec<usize> = recv_all(&rx, 3).iter().map(Vec::len).collect();
         assert_eq!(lens, vec![8, 9, 10]);
         let c = q.counters();
         assert_eq!((c.sent, c.failed), (3, 1));
         assert!(c.syscalls >= 2, "{c:?}");
+        assert_eq!(
+            q.take_failed().collect::<Vec<_>>(),
+            vec![2],
+            "whose datagram failed"
+        );
+        assert_eq!(q.take_failed().count(), 0, "taken once");
     }
 }

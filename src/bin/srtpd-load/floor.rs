@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use srtpd::call::SocketId;
+use srtpd::call::{CallNo, SocketId};
 use srtpd::daemon::driver::{Backend, BatchHandler, Datagram, Io, Outbox};
 use srtpd::net::{MediaSocketOptions, bind_udp};
 use srtpd::rtp::{RtpPacket, Ssrc};
@@ -97,7 +97,7 @@ impl BatchHandler for Relay {
             };
             if from_peer {
                 if let Ok(n) = call.rx.unprotect(packet) {
-                    out.push(call.local, self.sink, d.start, n, 0);
+                    out.push(CallNo(0), call.local, self.sink, d.start, n, 0);
                 }
             } else {
                 let Ok(mut view) = RtpPacket::new_checked(&mut *packet) else {
@@ -113,7 +113,14 @@ impl BatchHandler for Relay {
                     .protect_detached(packet, &mut trailer[..tag])
                     .is_ok()
                 {
-                    out.push(call.media, call.peer, d.start, d.end - d.start, tag);
+                    out.push(
+                        CallNo(0),
+                        call.media,
+                        call.peer,
+                        d.start,
+                        d.end - d.start,
+                        tag,
+                    );
                 }
             }
         }

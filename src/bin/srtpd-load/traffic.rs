@@ -379,6 +379,7 @@ impl Traffic {
                         i * RTP_LEN,
                         RTP_LEN,
                         0,
+                        0,
                     );
                     let wire = &mut srtp_buf[i * srtp_len..(i + 1) * srtp_len];
                     wire[..RTP_LEN].copy_from_slice(packet);
@@ -389,7 +390,14 @@ impl Traffic {
                     let at = i * srtp_len;
                     match self.peers {
                         Peers::Shared => {
-                            to_media.push(self.peer.as_raw_fd(), calls.media[i], at, srtp_len, 0);
+                            to_media.push(
+                                self.peer.as_raw_fd(),
+                                calls.media[i],
+                                at,
+                                srtp_len,
+                                0,
+                                0,
+                            );
                         }
                         Peers::PerCall => {
                             let SocketAddr::V4(from) = self.peer_addr(i) else {
