@@ -1,8 +1,14 @@
-//! Media sources and sinks: Ogg Opus playback paced by packet duration, Ogg Opus recording.
+//! Media sources and sinks: Ogg Opus playback paced by packet duration, Ogg Opus recording;
+//! and for tracks that need PCM, the codecs (Opus, G.711), rate conversion and WAV files.
 
+pub mod codec;
+pub mod dtmf;
+pub mod jitter;
 pub mod ogg_opus;
 pub mod opus;
 pub mod playback;
+pub mod resample;
+pub mod wav;
 
 pub use ogg_opus::{OggOpusError, OggOpusRecorder, OpusClip, open_regular};
 pub use playback::Playback;

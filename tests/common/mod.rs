@@ -4,6 +4,7 @@
 pub mod alloc;
 pub mod daemon;
 pub mod peer;
+pub mod tone;
 
 /// Bytes from hex, ignoring whitespace.
 pub fn unhex(s: &str) -> Vec<u8> {
