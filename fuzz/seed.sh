@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 fixtures=../tests/fixtures/stanzas
 mk() { mkdir -p "corpus/$1"; }
-for t in stanza_xml stanza_json control_line srtp_unprotect rtp_views endpoint_datagrams ogg_opus keying; do
+for t in stanza_xml stanza_json control_line srtp_unprotect rtp_views endpoint_datagrams ogg_opus keying wav media_packets; do
   mk "$t"
 done
 cp "$fixtures"/*.xml corpus/stanza_xml/
@@ -56,8 +56,20 @@ fi
 printf 'AES_CM_128_HMAC_SHA1_80\n%s\n%s' "$key" "$key" >corpus/keying/sdes
 printf 'AEAD_AES_128_GCM\n%s\n%s' "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw==" "$key" >corpus/keying/gcm
 
-# An Ogg Opus clip, where ffmpeg is at hand.
+# An Ogg Opus clip and WAV files, where ffmpeg is at hand.
 if command -v ffmpeg >/dev/null 2>&1; then
   ffmpeg -loglevel error -y -f lavfi -i sine=frequency=440:duration=0.2 -c:a libopus -b:a 16k \
     corpus/ogg_opus/sine.opus
+  ffmpeg -loglevel error -y -f lavfi -i sine=frequency=440:duration=0.1:sample_rate=16000 \
+    -c:a pcm_s16le corpus/wav/mono.wav
+  ffmpeg -loglevel error -y -f lavfi -i sine=frequency=440:duration=0.1:sample_rate=44100 \
+    -ac 2 -c:a pcm_s16le corpus/wav/stereo.wav
 fi
+
+# Media packets: records of kind, sequence number, timestamp, ms, length, payload: an Opus
+# silence frame in turn, a PCMU payload, telephone-events for a digit and its end.
+printf '\x00\x00\x01\x00\x00\x03\xc0\x14\x00\x03\xf8\xff\xfe\x00\x00\x02\x00\x00\x07\x80\x14\x00\x03\xf8\xff\xfe' \
+  >corpus/media_packets/opus
+printf '\x01\x00\x01\x00\x00\x00\xa0\x14\x00\x04\xff\x7f\x00\x80' >corpus/media_packets/pcmu
+printf '\x02\x00\x01\x00\x00\x01\x00\x14\x00\x04\x05\x0a\x00\xa0\x02\x00\x02\x00\x00\x01\x00\x14\x00\x04\x05\x8a\x03\x20' \
+  >corpus/media_packets/dtmf
