@@ -33,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
                 let frame = match jitter.pop(now) {
                     Playout::Packet(p) => opus.decode(p, &mut pcm).ok(),
                     Playout::Lost { next: Some(p) } => opus.recover(p, &mut pcm[..960]).ok(),
-                    Playout::Lost { next: None } | Playout::Dry => opus.conceal(&mut pcm[..960]).ok(),
+                    Playout::Lost { next: None } | Playout::Dry => {
+                        opus.conceal(&mut pcm[..960]).ok()
+                    }
                     Playout::Waiting => None,
                 };
                 assert!(frame.is_none_or(|n| n <= MAX_FRAME_SAMPLES));
