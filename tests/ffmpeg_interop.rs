@@ -149,12 +149,7 @@ fn audio_from_srtpd_decodes_in_ffmpeg(layout: Layout) {
             break;
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ff.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = ff.kill();
-    let out = ff.wait_with_output().unwrap();
+    let out = common::wait_for_child(ff, Duration::from_secs(10));
     assert!(
         out.status.success(),
         "ffmpeg failed: {}",
@@ -171,5 +166,62 @@ fn audio_from_srtpd_decodes_in_ffmpeg(layout: Layout) {
         stats["audio"]["sent"]["packets"].as_u64().unwrap() >= 75,
         "{stats}"
     );
+}
+}
+
+in_both_layouts! {
+#[ignore = "needs ffmpeg; run by .ci/run"]
+fn a_wav_file_ffmpeg_wrote_plays_to_ffmpeg_as_opus(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
+    let mut client = daemon.client();
+    let dir = tempfile::tempdir().unwrap();
+    let tone = dir.path().join("tone.wav");
+    let status = ffmpeg()
+        .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=16000:duration=4"])
+        .args(["-c:a", "pcm_s16le"])
+        .arg(&tone)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let key = B64.encode((0..30u8).map(|i| i.wrapping_mul(7)).collect::<Vec<u8>>());
+    let ff_port = free_port("127.0.0.1") & !1;
+    let sdp = dir.path().join("in.sdp");
+    std::fs::write(
+        &sdp,
+        format!(
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=srtpd\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {ff_port} RTP/SAVP 111\r\na=rtpmap:111 opus/48000/2\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
+        ),
+    )
+    .unwrap();
+    let heard = dir.path().join("heard.wav");
+    let ff = ffmpeg()
+        .args(["-protocol_whitelist", "file,udp,rtp,srtp", "-i"])
+        .arg(&sdp)
+        .args(["-t", "2", "-ac", "1", "-ar", "48000", "-c:a", "pcm_s16le"])
+        .arg(&heard)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg runs");
+    std::thread::sleep(Duration::from_millis(500));
+    client.ok(
+        "call.start",
+        json!({
+            "call_id": "FF-WAV", "bind": "127.0.0.1",
+            "candidates": [{"ip": "127.0.0.1", "port": ff_port}],
+            "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80", "tx": key, "rx": key},
+            "audio": {"payload_type": 111, "clock_rate": 48000,
+                      "source": {"kind": "file", "path": tone}},
+        }),
+    );
+    let out = common::wait_for_child(ff, Duration::from_secs(15));
+    assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
+    let clip = srtpd::media::wav::WavClip::load(&heard).unwrap();
+    assert!(clip.samples.len() >= 48_000, "{} samples", clip.samples.len());
+    let second = &clip.samples[24_000..72_000.min(clip.samples.len())];
+    assert_eq!(common::tone::dominant(second, 48_000, 980..=1_020), 1_000);
+    let loud = second.chunks(960).filter(|f| f.iter().any(|s| s.unsigned_abs() > 2_000)).count();
+    assert!(loud * 100 >= second.chunks(960).count() * 95, "{loud} loud frames");
 }
 }

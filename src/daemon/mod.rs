@@ -549,10 +549,11 @@ fn shared_sockets(config: &Config, index: usize) -> std::io::Result<SharedSocket
     })
 }
 
-/// Loads an Ogg Opus clip off the async runtime, or -32602 naming `field`.
+/// Loads a clip (Ogg Opus, or WAV encoded to Opus) off the async runtime, or -32602 naming
+/// `field`.
 async fn load_clip(path: &Path, field: &str) -> Result<Arc<OpusClip>, DaemonError> {
     let owned = path.to_owned();
-    tokio::task::spawn_blocking(move || OpusClip::load(&owned))
+    tokio::task::spawn_blocking(move || crate::media::file_clip::load(&owned))
         .await
         .map_err(DaemonError::internal)?
         .map(Arc::new)

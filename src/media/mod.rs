@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod file_clip;
 pub mod jitter;
 pub mod ogg_opus;
 pub mod opus;

@@ -57,3 +57,16 @@ pub fn with_room(packet: &[u8], room: usize) -> Vec<u8> {
     buf.resize(packet.len() + room, 0);
     buf
 }
+
+/// Waits up to `within` for `child` to exit (killing it then), and returns its output.
+pub fn wait_for_child(
+    mut child: std::process::Child,
+    within: std::time::Duration,
+) -> std::process::Output {
+    let deadline = std::time::Instant::now() + within;
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
