@@ -61,6 +61,7 @@ fn call(i: u8, media: SocketId, candidates: &[SocketAddr]) -> CallSpec {
                     payload_type: 111,
                     clock_rate: 48000,
                     ptime_ms: 20,
+                    dtmf_payload_type: Some(101),
                 },
                 ssrc: Ssrc(0x100 + u32::from(i)),
             }),

@@ -1389,6 +1389,10 @@ impl Endpoint {
                     remote: to,
                     via: how,
                 },
+                CallEvent::Dtmf { digit } => Event::Dtmf {
+                    call_id: call_id.clone(),
+                    digit,
+                },
                 CallEvent::KeyframeNeeded { kind } => Event::KeyframeNeeded {
                     call_id: call_id.clone(),
                     media: kind,
@@ -1578,6 +1582,7 @@ mod tests {
                     payload_type: 111,
                     clock_rate: 48000,
                     ptime_ms: 20,
+                    dtmf_payload_type: Some(101),
                 },
                 ssrc: Ssrc(0x100 + u32::from(i)),
             }),
@@ -1650,6 +1655,60 @@ mod tests {
 
     fn events(ep: &mut Endpoint) -> Vec<Event> {
         std::iter::from_fn(|| ep.poll_event()).collect()
+    }
+
+    #[test]
+    fn telephone_events_become_one_event_per_digit_and_no_audio() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::default();
+        add(&mut ep, 0, MEDIA, &[addr(5000)], t0);
+        events(&mut ep);
+        let mut peer = Peer::new(0, 0xd7);
+        let mut dtmf = |seq: u16, ts: u32, payload: [u8; 4]| {
+            let mut buf = vec![0u8; 64];
+            let header = RtpHeader {
+                payload_type: 101,
+                seq: SeqNo(seq),
+                timestamp: ts,
+                ssrc: Ssrc(0xd7),
+                ..RtpHeader::default()
+            };
+            let n = header.emit(&mut buf, &payload).unwrap();
+            let n = peer.tx.protect(&mut buf, n).unwrap();
+            buf.truncate(n);
+            deliver(&mut ep, MEDIA, addr(5000), &buf, t0).0
+        };
+        // Digit 5: three growing packets, three end packets; then digit #, one packet.
+        let mut outcomes = Vec::new();
+        for (k, payload) in [
+            [5, 10, 0, 160],
+            [5, 10, 1, 64],
+            [5, 10, 1, 224],
+            [5, 0x8a, 3, 32],
+            [5, 0x8a, 3, 32],
+            [5, 0x8a, 3, 32],
+            [11, 10, 0, 160],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ts = if k < 6 { 8000 } else { 16000 };
+            outcomes.push(dtmf(100 + k as u16, ts, payload));
+        }
+        assert!(
+            outcomes.iter().all(|o| *o == Outcome::Done),
+            "never sent to the sink: {outcomes:?}"
+        );
+        let digits: Vec<char> = events(&mut ep)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Dtmf { digit, .. } => Some(digit),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(digits, ['5', '#']);
+        let stats = ep.stats(CallNo(0)).unwrap().audio.unwrap();
+        assert_eq!(stats.received.packets, 7, "counted as the stream's packets");
     }
 
     #[test]

@@ -73,6 +73,14 @@ pub enum Event {
         /// The track.
         media: MediaKind,
     },
+    /// The peer pressed a key (RFC 4733 telephone-event), told once per digit.
+    #[serde(rename = "call.dtmf")]
+    Dtmf {
+        /// The call.
+        call_id: Arc<str>,
+        /// The digit: 0–9, `*`, `#`, A–D.
+        digit: char,
+    },
     /// A played clip reached its end.
     #[serde(rename = "track.source_ended")]
     SourceEnded {
@@ -103,6 +111,7 @@ impl Event {
             | Event::MediaTimeout { call_id, .. }
             | Event::PeerState { call_id, .. }
             | Event::KeyframeNeeded { call_id, .. }
+            | Event::Dtmf { call_id, .. }
             | Event::SourceEnded { call_id, .. }
             | Event::CallEnded { call_id, .. } => call_id,
         }

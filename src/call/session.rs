@@ -12,6 +12,7 @@ use super::stats::{DropStats, RecvSnapshot, SendStats};
 use super::stun::{self, Binding, TxId};
 use super::track::{InboundTrack, MediaKind, MuteMode, OutboundTrack, TrackParams};
 use crate::keying::CallKeys;
+use crate::media::dtmf::DtmfReceiver;
 use crate::rtp::{PacketKind, RtpPacket, SeqNo, Ssrc, classify};
 use crate::srtp::{SrtcpContext, SrtpContext, SrtpError, SrtpOptions};
 
@@ -118,6 +119,11 @@ pub enum CallEvent {
         /// Whether the longer limit (peer muted or on hold) applied.
         held: bool,
     },
+    /// The peer pressed a key: a DTMF telephone-event began (told once per digit).
+    Dtmf {
+        /// The digit: 0–9, `*`, `#`, A–D.
+        digit: char,
+    },
 }
 
 /// What became of a received datagram.
@@ -201,6 +207,7 @@ struct Track {
     out: OutboundTrack,
     inb: InboundTrack,
     dropped: DropStats,
+    dtmf: DtmfReceiver,
 }
 
 struct Check {
@@ -262,6 +269,7 @@ impl CallSession {
                 out: OutboundTrack::new(t.params, t.ssrc, SeqNo(rand::random()), rand::random()),
                 inb: InboundTrack::new(t.params.clock_rate),
                 dropped: DropStats::default(),
+                dtmf: DtmfReceiver::default(),
             })
         };
         let remote = setup
@@ -619,9 +627,20 @@ impl CallSession {
             packet.payload().len(),
             arrival,
         );
+        let digit = (track.params.dtmf_payload_type == Some(packet.payload_type()))
+            .then(|| track.dtmf.on_packet(packet.timestamp(), packet.payload()));
         self.last_media_in = now;
         self.timed_out = false;
-        Ok(Inbound::Media { kind, len })
+        match digit {
+            // Telephone-events are told as events, never recorded or forwarded as audio.
+            Some(digit) => {
+                if let Some(digit) = digit {
+                    self.events.push_back(CallEvent::Dtmf { digit });
+                }
+                Ok(Inbound::Consumed)
+            }
+            None => Ok(Inbound::Media { kind, len }),
+        }
     }
 
     /// The track a received packet belongs to, by payload type; with one track, that one.
@@ -629,6 +648,7 @@ impl CallSession {
         let pt = RtpPacket::new_checked(buf).ok()?.payload_type();
         match (&self.audio, &self.video) {
             (Some(a), _) if a.params.payload_type == pt => Some(MediaKind::Audio),
+            (Some(a), _) if a.params.dtmf_payload_type == Some(pt) => Some(MediaKind::Audio),
             (_, Some(v)) if v.params.payload_type == pt => Some(MediaKind::Video),
             (Some(_), None) => Some(MediaKind::Audio),
             (None, Some(_)) => Some(MediaKind::Video),
@@ -974,6 +994,7 @@ mod tests {
                     payload_type: 111,
                     clock_rate: 48000,
                     ptime_ms: 20,
+                    dtmf_payload_type: Some(101),
                 },
                 ssrc: Ssrc(1),
             }),

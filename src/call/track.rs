@@ -48,6 +48,8 @@ pub struct TrackParams {
     pub clock_rate: u32,
     /// Packet duration in ms (audio).
     pub ptime_ms: u32,
+    /// The payload type of the peer's telephone-events (RFC 4733 DTMF) on this track, if any.
+    pub dtmf_payload_type: Option<u8>,
 }
 
 /// The sending half of a track. srtpd owns the outgoing SSRC and sequence numbers: the
@@ -215,6 +217,7 @@ mod tests {
             payload_type: 111,
             clock_rate: 48000,
             ptime_ms: 20,
+            dtmf_payload_type: None,
         };
         let mut t = OutboundTrack::new(params, Ssrc(9), SeqNo(100), 5000);
         let mut sent = vec![];

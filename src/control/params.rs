@@ -118,6 +118,10 @@ pub struct TrackParamsIn {
     /// Packet time, ms.
     #[serde(default = "default_ptime")]
     pub ptime_ms: u32,
+    /// The payload type of the peer's telephone-events (audio only; default 101 unless a
+    /// track uses 101).
+    #[serde(default)]
+    pub dtmf_payload_type: Option<u8>,
     /// Our SSRC for the track (default: derived by wa-e2e keying, else random).
     #[serde(default)]
     pub ssrc: Option<u32>,

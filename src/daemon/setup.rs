@@ -286,6 +286,7 @@ pub fn plan(
                     payload_type: t.payload_type,
                     clock_rate: t.clock_rate,
                     ptime_ms: t.ptime_ms,
+                    dtmf_payload_type: dtmf_payload_type(p, kind, name)?,
                 },
                 ssrc: ssrc(p, kind),
             },
@@ -342,6 +343,50 @@ fn bad_keying(e: KeyingError) -> DaemonError {
 
 /// The call keys the keying parameters give (and, for wa-e2e, the call key itself, to
 /// re-derive receive keys later).
+/// The payload type of the peer's telephone-events on track `kind` (`name` in errors): audio
+/// only, the one asked for (no track's media payload type), else 101 unless a track uses it.
+fn dtmf_payload_type(
+    p: &StartParams,
+    kind: MediaKind,
+    name: &str,
+) -> Result<Option<u8>, DaemonError> {
+    let field = || format!("{name}.dtmf_payload_type");
+    let track = match kind {
+        MediaKind::Audio => &p.audio,
+        MediaKind::Video => &p.video,
+    };
+    let asked = track.as_ref().and_then(|t| t.dtmf_payload_type);
+    if kind == MediaKind::Video {
+        return match asked {
+            Some(_) => Err(DaemonError::invalid(
+                field(),
+                "telephone-events are audio only",
+            )),
+            None => Ok(None),
+        };
+    }
+    let taken = |pt: u8| {
+        [&p.audio, &p.video]
+            .into_iter()
+            .flatten()
+            .any(|t| t.payload_type == pt)
+    };
+    match asked {
+        Some(pt) => {
+            crate::rtp::check_payload_type(pt).map_err(|e| DaemonError::invalid(field(), e))?;
+            if taken(pt) {
+                return Err(DaemonError::invalid(
+                    field(),
+                    format!("{pt} is a track's media payload type"),
+                ));
+            }
+            Ok(Some(pt))
+        }
+        None => Ok((!taken(crate::media::dtmf::DEFAULT_PAYLOAD_TYPE))
+            .then_some(crate::media::dtmf::DEFAULT_PAYLOAD_TYPE)),
+    }
+}
+
 fn call_keys(p: &StartParams) -> Result<(CallKeys, Option<CallKey>), DaemonError> {
     match &p.keying {
         KeyingParams::Sdes { profile, tx, rx } => {

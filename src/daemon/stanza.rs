@@ -226,6 +226,7 @@ impl Daemon {
                     .and_then(|a| a.rate)
                     .unwrap_or(d.audio_clock_rate),
                 ptime_ms: d.audio_ptime_ms,
+                dtmf_payload_type: None,
                 ssrc: None,
                 source: spec(
                     "stanza.audio_source",
@@ -240,6 +241,7 @@ impl Daemon {
                 payload_type: d.video_payload_type,
                 clock_rate: d.video_clock_rate,
                 ptime_ms: 0,
+                dtmf_payload_type: None,
                 ssrc: None,
                 source: spec(
                     "stanza.video_source",

@@ -1,0 +1,106 @@
+//! DTMF from a peer (RFC 4733 telephone-events, protected by webrtc-srtp) reaches the
+//! signaling client as one `call.dtmf` event per digit, through the real binary, in both
+//! layouts; retransmissions and end packets add nothing, and telephone-events never reach
+//! the track's sink as audio.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use common::daemon::{TestDaemon, addr, receive_all, udp};
+use common::peer::Peer;
+use common::rtp_packet;
+use serde_json::json;
+use webrtc_srtp::protection_profile::ProtectionProfile;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+fn key(d: u8) -> Vec<u8> {
+    (0..30u8).map(|j| j.wrapping_mul(17) ^ d).collect()
+}
+
+/// The packets of one digit as RFC 4733 section 2.5.1 sends it: `tone` packets 20 ms apart
+/// with growing durations (8 kHz units), the last one three times with the end bit.
+fn digit_packets(event: u8, tone: u16) -> Vec<[u8; 4]> {
+    let mut out: Vec<[u8; 4]> = (1..=tone)
+        .map(|k| {
+            let d = (k * 160).to_be_bytes();
+            [event, 10, d[0], d[1]]
+        })
+        .collect();
+    let d = (tone * 160).to_be_bytes();
+    out.extend([[event, 0x80 | 10, d[0], d[1]]; 3]);
+    out
+}
+
+in_both_layouts! {
+    fn digits_from_the_peer_are_told_once_each(layout: Layout) {
+        let daemon = TestDaemon::start(layout);
+        let mut client = daemon.client();
+        client.ok("events.subscribe", json!({}));
+        let mut peer = Peer::new("127.0.0.1", ProtectionProfile::Aes128CmHmacSha1_80, &key(1), &key(0), 16);
+        let sink = udp("127.0.0.1");
+        let started = client.ok(
+            "call.start",
+            json!({
+                "call_id": "D1", "mute_mode": "drop",
+                "candidates": [{"ip": "127.0.0.1", "port": peer.addr().port()}],
+                "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80",
+                           "tx": B64.encode(key(0)), "rx": B64.encode(key(1))},
+                "audio": {"payload_type": 111, "clock_rate": 48000,
+                          "sink": {"kind": "rtp", "forward": sink.local_addr().unwrap()}},
+            }),
+        );
+        let media = addr(&started["local"]);
+        // Audio, then 1, 2, #, each with its retransmissions, then audio again.
+        let mut seq = 0u16;
+        let mut ts = 0u32;
+        let mut send = |peer: &mut Peer, pt: u8, ts: u32, payload: &[u8]| {
+            seq += 1;
+            peer.send_rtp(&rtp_packet(pt, seq, ts, 0xd7d7, payload), media);
+        };
+        send(&mut peer, 111, ts, &[0xf8, 0xff, 0xfe]);
+        for event in [1u8, 2, 11] {
+            ts += 960 * 10;
+            for payload in digit_packets(event, 5) {
+                send(&mut peer, 101, ts, &payload);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        send(&mut peer, 111, ts + 960 * 10, &[0xf8, 0xff, 0xfe]);
+        let mut digits = String::new();
+        while let Some(e) = client.wait_event("call.dtmf", Some("D1"), Duration::from_secs(2)) {
+            digits.push_str(e["digit"].as_str().unwrap());
+            if digits.len() == 3 {
+                break;
+            }
+        }
+        assert_eq!(digits, "12#");
+        assert!(client.wait_event("call.dtmf", Some("D1"), Duration::from_millis(300)).is_none(), "once each");
+        // Only the two audio packets reached the sink.
+        let forwarded = receive_all(&sink, 100, Duration::from_millis(300));
+        assert_eq!(forwarded.len(), 2);
+        assert!(forwarded.iter().all(|(p, _)| p[1] & 0x7f == 111));
+        let stats = client.ok("call.stats", json!({"call_id": "D1"}));
+        assert_eq!(stats["audio"]["received"]["packets"], 2 + 3 * 8, "{stats}");
+    }
+
+    fn a_dtmf_payload_type_that_collides_is_refused(layout: Layout) {
+        let daemon = TestDaemon::start(layout);
+        let mut client = daemon.client();
+        let start = |pt: u8, dtmf: u8| json!({
+            "call_id": "D2",
+            "candidates": [{"ip": "127.0.0.1", "port": 9}],
+            "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80",
+                       "tx": B64.encode(key(0)), "rx": B64.encode(key(1))},
+            "audio": {"payload_type": pt, "clock_rate": 8000, "dtmf_payload_type": dtmf},
+        });
+        for (pt, dtmf) in [(0, 0), (0, 72), (0, 200)] {
+            let (code, message) = client.call("call.start", start(pt, dtmf)).unwrap_err();
+            assert_eq!(code, -32602);
+            assert!(message.contains("audio.dtmf_payload_type"), "{message}");
+        }
+        client.ok("call.start", start(0, 96));
+    }
+}
