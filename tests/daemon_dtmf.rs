@@ -1,7 +1,8 @@
-//! DTMF from a peer (RFC 4733 telephone-events, protected by webrtc-srtp) reaches the
-//! signaling client as one `call.dtmf` event per digit, through the real binary, in both
-//! layouts; retransmissions and end packets add nothing, and telephone-events never reach
-//! the track's sink as audio.
+//! DTMF both ways through the real binary, in both layouts. From a peer (RFC 4733
+//! telephone-events, protected by webrtc-srtp): one `call.dtmf` event per digit, however
+//! many times the peer repeats its packets, and never audio at the track's sink. To a peer
+//! (`call.dtmf`): packets that an RFC 4733 reader written here from the RFC, over the `rtp`
+//! crate's parser and webrtc-srtp, reads back as the digits sent.
 
 mod common;
 
@@ -13,6 +14,7 @@ use common::peer::Peer;
 use common::rtp_packet;
 use serde_json::json;
 use webrtc_srtp::protection_profile::ProtectionProfile;
+use webrtc_util::marshal::Unmarshal;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -102,5 +104,75 @@ in_both_layouts! {
             assert!(message.contains("audio.dtmf_payload_type"), "{message}");
         }
         client.ok("call.start", start(0, 96));
+    }
+}
+
+/// The digits an RFC 4733 section 2.5.2 receiver reads from `packets` of payload type `pt`:
+/// one per event start timestamp, with its final duration and how many end packets it had.
+fn read_digits(packets: &[Vec<u8>], pt: u8) -> Vec<(char, u16, usize)> {
+    let mut digits: Vec<(u32, char, u16, usize)> = Vec::new();
+    for raw in packets {
+        let mut buf = &raw[..];
+        let p = rtp::packet::Packet::unmarshal(&mut buf).expect("an RTP packet");
+        if p.header.payload_type != pt {
+            continue;
+        }
+        let e = &p.payload;
+        assert_eq!(e.len(), 4, "one event per packet");
+        let digit = "0123456789*#ABCD"
+            .chars()
+            .nth(usize::from(e[0]))
+            .expect("a DTMF event");
+        let end = e[1] & 0x80 != 0;
+        assert_eq!(e[1] & 0x3f, 10, "volume -10 dBm0");
+        let duration = u16::from_be_bytes([e[2], e[3]]);
+        match digits.iter_mut().find(|d| d.0 == p.header.timestamp) {
+            Some(d) => {
+                assert_eq!(d.1, digit);
+                assert!(duration >= d.2, "durations grow");
+                d.2 = duration;
+                d.3 += usize::from(end);
+            }
+            None => {
+                assert!(p.header.marker, "an event's first packet has the marker");
+                digits.push((p.header.timestamp, digit, duration, usize::from(end)));
+            }
+        }
+    }
+    digits.into_iter().map(|d| (d.1, d.2, d.3)).collect()
+}
+
+in_both_layouts! {
+    fn digits_sent_with_call_dtmf_read_back_at_the_peer(layout: Layout) {
+        let daemon = TestDaemon::start(layout);
+        let mut client = daemon.client();
+        let mut peer = Peer::new("127.0.0.1", ProtectionProfile::Aes128CmHmacSha1_80, &key(1), &key(0), 16);
+        client.ok(
+            "call.start",
+            json!({
+                "call_id": "D3", "mute_mode": "drop",
+                "candidates": [{"ip": "127.0.0.1", "port": peer.addr().port()}],
+                "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80",
+                           "tx": B64.encode(key(0)), "rx": B64.encode(key(1))},
+                "audio": {"payload_type": 0, "clock_rate": 8000},
+            }),
+        );
+        peer.pump(Duration::from_millis(300), 0);
+        let r = client.ok("call.dtmf", json!({"call_id": "D3", "digits": "1#9"}));
+        assert_eq!(r, json!({"call_id": "D3", "digits": "1#9", "duration_ms": 100}));
+        let (code, message) = client.call("call.dtmf", json!({"call_id": "D3", "digits": "5"})).unwrap_err();
+        assert_eq!(code, -32602);
+        assert!(message.contains("being sent"), "{message}");
+        // Three digits of 100 ms: five packets and two more end packets each, then a pause.
+        peer.pump(Duration::from_secs(3), 3 * 7);
+        let read = read_digits(&peer.seen.rtp, 101);
+        assert_eq!(read, [('1', 800, 3), ('#', 800, 3), ('9', 800, 3)]);
+        for (digits, duration, field) in [("12x", 100, "digits"), ("", 100, "digits"), ("1", 10, "duration_ms")] {
+            let (code, message) = client
+                .call("call.dtmf", json!({"call_id": "D3", "digits": digits, "duration_ms": duration}))
+                .unwrap_err();
+            assert_eq!(code, -32602);
+            assert!(message.contains(field), "{message}");
+        }
     }
 }

@@ -60,6 +60,17 @@ enum Cmd {
         #[arg(long)]
         off: bool,
     },
+    /// Send DTMF digits to the peer as RFC 4733 telephone-events (call.dtmf).
+    Dtmf {
+        /// The call id.
+        #[arg(long)]
+        call_id: String,
+        /// The digits: 0-9, *, #, A-D.
+        digits: String,
+        /// Each tone's length, ms (40 to 5000).
+        #[arg(long, default_value_t = 100)]
+        duration_ms: u32,
+    },
     /// Turn our video on or off (call.video).
     Video {
         /// The call id.
@@ -383,6 +394,14 @@ fn run(cli: Cli) -> Result<(), String> {
         } => (
             "call.mute",
             json!({"call_id": call_id, "media": media, "muted": !off}),
+        ),
+        Cmd::Dtmf {
+            call_id,
+            digits,
+            duration_ms,
+        } => (
+            "call.dtmf",
+            json!({"call_id": call_id, "digits": digits, "duration_ms": duration_ms}),
         ),
         Cmd::Video { call_id, state } => (
             "call.video",

@@ -31,7 +31,9 @@ use rustc_hash::FxHashMap;
 
 use super::event::Event;
 use super::remote_policy::RemotePolicy;
-use super::session::{CallEvent, CallSession, CallSetup, CallStats, Candidate, Inbound};
+use super::session::{
+    CallEvent, CallSession, CallSetup, CallStats, Candidate, DtmfRefused, Inbound,
+};
 use super::sink::{FileWrite, Recording};
 use super::source::{ClipPoll, ClipSource};
 use super::token_bucket::TokenBucket;
@@ -202,6 +204,9 @@ pub enum EndpointError {
     /// The keys were refused.
     #[error("bad keying: {0}")]
     Keying(SrtpError),
+    /// Digits cannot be sent.
+    #[error("{0}")]
+    Dtmf(#[from] DtmfRefused),
 }
 
 /// A datagram to send: from `socket` to `dest`, `len` bytes (of the datagram handed to
@@ -726,6 +731,21 @@ impl Endpoint {
         if !e.session.set_gated(kind, gated, now) {
             return Err(EndpointError::NoSuchTrack(kind));
         }
+        self.after(slot, now);
+        self.schedule(slot, now);
+        Ok(())
+    }
+
+    /// Sends DTMF `events` on the call's audio track, each a tone of `duration_ms`.
+    pub fn send_dtmf(
+        &mut self,
+        no: CallNo,
+        events: Vec<u8>,
+        duration_ms: u32,
+        now: Instant,
+    ) -> Result<(), EndpointError> {
+        let (slot, e) = self.entry_mut(no)?;
+        e.session.send_dtmf(events, duration_ms, now)?;
         self.after(slot, now);
         self.schedule(slot, now);
         Ok(())
@@ -1424,6 +1444,13 @@ impl Endpoint {
             };
             self.out.push(no, media, dest, |_| Some(n));
         }
+        if self.out.has_room() {
+            let start = self.out.used;
+            let buf = &mut self.out.bytes[start..start + MAX_DATAGRAM];
+            if let Some((n, dest)) = e.session.poll_dtmf(buf, now) {
+                self.out.push(no, media, dest, |_| Some(n));
+            }
+        }
         let pending = e.session.has_output();
         if e.shared_media {
             self.index_addresses(slot);
@@ -1709,6 +1736,111 @@ mod tests {
         assert_eq!(digits, ['5', '#']);
         let stats = ep.stats(CallNo(0)).unwrap().audio.unwrap();
         assert_eq!(stats.received.packets, 7, "counted as the stream's packets");
+    }
+
+    #[test]
+    fn digits_go_out_as_telephone_events_in_place_of_the_audio() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::default();
+        add(&mut ep, 0, MEDIA, &[addr(5000)], t0);
+        let mut peer = Peer::new(0, 0xd7);
+        // The peer's media makes it the remote.
+        assert!(sent_on(
+            deliver(&mut ep, MEDIA, addr(5000), &peer.packet(), t0).0
+        ));
+        ep.clear_outgoing();
+        ep.send_dtmf(CallNo(0), vec![1, 11], 60, t0).unwrap();
+        assert_eq!(
+            ep.send_dtmf(CallNo(0), vec![2], 60, t0),
+            Err(EndpointError::Dtmf(DtmfRefused::Busy))
+        );
+        let mut sent = Vec::new();
+        let mut now = t0;
+        for _ in 0..40 {
+            // The producer keeps sending audio: held back while digits go out.
+            let mut p = vec![0u8; 64];
+            let n = RtpHeader {
+                payload_type: 111,
+                seq: SeqNo(sent.len() as u16),
+                ssrc: Ssrc(77),
+                ..RtpHeader::default()
+            }
+            .emit(&mut p, &[0xf8, 1, 2])
+            .unwrap();
+            p.truncate(n);
+            let (audio, forwarded) = deliver(&mut ep, SocketId(10), addr(40_000), &p, now);
+            ep.handle_timeout(now);
+            let (bytes, out) = ep.outgoing();
+            let mut wires: Vec<Vec<u8>> = out
+                .iter()
+                .map(|t| bytes[t.start..][..t.len].to_vec())
+                .collect();
+            if sent_on(audio) {
+                wires.insert(0, forwarded);
+            }
+            for mut wire in wires {
+                if let Ok(n) = peer.rx.unprotect(&mut wire) {
+                    let rtp = RtpPacket::new_checked(&wire[..n]).unwrap();
+                    let p = rtp.payload().to_vec();
+                    sent.push((
+                        rtp.payload_type(),
+                        rtp.marker(),
+                        rtp.seq().0,
+                        rtp.timestamp(),
+                        p,
+                    ));
+                }
+            }
+            ep.clear_outgoing();
+            if sent.len() > 10 && sent_on(audio) {
+                break;
+            }
+            now += Duration::from_millis(20);
+        }
+        let events: Vec<_> = sent.iter().filter(|p| p.0 == 101).collect();
+        // 60 ms at 48 kHz in 20 ms packets: durations 960, 1920, 2880, the last three times.
+        assert_eq!(events.len(), 10, "{sent:?}");
+        let durations: Vec<u16> = events
+            .iter()
+            .map(|p| u16::from_be_bytes([p.4[2], p.4[3]]))
+            .collect();
+        assert_eq!(
+            durations,
+            [960, 1920, 2880, 2880, 2880, 960, 1920, 2880, 2880, 2880]
+        );
+        assert_eq!(events[0].4[0], 1);
+        assert_eq!(events[5].4[0], 11);
+        assert!(
+            events[0].1 && !events[1].1 && events[5].1,
+            "markers on each digit's first"
+        );
+        assert!(
+            events[..5].iter().all(|p| p.3 == events[0].3),
+            "one timestamp per digit"
+        );
+        assert!(
+            events[5].3.wrapping_sub(events[0].3) >= 2880,
+            "the second digit after the first"
+        );
+        assert!(
+            events[4].4[1] & 0x80 != 0 && events[3].4[1] & 0x80 != 0 && events[2].4[1] & 0x80 != 0
+        );
+        assert!(
+            events.windows(2).all(|w| w[1].2 == w[0].2.wrapping_add(1)),
+            "gap-free sequence"
+        );
+        // No audio went out while the digits did; it comes back after them.
+        let first_event = sent.iter().position(|p| p.0 == 101).unwrap();
+        let last_event = sent.iter().rposition(|p| p.0 == 101).unwrap();
+        assert!(sent[first_event..=last_event].iter().all(|p| p.0 == 101));
+        assert!(
+            sent[last_event + 1..].iter().any(|p| p.0 == 111),
+            "audio again: {sent:?}"
+        );
+        assert!(
+            sent[last_event + 1].3.wrapping_sub(events[9].3) >= 2880,
+            "audio goes on after the tones"
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub use own_sockets::OwnSockets;
 pub use remote_policy::RemotePolicy;
 pub use session::{
     CallEvent, CallSession, CallSetup, CallState, CallStats, CallTimers, Candidate, DropReason,
-    Inbound, TrackSetup, TrackStats,
+    DtmfRefused, Inbound, TrackSetup, TrackStats,
 };
 pub use sink::{FileId, FileWrite, Recording};
 pub use source::{ClipPoll, ClipSource};

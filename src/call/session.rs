@@ -12,7 +12,7 @@ use super::stats::{DropStats, RecvSnapshot, SendStats};
 use super::stun::{self, Binding, TxId};
 use super::track::{InboundTrack, MediaKind, MuteMode, OutboundTrack, TrackParams};
 use crate::keying::CallKeys;
-use crate::media::dtmf::DtmfReceiver;
+use crate::media::dtmf::{DtmfReceiver, DtmfSender};
 use crate::rtp::{PacketKind, RtpPacket, SeqNo, Ssrc, classify};
 use crate::srtp::{SrtcpContext, SrtpContext, SrtpError, SrtpOptions};
 
@@ -126,6 +126,20 @@ pub enum CallEvent {
     },
 }
 
+/// Why digits cannot be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DtmfRefused {
+    /// The call has no audio track.
+    #[error("the call has no audio track")]
+    NoAudio,
+    /// The audio track has no telephone-event payload type.
+    #[error("the audio track has no dtmf_payload_type")]
+    NoPayloadType,
+    /// Digits are being sent.
+    #[error("digits are being sent; wait for them to end")]
+    Busy,
+}
+
 /// What became of a received datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Inbound {
@@ -208,6 +222,8 @@ struct Track {
     inb: InboundTrack,
     dropped: DropStats,
     dtmf: DtmfReceiver,
+    /// Digits being sent, and the timestamp of the first one's start.
+    dtmf_out: Option<(DtmfSender, u32)>,
 }
 
 struct Check {
@@ -251,6 +267,8 @@ pub struct CallSession {
     ringing: bool,
     mute_mode: MuteMode,
     next_comfort: Option<Instant>,
+    /// When the next telephone-event packet (or pause) of the digits being sent is due.
+    next_dtmf: Option<Instant>,
     srtp_options: SrtpOptions,
     rtt_ms: Option<f64>,
     transmits: VecDeque<Transmit>,
@@ -270,6 +288,7 @@ impl CallSession {
                 inb: InboundTrack::new(t.params.clock_rate),
                 dropped: DropStats::default(),
                 dtmf: DtmfReceiver::default(),
+                dtmf_out: None,
             })
         };
         let remote = setup
@@ -316,6 +335,7 @@ impl CallSession {
             ringing: setup.ringing,
             mute_mode: setup.mute_mode,
             next_comfort: None,
+            next_dtmf: None,
             srtp_options: options,
             rtt_ms: None,
             transmits: VecDeque::new(),
@@ -453,6 +473,11 @@ impl CallSession {
     /// returns `None`.
     pub fn poll_comfort(&mut self, buf: &mut [u8], now: Instant) -> Option<(usize, SocketAddr)> {
         let due = self.next_comfort.filter(|&t| t <= now)?;
+        if self.next_dtmf.is_some() {
+            // Digits being sent take the silence's place.
+            self.next_comfort = Some(due + self.audio.as_ref()?.out.ptime());
+            return None;
+        }
         let remote = self.remote.filter(|_| !self.ringing)?;
         let track = self.audio.as_mut()?;
         let len = track.out.comfort(buf);
@@ -832,13 +857,79 @@ impl CallSession {
         for c in &self.checks {
             next = next.min(c.next_send);
         }
-        if let Some(comfort) = self
-            .next_comfort
-            .filter(|_| self.remote.is_some() && !self.ringing)
-        {
-            next = next.min(comfort);
+        for t in [self.next_comfort, self.next_dtmf].into_iter().flatten() {
+            if self.remote.is_some() && !self.ringing {
+                next = next.min(t);
+            }
         }
         next
+    }
+
+    /// Starts sending `events` (DTMF digits, see [`crate::media::dtmf::parse_digits`]) on the
+    /// audio track as telephone-events, each a tone of `duration_ms`; the audio source's
+    /// packets are held back meanwhile.
+    pub fn send_dtmf(
+        &mut self,
+        events: Vec<u8>,
+        duration_ms: u32,
+        now: Instant,
+    ) -> Result<(), DtmfRefused> {
+        let track = self.audio.as_mut().ok_or(DtmfRefused::NoAudio)?;
+        if track.params.dtmf_payload_type.is_none() {
+            return Err(DtmfRefused::NoPayloadType);
+        }
+        if track.dtmf_out.is_some() {
+            return Err(DtmfRefused::Busy);
+        }
+        let sender = DtmfSender::new(
+            events,
+            duration_ms,
+            track.params.ptime_ms,
+            track.params.clock_rate,
+        );
+        track.dtmf_out = Some((sender, track.out.next_timestamp()));
+        track.out.set_replaced(true);
+        self.next_dtmf = Some(now);
+        Ok(())
+    }
+
+    /// The next telephone-event packet of the digits being sent, written into `buf` and
+    /// protected; returns its length and destination. Call after every timer run until it
+    /// returns `None`.
+    pub fn poll_dtmf(&mut self, buf: &mut [u8], now: Instant) -> Option<(usize, SocketAddr)> {
+        let due = self.next_dtmf.filter(|&t| t <= now)?;
+        let remote = self.remote.filter(|_| !self.ringing)?;
+        let track = self.audio.as_mut()?;
+        let ptime = track.out.ptime();
+        let Some((sender, base)) = track.dtmf_out.as_mut() else {
+            self.next_dtmf = None;
+            return None;
+        };
+        // Paced by absolute deadlines; after a stall, resume from now rather than burst.
+        let next = due + ptime;
+        self.next_dtmf = Some(if next + ptime < now {
+            now + ptime
+        } else {
+            next
+        });
+        let packet = match sender.next_packet() {
+            Some(Some(p)) => p,
+            Some(None) => return None,
+            None => {
+                track.dtmf_out = None;
+                track.out.set_replaced(false);
+                self.next_dtmf = None;
+                return None;
+            }
+        };
+        let pt = track.params.dtmf_payload_type?;
+        let ts = base.wrapping_add(packet.timestamp_offset);
+        let len = track
+            .out
+            .telephone_event(buf, pt, packet.marker, ts, &packet.payload);
+        let n = self.tx.protect(buf, len).ok()?;
+        self.last_sent = now;
+        Some((n, remote))
     }
 
     /// Runs the timers due at `now`: candidate checks, keepalives, RTCP reports, the media

@@ -64,6 +64,8 @@ pub struct OutboundTrack {
     source_ts_base: Option<u32>,
     last_ts: u32,
     gated: bool,
+    /// Whether telephone-events replace the source's packets for now.
+    replaced: bool,
     marker_pending: bool,
     /// What was sent.
     pub sent: SendStats,
@@ -84,6 +86,7 @@ impl OutboundTrack {
             source_ts_base: None,
             last_ts: ts_base,
             gated: false,
+            replaced: false,
             marker_pending: false,
             sent: SendStats::default(),
             gated_drops: 0,
@@ -118,8 +121,7 @@ impl OutboundTrack {
     /// `buf` and returns its length (0, and nothing changes, if `buf` is too short). Sequence
     /// numbers stay gap-free across it.
     pub fn comfort(&mut self, buf: &mut [u8]) -> usize {
-        let samples = u64::from(self.params.clock_rate) * u64::from(self.params.ptime_ms) / 1000;
-        let ts = self.last_ts.wrapping_add(samples as u32);
+        let ts = self.next_timestamp();
         let header = RtpHeader {
             payload_type: self.params.payload_type,
             marker: false,
@@ -138,11 +140,52 @@ impl OutboundTrack {
         len
     }
 
+    /// The timestamp of a packet sent one packet time after the last one.
+    pub fn next_timestamp(&self) -> u32 {
+        let samples = u64::from(self.params.clock_rate) * u64::from(self.params.ptime_ms) / 1000;
+        self.last_ts.wrapping_add(samples as u32)
+    }
+
+    /// Lets telephone-events replace the source's packets (dropped meanwhile), or stops.
+    pub fn set_replaced(&mut self, replaced: bool) {
+        self.replaced = replaced;
+    }
+
+    /// Writes a telephone-event packet (RFC 4733) into `buf`: `payload` with payload type
+    /// `payload_type`, the event's start `timestamp`, and the marker on an event's first
+    /// packet; the track's SSRC and next sequence number. Returns its length (0, and nothing
+    /// changes, if `buf` is too short).
+    pub fn telephone_event(
+        &mut self,
+        buf: &mut [u8],
+        payload_type: u8,
+        marker: bool,
+        timestamp: u32,
+        payload: &[u8; 4],
+    ) -> usize {
+        let header = RtpHeader {
+            payload_type,
+            marker,
+            seq: self.next_seq,
+            timestamp,
+            ssrc: self.ssrc,
+        };
+        let Some(len) = header.emit(buf, payload) else {
+            return 0;
+        };
+        self.next_seq = self.next_seq.next();
+        // The audio after the event goes on from its end.
+        let duration = u32::from(u16::from_be_bytes([payload[2], payload[3]]));
+        self.last_ts = timestamp.wrapping_add(duration);
+        self.sent.packets += 1;
+        self.sent.bytes += payload.len() as u64;
+        len
+    }
+
     /// Re-anchors the timestamp mapping for a new source: its first packet goes out one
     /// packet time after the last packet sent, whatever timestamps the new source uses.
     pub fn switch_source(&mut self) {
-        let samples = u64::from(self.params.clock_rate) * u64::from(self.params.ptime_ms) / 1000;
-        self.ts_base = self.last_ts.wrapping_add(samples as u32);
+        self.ts_base = self.next_timestamp();
         self.source_ts_base = None;
     }
 
@@ -159,6 +202,9 @@ impl OutboundTrack {
         let base = *self.source_ts_base.get_or_insert(source_ts);
         if self.gated {
             self.gated_drops += 1;
+            return false;
+        }
+        if self.replaced {
             return false;
         }
         let ts = self.ts_base.wrapping_add(source_ts.wrapping_sub(base));

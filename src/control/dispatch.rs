@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::params::{
-    CallIdParams, MuteParams, NoParams, PeerStateParams, PlayParams, RecordParams, StanzaParams,
-    StartParams, TerminateParams, VideoParams,
+    CallIdParams, DtmfParams, MuteParams, NoParams, PeerStateParams, PlayParams, RecordParams,
+    StanzaParams, StartParams, TerminateParams, VideoParams,
 };
 use super::protocol::{
     BAD_KEYING, CALL_EXISTS, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, NO_FREE_PORT,
@@ -19,6 +19,7 @@ pub const METHODS: &[&str] = &[
     "call.start",
     "call.stanza",
     "call.mute",
+    "call.dtmf",
     "call.video",
     "call.peer_state",
     "call.play",
@@ -69,6 +70,20 @@ pub async fn handle(daemon: &Daemon, method: &str, params: &Value) -> Result<Val
             let p: MuteParams = decode_params(params)?;
             daemon.mute(&p.call_id, p.media, p.muted).await?;
             Ok(json!({"call_id": p.call_id, "media": p.media, "muted": p.muted}))
+        }
+        "call.dtmf" => {
+            let p: DtmfParams = decode_params(params)?;
+            let events = crate::media::dtmf::parse_digits(&p.digits)
+                .map_err(|e| RpcError::invalid_param("digits", e))?;
+            let range = crate::media::dtmf::DURATION_MS;
+            if !range.contains(&p.duration_ms) {
+                return Err(RpcError::invalid_param(
+                    "duration_ms",
+                    format!("{} to {} ms", range.start(), range.end()),
+                ));
+            }
+            daemon.dtmf(&p.call_id, events, p.duration_ms).await?;
+            Ok(json!({"call_id": p.call_id, "digits": p.digits, "duration_ms": p.duration_ms}))
         }
         "call.video" => {
             let p: VideoParams = decode_params(params)?;

@@ -287,6 +287,23 @@ pub struct MuteParams {
     pub muted: bool,
 }
 
+/// `call.dtmf`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DtmfParams {
+    /// The call id.
+    pub call_id: String,
+    /// The digits: 0–9, `*`, `#`, A–D.
+    pub digits: String,
+    /// Each tone's length, ms.
+    #[serde(default = "default_dtmf_ms")]
+    pub duration_ms: u32,
+}
+
+fn default_dtmf_ms() -> u32 {
+    100
+}
+
 /// `call.video`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -315,6 +315,7 @@ impl Daemon {
                 format!("call {call_id:?} has no {} track", kind.name()),
             )),
             Ok(Err(EndpointError::Keying(e))) => Err(DaemonError::BadKeying(e.to_string())),
+            Ok(Err(EndpointError::Dtmf(e))) => Err(DaemonError::invalid("digits", e)),
             Ok(Err(_)) | Err(WorkerGone) => Err(DaemonError::NoSuchCall(call_id.to_owned())),
         }
     }
@@ -328,6 +329,19 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         self.on_call(call_id, move |ep, no, now| ep.gate(no, kind, muted, now))
             .await
+    }
+
+    /// Sends DTMF `events` on a call's audio track, each a tone of `duration_ms`.
+    pub async fn dtmf(
+        &self,
+        call_id: &str,
+        events: Vec<u8>,
+        duration_ms: u32,
+    ) -> Result<(), DaemonError> {
+        self.on_call(call_id, move |ep, no, now| {
+            ep.send_dtmf(no, events, duration_ms, now)
+        })
+        .await
     }
 
     /// Records what the peer's signaling said (muted or on hold, video on or off); returns

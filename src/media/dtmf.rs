@@ -1,8 +1,6 @@
 //! DTMF as RTP telephone-events (RFC 4733): reading a peer's events once per digit, and the
 //! packets that send digits, with time passed in.
 
-/// The clock of telephone-events: 8 kHz (RFC 4733 section 2.3.1, as negotiated everywhere).
-pub const CLOCK_RATE: u32 = 8_000;
 /// The payload type telephone-events use unless `audio.dtmf_payload_type` says otherwise.
 pub const DEFAULT_PAYLOAD_TYPE: u8 = 101;
 /// The most digits one `call.dtmf` sends.
@@ -129,7 +127,9 @@ pub struct DtmfPacket {
 }
 
 /// Digits being sent: a packet every packet time while a tone lasts (its timestamp the tone's
-/// start, its duration growing), three end packets, a pause, the next digit.
+/// start, its duration growing), three end packets, a pause, the next digit. Timestamps and
+/// durations count in the audio track's clock, as they share its SSRC (8 kHz for G.711; 48 kHz
+/// for Opus, as WebRTC's telephone-event/48000).
 #[derive(Debug)]
 pub struct DtmfSender {
     events: Vec<u8>,
@@ -142,19 +142,24 @@ pub struct DtmfSender {
     sent: u32,
     /// The current digit's start, in clock units from the first's.
     start: u32,
+    /// Packet times of pause after each digit.
+    gap: u32,
 }
 
 impl DtmfSender {
     /// Sends `events` (see [`parse_digits`]), each a tone of `duration_ms`, in packets of
-    /// `ptime_ms`.
-    pub fn new(events: Vec<u8>, duration_ms: u32, ptime_ms: u32) -> Self {
-        let per_ms = CLOCK_RATE / 1000;
-        let step = ptime_ms.max(10) * per_ms;
-        // A whole number of packets, so that the last carries the whole duration.
-        let tone = duration_ms.div_ceil(ptime_ms.max(10)) * step;
+    /// `ptime_ms`, on a clock of `clock_rate` Hz.
+    pub fn new(events: Vec<u8>, duration_ms: u32, ptime_ms: u32, clock_rate: u32) -> Self {
+        let ptime_ms = ptime_ms.max(10);
+        let step = ptime_ms * clock_rate / 1000;
+        // A whole number of packets (the last carries the whole duration), within the
+        // 16-bit duration field.
+        let most = u32::from(u16::MAX) / step;
+        let tone = duration_ms.div_ceil(ptime_ms).clamp(1, most) * step;
         DtmfSender {
             events,
-            tone: tone.min(u32::from(u16::MAX)),
+            tone,
+            gap: (GAP_MS / ptime_ms).max(1),
             step,
             index: 0,
             sent: 0,
@@ -172,13 +177,12 @@ impl DtmfSender {
     pub fn next_packet(&mut self) -> Option<Option<DtmfPacket>> {
         let event = *self.events.get(self.index)?;
         let per_digit = self.packets_per_digit();
-        let gap = GAP_MS * CLOCK_RATE / 1000 / self.step;
         if self.sent >= per_digit {
             // The pause after the digit.
             self.sent += 1;
-            if self.sent >= per_digit + gap.max(1) {
+            if self.sent >= per_digit + self.gap {
                 self.index += 1;
-                self.start += (per_digit + gap.max(1)) * self.step;
+                self.start += (per_digit + self.gap) * self.step;
                 self.sent = 0;
             }
             return Some(None);
@@ -233,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_sent_digit_is_read_once() {
-        let mut sender = DtmfSender::new(parse_digits("1#").unwrap(), 100, 20);
+        let mut sender = DtmfSender::new(parse_digits("1#").unwrap(), 100, 20, 8_000);
         let mut receiver = DtmfReceiver::default();
         let mut heard = String::new();
         let mut packets = Vec::new();
