@@ -1,6 +1,8 @@
 //! Media sources and sinks: Ogg Opus playback paced by packet duration, Ogg Opus recording;
 //! and for tracks that need PCM, the codecs (Opus, G.711), rate conversion and WAV files.
 
+pub mod bridge_audio;
+pub mod bridge_frame;
 pub mod codec;
 pub mod dtmf;
 pub mod file_clip;
