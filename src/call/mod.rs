@@ -3,6 +3,7 @@
 //! rewriting, SRTP, RTCP, timers), and the tracks' sources and sinks. The daemon's driver
 //! feeds it datagrams and commands and carries out what it asks.
 
+pub mod bridge;
 mod call_id;
 pub mod endpoint;
 mod event;

@@ -156,6 +156,13 @@ impl PcmSender {
         passed.extend(self.marks.drain(..).map(|(name, _)| name));
     }
 
+    /// A packet of silence in the track's codec, encoded into `payload` (for packet times
+    /// when the bot has nothing queued).
+    pub fn silence(&mut self, payload: &mut [u8]) -> Result<usize, BridgeAudioError> {
+        self.output.fill(0);
+        Ok(self.encoder.encode(&self.output, payload)?)
+    }
+
     /// Samples waiting.
     pub fn queued(&self) -> usize {
         self.queue.len()
