@@ -217,14 +217,14 @@ impl CallBridge {
         if self.next_tick + self.ptime < now {
             self.next_tick = now + self.ptime;
         }
-        self.to_bot(now);
-        let out = self.from_bot(packet);
+        self.send_frame_to_bot(now);
+        let out = self.next_packet_from_bot(packet);
         self.tell_marks();
         out
     }
 
     /// The peer's next 20 ms to the bot.
-    fn to_bot(&mut self, now: Instant) {
+    fn send_frame_to_bot(&mut self, now: Instant) {
         let elapsed = now.duration_since(self.started).as_millis() as u64;
         let Some(frame) = self.rx.tick(now) else {
             return;
@@ -249,7 +249,7 @@ impl CallBridge {
     }
 
     /// The bot's next packet (or silence), as plain RTP in `packet`.
-    fn from_bot(&mut self, packet: &mut [u8]) -> Option<usize> {
+    fn next_packet_from_bot(&mut self, packet: &mut [u8]) -> Option<usize> {
         let header_len = 12;
         let body = packet.get_mut(header_len..)?;
         let n = match self.tx.next_payload(body, &mut self.passed) {
