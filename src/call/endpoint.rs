@@ -29,6 +29,7 @@ use std::time::{Instant, SystemTime};
 
 use rustc_hash::FxHashMap;
 
+use super::bridge::{BridgeInput, BridgeSpec, CallBridge};
 use super::event::Event;
 use super::remote_policy::RemotePolicy;
 use super::session::{
@@ -40,6 +41,7 @@ use super::token_bucket::TokenBucket;
 use super::track::MediaKind;
 use super::trial_budget::TrialBudget;
 use crate::media::OpusClip;
+use crate::media::codec::CodecKind;
 use crate::rtp::{PacketKind, Ssrc, classify, stream_ssrc};
 use crate::srtp::{MasterKey, SrtpError, SrtpProfile};
 
@@ -207,6 +209,9 @@ pub enum EndpointError {
     /// Digits cannot be sent.
     #[error("{0}")]
     Dtmf(#[from] DtmfRefused),
+    /// The bridge could not be made, or the call has none.
+    #[error("{0}")]
+    Bridge(String),
 }
 
 /// A datagram to send: from `socket` to `dest`, `len` bytes (of the datagram handed to
@@ -330,6 +335,8 @@ struct Entry {
     open: bool,
     /// The generation of the call's live entry in the timer heap, and its deadline.
     timer: Option<(u64, Instant)>,
+    /// The bot bridge of its audio, if one is attached.
+    bridge: Option<Box<CallBridge>>,
 }
 
 impl Entry {
@@ -363,6 +370,9 @@ impl Entry {
     /// When the call's timers next need it: the session's and the clips'.
     fn next_deadline(&self, now: Instant) -> Instant {
         let mut due = self.session.poll_timeout();
+        if let Some(b) = &self.bridge {
+            due = due.min(b.next_deadline());
+        }
         for io in [&self.audio, &self.video] {
             if let Some(t) = io.clip.as_ref().and_then(|c| c.next_deadline(now)) {
                 due = due.min(t);
@@ -629,6 +639,7 @@ impl Endpoint {
             addrs: Vec::new(),
             open: false,
             timer: None,
+            bridge: None,
         };
         entry.session.handle_timeout(now);
         self.by_no.insert(spec.no, slot);
@@ -680,14 +691,22 @@ impl Endpoint {
             own_sockets,
             audio,
             video,
+            bridge,
             ..
         } = entry;
+        let bridge_stats = bridge.map(|mut b| {
+            b.stop();
+            b.stats()
+        });
         for io in [audio, video] {
             if let Some(r) = io.recording {
                 self.file_writes.push(r.finish());
             }
         }
-        let stats = session.stats();
+        let stats = CallStats {
+            bridge: bridge_stats,
+            ..session.stats()
+        };
         self.events.push_back(Event::CallEnded {
             call_id: session.call_id().clone(),
             reason,
@@ -716,7 +735,87 @@ impl Endpoint {
     /// A statistics snapshot of a call.
     pub fn stats(&self, no: CallNo) -> Result<CallStats, EndpointError> {
         let slot = *self.by_no.get(&no).ok_or(EndpointError::NoSuchCall)?;
-        Ok(self.calls[slot].as_ref().expect("a call").session.stats())
+        let e = self.calls[slot].as_ref().expect("a call");
+        Ok(CallStats {
+            bridge: e.bridge.as_ref().map(|b| b.stats()),
+            ..e.session.stats()
+        })
+    }
+
+    /// Attaches a bot bridge to the call's audio (replacing one attached before, which is
+    /// stopped), or with `None` detaches it: the track's audio then comes from its own source
+    /// again.
+    pub fn attach_bridge(
+        &mut self,
+        no: CallNo,
+        spec: Option<BridgeSpec>,
+        now: Instant,
+    ) -> Result<(), EndpointError> {
+        let (slot, e) = self.entry_mut(no)?;
+        let Some(params) = e.session.track_params(MediaKind::Audio) else {
+            return Err(EndpointError::NoSuchTrack(MediaKind::Audio));
+        };
+        let bridge = match spec {
+            Some(spec) => Some(Box::new(
+                CallBridge::new(
+                    spec,
+                    e.session.call_id(),
+                    CodecKind::for_payload_type(params.payload_type),
+                    params.payload_type,
+                    params.ptime_ms,
+                    now,
+                )
+                .map_err(|err| EndpointError::Bridge(err.to_string()))?,
+            )),
+            None => None,
+        };
+        if let Some(mut old) = std::mem::replace(&mut e.bridge, bridge) {
+            old.stop();
+        }
+        if e.bridge.is_none() {
+            e.session.switch_source(MediaKind::Audio);
+        }
+        self.schedule(slot, now);
+        Ok(())
+    }
+
+    /// What the call's bot sent.
+    pub fn bridge_input(
+        &mut self,
+        no: CallNo,
+        input: BridgeInput,
+        now: Instant,
+    ) -> Result<(), EndpointError> {
+        let (slot, e) = self.entry_mut(no)?;
+        let bridge = e
+            .bridge
+            .as_mut()
+            .ok_or_else(|| EndpointError::Bridge("the call has no bridge".to_owned()))?;
+        bridge.input(input);
+        self.schedule(slot, now);
+        Ok(())
+    }
+
+    /// Sends the bridge's packet of the bot's audio if one is due, through the audio track's
+    /// send path, and the peer's next frame to the bot.
+    fn bridge_due(&mut self, slot: Slot, now: Instant) {
+        if !self.out.has_room() {
+            return;
+        }
+        let e = self.calls[slot].as_mut().expect("a call");
+        let Some(bridge) = e.bridge.as_mut() else {
+            return;
+        };
+        let room = e.session.overhead();
+        let start = self.out.used;
+        let buf = &mut self.out.bytes[start..start + MAX_DATAGRAM];
+        let Some(len) = bridge.due(now, &mut buf[..MAX_DATAGRAM - room]) else {
+            return;
+        };
+        if let Some((n, dest)) = e.session.on_source(MediaKind::Audio, buf, len, now) {
+            let (no, media) = (e.no, e.media);
+            self.out.push(no, media, dest, |_| Some(n));
+        }
     }
 
     /// Gates (mutes) or ungates our sending on a track.
@@ -1219,6 +1318,9 @@ impl Endpoint {
         let has_output = e.session.has_output();
         let outcome = match inbound {
             Inbound::Media { kind, len } => {
+                if let (MediaKind::Audio, Some(b)) = (kind, e.bridge.as_mut()) {
+                    b.on_media(&datagram[..len], now);
+                }
                 let io = e.io_mut(kind);
                 if let Some(r) = &mut io.recording {
                     r.record(&datagram[..len]);
@@ -1269,7 +1371,8 @@ impl Endpoint {
         if io.rtp_source.is_none() {
             return Outcome::Unclaimed;
         }
-        if io.clip.is_some() {
+        // A clip, or the bot of a bridged audio track, speaks instead.
+        if io.clip.is_some() || (kind == MediaKind::Audio && e.bridge.is_some()) {
             return Outcome::Done;
         }
         let tag_len = e.session.overhead();
@@ -1336,6 +1439,7 @@ impl Endpoint {
             for kind in [MediaKind::Audio, MediaKind::Video] {
                 self.play_due(slot, kind, now);
             }
+            self.bridge_due(slot, now);
             self.after(slot, now);
             self.schedule(slot, now);
         }
@@ -1358,6 +1462,11 @@ impl Endpoint {
     fn play_due(&mut self, slot: Slot, kind: MediaKind, now: Instant) {
         let e = self.calls[slot].as_mut().expect("a call");
         e.start_clips(now);
+        if kind == MediaKind::Audio && e.bridge.is_some() {
+            // The bot speaks instead: a clip has no turn (and no deadline to keep).
+            e.audio.clip = None;
+            return;
+        }
         let Some(clock) = e.session.clock_rate(kind) else {
             return;
         };
@@ -1409,10 +1518,15 @@ impl Endpoint {
                     remote: to,
                     via: how,
                 },
-                CallEvent::Dtmf { digit } => Event::Dtmf {
-                    call_id: call_id.clone(),
-                    digit,
-                },
+                CallEvent::Dtmf { digit } => {
+                    if let Some(b) = e.bridge.as_mut() {
+                        b.on_dtmf(digit);
+                    }
+                    Event::Dtmf {
+                        call_id: call_id.clone(),
+                        digit,
+                    }
+                }
                 CallEvent::KeyframeNeeded { kind } => Event::KeyframeNeeded {
                     call_id: call_id.clone(),
                     media: kind,
@@ -1841,6 +1955,77 @@ mod tests {
             sent[last_event + 1].3.wrapping_sub(events[9].3) >= 2880,
             "audio goes on after the tones"
         );
+    }
+
+    #[test]
+    fn a_bridged_call_trades_audio_with_its_bot() {
+        use crate::call::bridge::{BridgeMessage, BridgeOutlet};
+        use crate::media::bridge_frame::BridgeFormat;
+
+        #[derive(Default)]
+        struct Collect(std::sync::Mutex<Vec<BridgeMessage>>);
+        impl BridgeOutlet for Collect {
+            fn send(&self, m: BridgeMessage) {
+                self.0.lock().unwrap().push(m);
+            }
+        }
+
+        let t0 = Instant::now();
+        let mut ep = Endpoint::default();
+        add(&mut ep, 0, MEDIA, &[addr(5000)], t0);
+        let mut peer = Peer::new(0, 0xd7);
+        assert!(sent_on(
+            deliver(&mut ep, MEDIA, addr(5000), &peer.packet(), t0).0
+        ));
+        ep.clear_outgoing();
+        let outlet = Arc::new(Collect::default());
+        let spec = BridgeSpec {
+            format: BridgeFormat::L16 { rate: 16_000 },
+            stream_sid: "S1".into(),
+            parameters: serde_json::Map::new(),
+            max_queue_ms: 1_000,
+            silence_when_idle: false,
+            outlet: outlet.clone(),
+        };
+        ep.attach_bridge(CallNo(0), Some(spec), t0).unwrap();
+        // 100 ms of the bot's audio.
+        ep.bridge_input(CallNo(0), BridgeInput::Pcm(vec![500; 1_600]), t0)
+            .unwrap();
+        let mut from_bot = 0;
+        let mut now = t0;
+        for _ in 0..15 {
+            deliver(&mut ep, MEDIA, addr(5000), &peer.packet(), now);
+            ep.handle_timeout(now);
+            let (bytes, out) = ep.outgoing();
+            for t in out {
+                let mut wire = bytes[t.start..][..t.len].to_vec();
+                if let Ok(n) = peer.rx.unprotect(&mut wire) {
+                    let rtp = RtpPacket::new_checked(&wire[..n]).unwrap();
+                    if rtp.payload_type() == 111 {
+                        from_bot += 1;
+                    }
+                }
+            }
+            ep.clear_outgoing();
+            now += Duration::from_millis(20);
+        }
+        assert_eq!(from_bot, 5, "100 ms of the bot's audio in 20 ms packets");
+        let messages = outlet.0.lock().unwrap().clone();
+        let frames = messages
+            .iter()
+            .filter(|m| matches!(m, BridgeMessage::Binary(b) if b.len() == 640))
+            .count();
+        assert!(frames >= 12, "{frames} frames to the bot");
+        let stats = ep.stats(CallNo(0)).unwrap().bridge.unwrap();
+        assert_eq!(stats.packets_from_bot, 5);
+        // Detached: the stream stops, and the bot's input has nowhere to go.
+        ep.attach_bridge(CallNo(0), None, now).unwrap();
+        assert_eq!(outlet.0.lock().unwrap().last(), Some(&BridgeMessage::Close));
+        assert!(matches!(
+            ep.bridge_input(CallNo(0), BridgeInput::Clear, now),
+            Err(EndpointError::Bridge(_))
+        ));
+        assert!(ep.stats(CallNo(0)).unwrap().bridge.is_none());
     }
 
     #[test]

@@ -214,6 +214,9 @@ pub struct CallStats {
     pub peer_video: Option<bool>,
     /// Datagrams of the call (media, RTCP, STUN) the kernel refused to send.
     pub send_errors: u64,
+    /// The bot bridge's figures, while one is attached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<super::bridge::BridgeStats>,
 }
 
 struct Track {
@@ -499,6 +502,11 @@ impl CallSession {
         if let Some(t) = self.track_mut(kind) {
             t.out.switch_source();
         }
+    }
+
+    /// The parameters of track `kind`, if the call has one.
+    pub fn track_params(&self, kind: MediaKind) -> Option<TrackParams> {
+        self.track(kind).map(|t| t.params)
     }
 
     /// The RTP clock rate of track `kind`.
@@ -1053,6 +1061,7 @@ impl CallSession {
             peer_muted: self.peer_muted,
             peer_video: self.peer_video,
             send_errors: self.send_errors,
+            bridge: None,
         }
     }
 }
