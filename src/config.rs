@@ -212,6 +212,9 @@ pub struct CallsConfig {
     pub trials_per_source_per_s: u64,
     /// Bytes of STUN Binding responses a worker sends a second at most.
     pub stun_reply_bytes_per_s: u64,
+    /// How much of a bot's audio may wait to be sent, ms (a bot sends faster than real time
+    /// up to this; beyond it, its audio is dropped and counted).
+    pub bridge_queue_ms: u32,
 }
 
 impl Default for CallsConfig {
@@ -227,6 +230,7 @@ impl Default for CallsConfig {
             max_candidates: 16,
             trials_per_source_per_s: 100,
             stun_reply_bytes_per_s: 64 * 1024,
+            bridge_queue_ms: 30_000,
         }
     }
 }
@@ -406,6 +410,11 @@ impl Config {
         if self.calls.trials_per_source_per_s == 0 {
             return Err(ConfigError::Invalid(
                 "calls.trials_per_source_per_s must be at least 1".into(),
+            ));
+        }
+        if !(20..=600_000).contains(&self.calls.bridge_queue_ms) {
+            return Err(ConfigError::Invalid(
+                "calls.bridge_queue_ms must be 20 to 600000".into(),
             ));
         }
         if self.calls.stun_reply_bytes_per_s < 64 {

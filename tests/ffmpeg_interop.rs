@@ -6,21 +6,15 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::daemon::{TestDaemon, addr, free_port, udp};
+use common::ffmpeg;
 use common::rtp_packet;
 use serde_json::json;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-fn ffmpeg() -> Command {
-    let mut c = Command::new("ffmpeg");
-    c.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]);
-    c
-}
 
 in_both_layouts! {
 #[ignore = "needs ffmpeg; run by .ci/run"]
@@ -40,40 +34,13 @@ fn audio_from_ffmpeg_reaches_the_sink(layout: Layout) {
     );
     let local = addr(&r["local"]);
     // Two seconds of a 440 Hz tone as PCMU in 20 ms packets, over SRTP, RTCP muxed on the port.
-    let status = ffmpeg()
-        .args([
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=2:sample_rate=8000",
-        ])
-        .args([
-            "-c:a",
-            "pcm_mulaw",
-            "-ar",
-            "8000",
-            "-ac",
-            "1",
-            "-payload_type",
-            "0",
-        ])
-        .args([
-            "-f",
-            "rtp",
-            "-srtp_out_suite",
-            "AES_CM_128_HMAC_SHA1_80",
-            "-srtp_out_params",
-            &key,
-        ])
-        .arg(format!(
-            "srtp://127.0.0.1:{}?rtcpport={}&pkt_size=200",
-            local.port(),
-            local.port()
-        ))
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success());
+    common::ffmpeg_srtp_tone(
+        2,
+        &["-c:a", "pcm_mulaw", "-ar", "8000", "-ac", "1", "-payload_type", "0"],
+        &key,
+        local,
+        200,
+    );
 
     let got = common::daemon::receive_all(&sink, 1000, Duration::from_millis(1500));
     // 2 s of 8 kHz audio is 16000 samples; ffmpeg packs them into RTP packets of at most
@@ -102,26 +69,9 @@ fn audio_from_srtpd_decodes_in_ffmpeg(layout: Layout) {
     let key = B64.encode((0..30u8).map(|i| i.wrapping_mul(3)).collect::<Vec<u8>>());
     let ff_port = free_port("127.0.0.1") & !1;
     let dir = tempfile::tempdir().unwrap();
-    let sdp = dir.path().join("in.sdp");
-    std::fs::write(
-        &sdp,
-        format!(
-            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=srtpd\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {ff_port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
-             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
-        ),
-    )
-    .unwrap();
     let wav = dir.path().join("out.wav");
-    let mut ff = ffmpeg()
-        .args(["-protocol_whitelist", "file,udp,rtp,srtp", "-i"])
-        .arg(&sdp)
-        .args(["-t", "1.5", "-c:a", "pcm_s16le"])
-        .arg(&wav)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg runs");
-    std::thread::sleep(Duration::from_millis(500));
+    let mut ff =
+        common::ffmpeg_srtp_receiver(dir.path(), ff_port, 0, "PCMU/8000", &key, "1.5", &wav);
 
     let r = client.ok(
         "call.start",
@@ -156,9 +106,9 @@ fn audio_from_srtpd_decodes_in_ffmpeg(layout: Layout) {
         String::from_utf8_lossy(&out.stderr)
     );
     let bytes = std::fs::metadata(&wav).unwrap().len();
-    // 1.5 s of 8 kHz 16-bit mono is 24000 bytes of samples plus the WAV header.
+    // 1.5 s of 48 kHz 16-bit mono is 144,000 bytes of samples plus the WAV header.
     assert!(
-        bytes >= 23_000,
+        bytes >= 138_000,
         "ffmpeg decoded only {bytes} bytes of audio"
     );
     let stats = client.ok("call.stats", json!({"call_id": "FF-OUT"}));
@@ -185,26 +135,8 @@ fn a_wav_file_ffmpeg_wrote_plays_to_ffmpeg_as_opus(layout: Layout) {
     assert!(status.success());
     let key = B64.encode((0..30u8).map(|i| i.wrapping_mul(7)).collect::<Vec<u8>>());
     let ff_port = free_port("127.0.0.1") & !1;
-    let sdp = dir.path().join("in.sdp");
-    std::fs::write(
-        &sdp,
-        format!(
-            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=srtpd\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {ff_port} RTP/SAVP 111\r\na=rtpmap:111 opus/48000/2\r\n\
-             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
-        ),
-    )
-    .unwrap();
     let heard = dir.path().join("heard.wav");
-    let ff = ffmpeg()
-        .args(["-protocol_whitelist", "file,udp,rtp,srtp", "-i"])
-        .arg(&sdp)
-        .args(["-t", "2", "-ac", "1", "-ar", "48000", "-c:a", "pcm_s16le"])
-        .arg(&heard)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg runs");
-    std::thread::sleep(Duration::from_millis(500));
+    let ff = common::ffmpeg_srtp_receiver(dir.path(), ff_port, 111, "opus/48000/2", &key, "2", &heard);
     client.ok(
         "call.start",
         json!({

@@ -7,16 +7,11 @@ mod common;
 
 use std::process::Command;
 
+use common::ffmpeg;
 use common::tone::{dominant, tone};
 use srtpd::media::codec::{AudioEncoder, CodecKind};
 use srtpd::media::resample::{FrameResampler, frame_samples};
 use srtpd::media::wav::{WavClip, finished_sizes, recording_header};
-
-fn ffmpeg() -> Command {
-    let mut c = Command::new("ffmpeg");
-    c.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]);
-    c
-}
 
 /// Converts `pcm` at `from` Hz in 20 ms frames to `to` Hz, dropping the filter's delay.
 fn resample(pcm: &[i16], from: u32, to: u32) -> Vec<i16> {

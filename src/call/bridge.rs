@@ -150,6 +150,11 @@ impl CallBridge {
         })
     }
 
+    /// The stream's id.
+    pub fn stream_sid(&self) -> &str {
+        self.stream.stream_sid()
+    }
+
     /// The figures so far.
     pub fn stats(&self) -> BridgeStats {
         BridgeStats {

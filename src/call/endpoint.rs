@@ -779,6 +779,23 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Detaches the bridge whose stream is `stream_sid` (not one attached since).
+    pub fn detach_bridge(
+        &mut self,
+        no: CallNo,
+        stream_sid: &str,
+        now: Instant,
+    ) -> Result<(), EndpointError> {
+        let (_, e) = self.entry_mut(no)?;
+        if e.bridge
+            .as_ref()
+            .is_some_and(|b| b.stream_sid() == stream_sid)
+        {
+            self.attach_bridge(no, None, now)?;
+        }
+        Ok(())
+    }
+
     /// What the call's bot sent.
     pub fn bridge_input(
         &mut self,

@@ -81,6 +81,14 @@ pub enum Event {
         /// The digit: 0–9, `*`, `#`, A–D.
         digit: char,
     },
+    /// The bot's WebSocket closed or failed (not when srtpd closed it).
+    #[serde(rename = "call.bridge_closed")]
+    BridgeClosed {
+        /// The call.
+        call_id: Arc<str>,
+        /// Why.
+        reason: String,
+    },
     /// A played clip reached its end.
     #[serde(rename = "track.source_ended")]
     SourceEnded {
@@ -112,6 +120,7 @@ impl Event {
             | Event::PeerState { call_id, .. }
             | Event::KeyframeNeeded { call_id, .. }
             | Event::Dtmf { call_id, .. }
+            | Event::BridgeClosed { call_id, .. }
             | Event::SourceEnded { call_id, .. }
             | Event::CallEnded { call_id, .. } => call_id,
         }

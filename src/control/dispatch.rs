@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::params::{
-    CallIdParams, DtmfParams, MuteParams, NoParams, PeerStateParams, PlayParams, RecordParams,
-    StanzaParams, StartParams, TerminateParams, VideoParams,
+    CallBridgeParams, CallIdParams, DtmfParams, MuteParams, NoParams, PeerStateParams, PlayParams,
+    RecordParams, StanzaParams, StartParams, TerminateParams, VideoParams,
 };
 use super::protocol::{
     BAD_KEYING, CALL_EXISTS, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, NO_FREE_PORT,
@@ -20,6 +20,7 @@ pub const METHODS: &[&str] = &[
     "call.stanza",
     "call.mute",
     "call.dtmf",
+    "call.bridge",
     "call.video",
     "call.peer_state",
     "call.play",
@@ -84,6 +85,13 @@ pub async fn handle(daemon: &Daemon, method: &str, params: &Value) -> Result<Val
             }
             daemon.dtmf(&p.call_id, events, p.duration_ms).await?;
             Ok(json!({"call_id": p.call_id, "digits": p.digits, "duration_ms": p.duration_ms}))
+        }
+        "call.bridge" => {
+            let p: CallBridgeParams = decode_params(params)?;
+            let call_id = p.call_id.clone();
+            let attached = p.bridge.url.is_some();
+            daemon.bridge(p).await?;
+            Ok(json!({"call_id": call_id, "bridged": attached}))
         }
         "call.video" => {
             let p: VideoParams = decode_params(params)?;

@@ -54,6 +54,9 @@ pub struct StartParams {
     /// What muted audio sends (default: `calls.mute_mode`).
     #[serde(default)]
     pub mute_mode: Option<crate::call::MuteMode>,
+    /// A voice bot to bridge the call's audio to.
+    #[serde(default)]
+    pub bridge: Option<BridgeParams>,
 }
 
 /// One candidate.
@@ -285,6 +288,73 @@ pub struct MuteParams {
     pub media: MediaKind,
     /// Muted or not.
     pub muted: bool,
+}
+
+/// A bot bridge: where the bot's WebSocket server is and how it speaks.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeParams {
+    /// `ws://HOST:PORT/PATH` (none: no bridge, or in `call.bridge`, detach).
+    pub url: Option<String>,
+    /// The dialect.
+    #[serde(default)]
+    pub format: BridgeFormatParam,
+    /// The L16 dialect's rate (8,000, 16,000, 24,000 or 48,000; default 16,000).
+    #[serde(default)]
+    pub rate: Option<u32>,
+    /// Twilio's `customParameters` (and the L16 `start`'s).
+    #[serde(default)]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// What happens to the call when the bot's WebSocket closes or fails.
+    #[serde(default)]
+    pub on_close: OnBridgeClose,
+}
+
+/// A bridge's dialect.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BridgeFormatParam {
+    /// Twilio Media Streams.
+    #[default]
+    Twilio,
+    /// Binary 16-bit PCM frames.
+    L16,
+}
+
+/// What a call does when its bot goes away.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBridgeClose {
+    /// Goes on without the bot (its own source, or silence).
+    #[default]
+    Continue,
+    /// Ends, with reason `bridge_closed`.
+    Terminate,
+}
+
+/// `call.bridge`: attaches a bridge to a running call, or with `"url": null` detaches it:
+/// `call_id` and the fields of [`BridgeParams`].
+#[derive(Clone, Debug)]
+pub struct CallBridgeParams {
+    /// The call id.
+    pub call_id: String,
+    /// The bridge (no `url`: detach).
+    pub bridge: BridgeParams,
+}
+
+impl<'de> Deserialize<'de> for CallBridgeParams {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut fields = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let call_id = match fields.remove("call_id") {
+            Some(serde_json::Value::String(id)) => id,
+            Some(_) => return Err(D::Error::custom("call_id: a string is needed")),
+            None => return Err(D::Error::missing_field("call_id")),
+        };
+        let bridge = BridgeParams::deserialize(serde_json::Value::Object(fields))
+            .map_err(D::Error::custom)?;
+        Ok(CallBridgeParams { call_id, bridge })
+    }
 }
 
 /// `call.dtmf`.

@@ -102,6 +102,28 @@ enum Msg {
     Stop,
 }
 
+/// Hands a worker work from a task of its own; waits while the worker's queue is full.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    tx: mpsc::Sender<Msg>,
+    waker: Arc<WakeHandle>,
+}
+
+impl WorkerHandle {
+    /// Runs `job` on the worker's endpoint, without waiting for it to run.
+    pub async fn tell(
+        &self,
+        job: impl FnOnce(&mut Endpoint, Instant) + Send + 'static,
+    ) -> Result<(), WorkerGone> {
+        let job: Job = Box::new(move |endpoint, now| {
+            job(endpoint, now);
+            Box::new(|| {})
+        });
+        self.tx.send(Msg::Run(job)).await.map_err(|_| WorkerGone)?;
+        self.waker.wake().map_err(|_| WorkerGone)
+    }
+}
+
 /// A worker is gone (stopped, or its thread died).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the media worker stopped")]
@@ -312,6 +334,14 @@ impl Worker {
         });
         self.send(Msg::Run(job)).await?;
         answer.await.map_err(|_| WorkerGone)
+    }
+
+    /// A handle that tasks of their own (a bot bridge) can hand the worker work with.
+    pub fn handle(&self) -> WorkerHandle {
+        WorkerHandle {
+            tx: self.tx.clone(),
+            waker: self.waker.clone(),
+        }
     }
 
     /// Calls the worker runs or is being handed.

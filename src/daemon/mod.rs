@@ -4,6 +4,7 @@
 //! reserved ([`registry`]), its worker chosen and its sockets bound ([`placement`]), then
 //! handed to its worker ([`driver`]), whose endpoint runs it.
 
+mod bridge;
 pub mod driver;
 mod error;
 mod files;
@@ -93,6 +94,8 @@ pub struct Daemon {
     /// Set once the daemon has stopped and published its last events.
     finished: watch::Sender<bool>,
     next_no: AtomicU64,
+    /// The daemon itself, for tasks of its own (bot bridges) that outlive a request.
+    me: std::sync::Weak<Daemon>,
 }
 
 impl Daemon {
@@ -132,7 +135,8 @@ impl Daemon {
             layout = ?config.media.layout,
             "media workers started"
         );
-        Ok(Arc::new(Daemon {
+        Ok(Arc::new_cyclic(|me| Daemon {
+            me: me.clone(),
             registry: Registry::new(config.calls.max_calls),
             policy,
             config,
@@ -185,6 +189,18 @@ impl Daemon {
     ) -> Result<Started, DaemonError> {
         refresh_own_addresses(&self.policy.own);
         let plan = setup::plan(&p, &self.config, &self.policy, ringing)?;
+        let bridge_format = match &p.bridge {
+            Some(b @ crate::control::params::BridgeParams { url: Some(url), .. }) => {
+                if plan.setup.audio.is_none() {
+                    return Err(DaemonError::invalid(
+                        "bridge",
+                        "the call has no audio track",
+                    ));
+                }
+                bridge::check("bridge", url, b.format, b.rate, &b.parameters)?
+            }
+            _ => crate::media::bridge_frame::BridgeFormat::Twilio,
+        };
         let audio_clip = source_clip(plan.audio.as_ref(), "audio").await?;
         let video_clip = source_clip(plan.video.as_ref(), "video").await?;
         let reservation = self.registry.reserve(&p.call_id)?;
@@ -198,6 +214,7 @@ impl Daemon {
             }
         };
         let no = CallNo(self.next_no.fetch_add(1, Ordering::Relaxed));
+        let silence_when_idle = plan.setup.mute_mode == crate::call::MuteMode::Silence;
         let track = |s: placement::TrackSockets, clip, recording| TrackPorts {
             rtp_source: s.rtp_source,
             clip,
@@ -249,13 +266,103 @@ impl Daemon {
             worker: placement.worker,
             call_key: plan.call_key,
             started: started.clone(),
+            silence_when_idle,
         });
         tracing::info!(call_id = %p.call_id, local = %placement.local, worker = placement.worker, "call started");
         self.publish(Event::CallStarted {
             call_id: p.call_id.as_str().into(),
             local: placement.local,
         });
+        if let Some(b) = p.bridge
+            && let Some(url) = b.url
+        {
+            // Checked before the call was set up; the bot is reached from its own task.
+            self.attach_bridge(
+                &p.call_id,
+                Some((url, bridge_format, b.parameters, b.on_close)),
+            )
+            .await?;
+        }
         Ok(started)
+    }
+
+    /// `call.bridge`: checks the request and attaches (or with no `url`, detaches) a bridge.
+    pub async fn bridge(
+        &self,
+        p: crate::control::params::CallBridgeParams,
+    ) -> Result<(), DaemonError> {
+        let b = p.bridge;
+        let bridge = match b.url {
+            Some(url) => {
+                let format = bridge::check("", &url, b.format, b.rate, &b.parameters)?;
+                Some((url, format, b.parameters, b.on_close))
+            }
+            None => None,
+        };
+        self.attach_bridge(&p.call_id, bridge).await
+    }
+
+    /// Attaches a bot bridge to a running call's audio (replacing one attached before), or
+    /// with `None` detaches it. The bot is reached from a task of the bridge's own: failing
+    /// to reach it raises `call.bridge_closed`, as losing it later does.
+    pub async fn attach_bridge(
+        &self,
+        call_id: &str,
+        bridge: Option<(
+            String,
+            crate::media::bridge_frame::BridgeFormat,
+            serde_json::Map<String, serde_json::Value>,
+            crate::control::params::OnBridgeClose,
+        )>,
+    ) -> Result<(), DaemonError> {
+        let (record, worker) = self.call(call_id)?;
+        let Some((url, format, parameters, on_close)) = bridge else {
+            return self
+                .on_call(call_id, |ep, no, now| ep.attach_bridge(no, None, now))
+                .await;
+        };
+        let queue = Arc::new(bridge::BridgeQueue::default());
+        let sid = bridge::stream_sid();
+        let spec = crate::call::bridge::BridgeSpec {
+            format,
+            stream_sid: sid.clone(),
+            parameters,
+            max_queue_ms: self.config.calls.bridge_queue_ms,
+            silence_when_idle: record.silence_when_idle,
+            outlet: queue.clone(),
+        };
+        self.on_call(call_id, move |ep, no, now| {
+            ep.attach_bridge(no, Some(spec), now)
+        })
+        .await?;
+        let handle = worker.handle();
+        let me = self.me.clone();
+        let call_id = call_id.to_owned();
+        let no = record.no;
+        tracing::info!(call_id = %call_id, stream = %sid, "bridging the call's audio to {url}");
+        tokio::spawn(async move {
+            let end = bridge::run(url, format, queue, handle.clone(), no).await;
+            let Some((reason, terminate)) = bridge::on_end(&end, on_close) else {
+                return;
+            };
+            tracing::warn!(call_id = %call_id, "bridge closed: {reason}");
+            let _ = handle
+                .tell(move |ep, now| {
+                    let _ = ep.detach_bridge(no, &sid, now);
+                })
+                .await;
+            let Some(daemon) = me.upgrade() else {
+                return;
+            };
+            daemon.publish(Event::BridgeClosed {
+                call_id: call_id.as_str().into(),
+                reason,
+            });
+            if terminate {
+                let _ = daemon.terminate(&call_id, "bridge_closed".to_owned()).await;
+            }
+        });
+        Ok(())
     }
 
     /// Creates a track's recording file, if its sink is one (-32602 naming the field if it
@@ -316,6 +423,7 @@ impl Daemon {
             )),
             Ok(Err(EndpointError::Keying(e))) => Err(DaemonError::BadKeying(e.to_string())),
             Ok(Err(EndpointError::Dtmf(e))) => Err(DaemonError::invalid("digits", e)),
+            Ok(Err(EndpointError::Bridge(e))) => Err(DaemonError::invalid("bridge", e)),
             Ok(Err(_)) | Err(WorkerGone) => Err(DaemonError::NoSuchCall(call_id.to_owned())),
         }
     }

@@ -22,6 +22,8 @@ pub struct CallRecord {
     pub call_key: Option<(CallKey, Option<usize>)>,
     /// What `call.start` answered, repeated when an accept starts a ringing call.
     pub started: Started,
+    /// Whether an idle audio track sends silence (its mute mode).
+    pub silence_when_idle: bool,
 }
 
 enum Entry {
@@ -138,6 +140,7 @@ mod tests {
                 audio: None,
                 video: None,
             },
+            silence_when_idle: true,
         }
     }
 

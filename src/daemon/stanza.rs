@@ -271,6 +271,7 @@ impl Daemon {
             audio: Some(audio),
             video,
             mute_mode: None,
+            bridge: None,
         })
     }
 }

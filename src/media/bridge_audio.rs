@@ -11,6 +11,9 @@ use super::codec::{AudioDecoder, AudioEncoder, CodecError, CodecKind, MAX_FRAME_
 use super::jitter::{JitterBuffer, JitterStats, Playout};
 use super::resample::{FrameResampler, ResampleError, frame_samples};
 
+/// Packets of the peer's taken to fill one frame at most.
+const MAX_PACKETS_PER_FRAME: usize = 8;
+
 /// Why a bridged track's audio path could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeAudioError {
@@ -62,15 +65,27 @@ impl PcmReceiver {
     /// first packet was played out.
     pub fn tick(&mut self, now: Instant) -> Option<&[i16]> {
         let n_codec = self.resampler.from_rate() as usize / 50;
-        if self.spill.len() < n_codec {
+        // Packets shorter than a frame (a peer's own packetization) are taken until the frame
+        // is full; a few at most, so that a burst cannot hold the worker.
+        for _ in 0..MAX_PACKETS_PER_FRAME {
+            if self.spill.len() >= n_codec {
+                break;
+            }
             let got = match self.jitter.pop(now) {
-                Playout::Waiting => return None,
+                Playout::Waiting if self.spill.is_empty() => return None,
+                Playout::Waiting => break,
                 Playout::Packet(p) => self.decoder.decode(p, &mut self.decoded),
                 Playout::Lost { next: Some(p) } => {
                     self.decoder.recover(p, &mut self.decoded[..n_codec])
                 }
-                Playout::Lost { next: None } | Playout::Dry => {
-                    self.decoder.conceal(&mut self.decoded[..n_codec])
+                Playout::Lost { next: None } => self.decoder.conceal(&mut self.decoded[..n_codec]),
+                Playout::Dry => {
+                    let n = self
+                        .decoder
+                        .conceal(&mut self.decoded[..n_codec - self.spill.len()])
+                        .unwrap_or(0);
+                    self.spill.extend(&self.decoded[..n]);
+                    break;
                 }
             };
             // A packet that does not decode is concealed like a lost one.
@@ -82,9 +97,9 @@ impl PcmReceiver {
                     .unwrap_or(0),
             };
             self.spill.extend(&self.decoded[..n]);
-            while self.spill.len() < n_codec {
-                self.spill.push_back(0);
-            }
+        }
+        while self.spill.len() < n_codec {
+            self.spill.push_back(0);
         }
         let input = self.spill.make_contiguous();
         self.resampler

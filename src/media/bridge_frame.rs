@@ -70,6 +70,11 @@ impl BridgeStream {
         }
     }
 
+    /// The stream's id.
+    pub fn stream_sid(&self) -> &str {
+        &self.stream_sid
+    }
+
     /// The wire format.
     pub fn format(&self) -> BridgeFormat {
         self.format

@@ -70,3 +70,89 @@ pub fn wait_for_child(
     let _ = child.kill();
     child.wait_with_output().unwrap()
 }
+
+/// ffmpeg, quiet but for errors, never asking, overwriting its outputs.
+pub fn ffmpeg() -> std::process::Command {
+    let mut c = std::process::Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]);
+    c
+}
+
+/// ffmpeg as an SRTP peer that decodes what it receives on port `port` (payload type `pt`,
+/// `rtpmap` as in SDP, AES_CM_128_HMAC_SHA1_80 with the base64 `key`) for `seconds` into the
+/// 48 kHz mono WAV file `wav`. Returns once ffmpeg listens (give it the process to wait on).
+pub fn ffmpeg_srtp_receiver(
+    dir: &std::path::Path,
+    port: u16,
+    pt: u8,
+    rtpmap: &str,
+    key: &str,
+    seconds: &str,
+    wav: &std::path::Path,
+) -> std::process::Child {
+    let sdp = dir.join(format!("in-{port}.sdp"));
+    std::fs::write(
+        &sdp,
+        format!(
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=srtpd\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/SAVP {pt}\r\na=rtpmap:{pt} {rtpmap}\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
+        ),
+    )
+    .unwrap();
+    let child = ffmpeg()
+        .args(["-protocol_whitelist", "file,udp,rtp,srtp", "-i"])
+        .arg(&sdp)
+        .args([
+            "-t",
+            seconds,
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            "-c:a",
+            "pcm_s16le",
+        ])
+        .arg(wav)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ffmpeg runs");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child
+}
+
+/// ffmpeg as an SRTP peer that sends `seconds` of a 440 Hz tone in real time to `dest`,
+/// encoded as `codec` says (its ffmpeg options, `-payload_type` among them), in RTP packets
+/// of at most `pkt_size` bytes, protected with AES_CM_128_HMAC_SHA1_80 and the base64 `key`
+/// (RTCP on the same port). Returns once it has sent everything, having asserted it succeeded.
+pub fn ffmpeg_srtp_tone(
+    seconds: u32,
+    codec: &[&str],
+    key: &str,
+    dest: std::net::SocketAddr,
+    pkt_size: u32,
+) {
+    let status = ffmpeg()
+        .args(["-re", "-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:duration={seconds}:sample_rate=48000"
+        ))
+        .args(codec)
+        .args([
+            "-f",
+            "rtp",
+            "-srtp_out_suite",
+            "AES_CM_128_HMAC_SHA1_80",
+            "-srtp_out_params",
+            key,
+        ])
+        .arg(format!(
+            "srtp://{}:{}?rtcpport={}&pkt_size={pkt_size}",
+            dest.ip(),
+            dest.port(),
+            dest.port()
+        ))
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg sent the tone");
+}
