@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use base64::Engine;
 use common::daemon::{Layout, TestDaemon};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn ctl(daemon: &TestDaemon, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_srtpctl"))
@@ -158,6 +158,21 @@ fn drives_every_method(layout: Layout) {
         json(&daemon, &["stats", "--call-id", "CTL-1"])["audio"]["muted"],
         false
     );
+
+    assert_eq!(
+        json(&daemon, &["dtmf", "--call-id", "CTL-1", "12#", "--duration-ms", "60"]),
+        json!({"call_id": "CTL-1", "digits": "12#", "duration_ms": 60})
+    );
+    let refused = ctl(&daemon, &["dtmf", "--call-id", "CTL-1", "9x"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("digits"));
+    assert_eq!(
+        json(&daemon, &["bridge", "--call-id", "CTL-1"]),
+        json!({"call_id": "CTL-1", "bridged": false})
+    );
+    let refused = ctl(&daemon, &["bridge", "--call-id", "CTL-1", "wss://127.0.0.1:1/"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("url"));
 
     ok(&daemon, &["video", "--call-id", "CTL-1", "off"]);
     assert_eq!(

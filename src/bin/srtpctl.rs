@@ -88,6 +88,23 @@ enum Cmd {
     },
     /// The calls the daemon carries (call.list).
     List,
+    /// Bridge a call's audio to a voice bot's WebSocket server, or detach it (call.bridge).
+    Bridge {
+        /// The call id.
+        #[arg(long)]
+        call_id: String,
+        /// The bot's ws://HOST:PORT/PATH; without it, the bridge is detached.
+        url: Option<String>,
+        /// twilio (Media Streams, µ-law 8 kHz) or l16 (16-bit PCM frames).
+        #[arg(long, default_value = "twilio", value_parser = ["twilio", "l16"])]
+        format: String,
+        /// The l16 format's rate: 8000, 16000, 24000 or 48000.
+        #[arg(long)]
+        rate: Option<u32>,
+        /// End the call when the bot goes away (else it goes on without it).
+        #[arg(long)]
+        terminate_on_close: bool,
+    },
     /// End a call (call.terminate).
     Terminate {
         /// The call id.
@@ -409,6 +426,25 @@ fn run(cli: Cli) -> Result<(), String> {
         ),
         Cmd::Stats { call_id } => ("call.stats", json!({"call_id": call_id})),
         Cmd::List => ("call.list", json!({})),
+        Cmd::Bridge {
+            call_id,
+            url,
+            format,
+            rate,
+            terminate_on_close,
+        } => {
+            let mut p = json!({"call_id": call_id, "url": url});
+            if url.is_some() {
+                p["format"] = json!(format);
+                if let Some(rate) = rate {
+                    p["rate"] = json!(rate);
+                }
+                if *terminate_on_close {
+                    p["on_close"] = json!("terminate");
+                }
+            }
+            ("call.bridge", p)
+        }
         Cmd::Terminate { call_id, reason } => (
             "call.terminate",
             json!({"call_id": call_id, "reason": reason}),
