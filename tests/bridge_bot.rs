@@ -276,3 +276,104 @@ in_both_layouts! {
         }
     }
 }
+
+/// A deterministic pseudo-random number for packet `k` and purpose `salt`, in 0..n.
+fn chance(k: u32, salt: u32, n: u32) -> u32 {
+    k.wrapping_mul(2_654_435_761)
+        .wrapping_add(salt.wrapping_mul(40_503))
+        .rotate_left(13)
+        % n
+}
+
+in_both_layouts! {
+    #[ignore = "needs python3 with websockets; run by .ci/run"]
+    fn a_bad_network_leaves_the_bots_audio_continuous_and_its_digits_once(layout: Layout) {
+        use common::peer::Peer;
+        use srtpd::media::codec::{AudioEncoder, CodecKind};
+        use webrtc_srtp::protection_profile::ProtectionProfile;
+
+        let daemon = TestDaemon::start(layout);
+        let mut client = daemon.client();
+        let bot = Bot::start();
+        let raw_key = |d: u8| (0..30u8).map(|i| i.wrapping_mul(11) ^ d).collect::<Vec<u8>>();
+        let mut peer = Peer::new("127.0.0.1", ProtectionProfile::Aes128CmHmacSha1_80, &raw_key(2), &raw_key(1), 16);
+        let r = client.ok(
+            "call.start",
+            start_params(
+                "NET-1",
+                &OPUS,
+                json!([{"ip": "127.0.0.1", "port": peer.addr().port()}]),
+                json!({"url": bot.url(), "format": "l16", "rate": 16_000}),
+            ),
+        );
+        let local = addr(&r["local"]);
+        // 3 s of 440 Hz in Opus (in-band FEC on), sent 20 ms apart with up to 40 ms of
+        // jitter; 2% never sent, 5% swapped with the next.
+        let mut enc = AudioEncoder::new(CodecKind::Opus).unwrap();
+        let mut packets: Vec<(u64, u16, Vec<u8>)> = Vec::new();
+        let mut dropped = 0;
+        for k in 0..150u32 {
+            let pcm = common::tone::tone(440.0, 48_000, 960, k as usize * 960);
+            let mut p = [0u8; 1500];
+            let n = enc.encode(&pcm, &mut p).unwrap();
+            if chance(k, 1, 50) == 0 {
+                dropped += 1;
+                continue;
+            }
+            let mut at = 20 * u64::from(k) + u64::from(chance(k, 2, 41));
+            if chance(k, 3, 20) == 0 {
+                at += 25;
+            }
+            packets.push((at, k as u16, p[..n].to_vec()));
+        }
+        packets.sort_by_key(|p| p.0);
+        let t0 = Instant::now();
+        for (at, k, payload) in &packets {
+            let due = t0 + Duration::from_millis(*at);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            let plain = common::rtp_packet(111, *k, u32::from(*k) * 960, 0x4e7, payload);
+            peer.send_rtp(&plain, local);
+        }
+        // Then the digits 4 and 2, each as RFC 4733 sends them (three end packets).
+        let mut seq = 150u16;
+        for (n, event) in [4u8, 2].into_iter().enumerate() {
+            let ts = 150 * 960 + n as u32 * 9_600;
+            for k in 1..=6u16 {
+                let d = (k.min(4) * 960).to_be_bytes();
+                let end = if k >= 4 { 0x80 } else { 0 };
+                peer.send_rtp(&common::rtp_packet(101, seq, ts, 0x4e7, &[event, end | 10, d[0], d[1]]), local);
+                seq += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let stats = client.ok("call.stats", json!({"call_id": "NET-1"}));
+        client.ok("call.terminate", json!({"call_id": "NET-1"}));
+        let (heard, events) = bot.heard("NET-1");
+        let frame = 320;
+        // From 0.5 s (after the jitter buffer's delay) to 2.8 s: every frame carries the tone
+        // but those a loss cost, one concealed frame each at most.
+        let middle = &heard[frame * 25..(frame * 140).min(heard.len())];
+        let frames = middle.chunks(frame).count();
+        let quiet = middle.chunks(frame).filter(|f| f.iter().all(|s| s.unsigned_abs() < 1_000)).count();
+        assert!(frames >= 110, "{frames} frames: {stats}");
+        assert!(quiet <= dropped, "{quiet} quiet frames for {dropped} losses: {stats}");
+        let longest_quiet_run = middle
+            .chunks(frame)
+            .map(|f| f.iter().all(|s| s.unsigned_abs() < 1_000))
+            .fold((0, 0), |(run, most), q| if q { (run + 1, most.max(run + 1)) } else { (0, most) })
+            .1;
+        assert!(longest_quiet_run <= 1, "a gap of {longest_quiet_run} frames: {stats}");
+        let jitter = &stats["bridge"]["jitter"];
+        let lost = jitter["lost"].as_u64().unwrap();
+        assert!(lost >= dropped as u64, "{lost} lost, {dropped} dropped: {stats}");
+        let made_up = jitter["recovered"].as_u64().unwrap() + jitter["concealed"].as_u64().unwrap();
+        assert!(made_up >= lost, "{stats}");
+        let digits: Vec<&str> = events
+            .iter()
+            .filter(|e| e["event"] == "dtmf")
+            .map(|e| e["dtmf"]["digit"].as_str().unwrap())
+            .collect();
+        assert_eq!(digits, ["4", "2"], "once per digit");
+    }
+}
