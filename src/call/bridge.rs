@@ -383,6 +383,28 @@ mod tests {
     }
 
     #[test]
+    fn clear_stops_the_bots_audio_at_the_next_packet_time_and_tells_its_marks() {
+        let t0 = Instant::now();
+        let outlet = Arc::new(Collect::default());
+        let mut b = bridge(BridgeFormat::Twilio, &outlet, t0);
+        outlet.events();
+        let mut packet = [0u8; 1500];
+        // A second of the bot's audio, marked at its end.
+        b.input(BridgeInput::Ulaw(vec![0x7f; 8_000]));
+        b.input(BridgeInput::Mark("end".into()));
+        for k in 0..3 {
+            let now = t0 + Duration::from_millis(20 * k);
+            assert!(b.due(now, &mut packet).is_some(), "packet {k}");
+        }
+        assert!(outlet.events().iter().all(|e| e != "mark"), "not yet");
+        // Barge-in between two packet times: the next one sends nothing of it.
+        b.input(BridgeInput::Clear);
+        assert_eq!(outlet.events(), ["mark"], "the mark is told at once");
+        assert_eq!(b.due(t0 + Duration::from_millis(60), &mut packet), None);
+        assert_eq!(b.stats().packets_from_bot, 3);
+    }
+
+    #[test]
     fn an_l16_bridge_sends_binary_frames_and_silence_when_asked() {
         let t0 = Instant::now();
         let outlet = Arc::new(Collect::default());
