@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 fixtures=../tests/fixtures/stanzas
 mk() { mkdir -p "corpus/$1"; }
-for t in stanza_xml stanza_json control_line srtp_unprotect rtp_views endpoint_datagrams ogg_opus keying wav media_packets; do
+for t in stanza_xml stanza_json control_line srtp_unprotect rtp_views endpoint_datagrams ogg_opus keying wav media_packets bot_messages; do
   mk "$t"
 done
 cp "$fixtures"/*.xml corpus/stanza_xml/
@@ -73,3 +73,9 @@ printf '\x00\x00\x01\x00\x00\x03\xc0\x14\x00\x03\xf8\xff\xfe\x00\x00\x02\x00\x00
 printf '\x01\x00\x01\x00\x00\x00\xa0\x14\x00\x04\xff\x7f\x00\x80' >corpus/media_packets/pcmu
 printf '\x02\x00\x01\x00\x00\x01\x00\x14\x00\x04\x05\x0a\x00\xa0\x02\x00\x02\x00\x00\x01\x00\x14\x00\x04\x05\x8a\x03\x20' \
   >corpus/media_packets/dtmf
+
+# Bot messages: a leading byte (bit 0: L16 dialect, bit 1: binary frame), then the frame.
+printf '\x00{"event":"media","streamSid":"MZ1","media":{"payload":"fn5+fn5+fn5+fn5+"}}' >corpus/bot_messages/media
+printf '\x00{"event":"mark","streamSid":"MZ1","mark":{"name":"m1"}}' >corpus/bot_messages/mark
+printf '\x00{"event":"clear","streamSid":"MZ1"}' >corpus/bot_messages/clear
+printf '\x03\x01\x00\x02\x00\xff\x7f\x00\x80' >corpus/bot_messages/l16
