@@ -275,7 +275,7 @@ fn bad_files_are_clear_errors_and_change_nothing(layout: Layout) {
     let text = dir.path().join("text.opus");
     std::fs::write(&text, "hello").unwrap();
     let (_, msg) = play(&mut client, &text).unwrap_err();
-    assert!(msg.contains("not an Ogg file"), "{msg}");
+    assert!(msg.contains("text.opus: neither Ogg Opus nor WAV"), "{msg}");
     let vorbis = dir.path().join("other.ogg");
     {
         let mut w = ogg::PacketWriter::new(std::fs::File::create(&vorbis).unwrap());
