@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
         ("bridge/l16_48k", BridgeFormat::L16 { rate: 48_000 }),
     ] {
         let rate = format.rate();
-        let mut rx = PcmReceiver::new(CodecKind::Opus, 20, rate).unwrap();
+        let mut rx = PcmReceiver::new(CodecKind::Opus, 20, 48_000, rate).unwrap();
         let mut tx = PcmSender::new(CodecKind::Opus, rate, 1_000).unwrap();
         let mut ulaw = AudioEncoder::new(CodecKind::Pcmu).unwrap();
         let mut bot_ulaw = AudioDecoder::new(CodecKind::Pcmu).unwrap();

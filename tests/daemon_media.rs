@@ -10,7 +10,7 @@ use common::daemon::{Client, Layout, TestDaemon, addr};
 use common::peer::Peer;
 use common::rtp_packet;
 use serde_json::{Value, json};
-use srtpd::media::{OggOpusRecorder, OpusClip};
+use srtpd::media::{AudioClip, OggOpusRecorder};
 use webrtc_srtp::protection_profile::ProtectionProfile;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -145,7 +145,7 @@ fn a_recording_holds_what_was_played_even_when_cut_short(layout: Layout) {
         .expect("the clip ended");
     std::thread::sleep(Duration::from_millis(200));
     cb.ok("call.terminate", json!({"call_id": CALL}));
-    let recorded = OpusClip::load(&recording).expect("a finished recording");
+    let recorded = AudioClip::load_ogg_opus(&recording).expect("a finished recording");
     assert_eq!(recorded.packets.len(), 150);
     assert!(
         recorded
@@ -160,7 +160,7 @@ fn a_recording_holds_what_was_played_even_when_cut_short(layout: Layout) {
     let (_a, _b, _ca, mut cb) = play_and_record(layout, &clip, &cut);
     std::thread::sleep(Duration::from_millis(1000));
     cb.ok("call.terminate", json!({"call_id": CALL}));
-    let partial = OpusClip::load(&cut).expect("a recording cut by terminate is playable");
+    let partial = AudioClip::load_ogg_opus(&cut).expect("a recording cut by terminate is playable");
     assert!(
         (30..150).contains(&partial.packets.len()),
         "{} packets",
@@ -183,7 +183,7 @@ fn recording_cut_by(
     layout: Layout,
     signal: i32,
     after: Duration,
-) -> (OpusClip, std::process::ExitStatus) {
+) -> (AudioClip, std::process::ExitStatus) {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.opus");
     let packets = write_clip(&clip, 150);
@@ -193,7 +193,7 @@ fn recording_cut_by(
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(b.pid() as i32, signal) }, 0);
     let status = b.wait_exit(Duration::from_secs(5)).expect("srtpd exits");
-    let partial = OpusClip::load(&recording).expect("the cut recording is playable");
+    let partial = AudioClip::load_ogg_opus(&recording).expect("the cut recording is playable");
     assert!(
         partial
             .packets
@@ -246,6 +246,51 @@ fn the_silence_source_sends_silence_at_the_packet_time_with_the_given_ssrc(layou
         .map(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]]))
         .collect();
     assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 960));
+}
+}
+
+in_both_layouts! {
+fn a_g711_track_sends_its_own_silence_and_records_as_wav_only(layout: Layout) {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = TestDaemon::start(layout);
+    let mut client = daemon.client();
+    let mut peer = peer();
+    let r = start(
+        &mut client,
+        &peer,
+        json!({"payload_type": 8, "clock_rate": 8000, "source": {"kind": "silence"}}),
+    );
+    let local = addr(&r["local"]);
+
+    // An Ogg Opus recording of A-law is refused, and no file is made.
+    let ogg = dir.path().join("rec.opus");
+    let (code, msg) = client
+        .call("call.record", json!({"call_id": CALL, "path": ogg}))
+        .unwrap_err();
+    assert!(code == -32602 && msg.contains("pcma") && msg.contains(".wav"), "{msg}");
+    assert!(!ogg.exists());
+    let wav = dir.path().join("rec.wav");
+    client.ok("call.record", json!({"call_id": CALL, "path": wav}));
+
+    // The peer sends a second of a loud A-law square wave; srtpd sends A-law silence.
+    for i in 0..50u16 {
+        let level = if i % 2 == 0 { 16_000 } else { -16_000 };
+        let payload = [audio_codec_algorithms::encode_alaw(level); 160];
+        peer.send_rtp(&rtp_packet(8, i, u32::from(i) * 160, 0x77, &payload), local);
+        peer.pump(Duration::from_millis(20), usize::MAX);
+    }
+    peer.pump(Duration::from_millis(200), usize::MAX);
+    let sent = &peer.seen.rtp;
+    assert!(sent.len() >= 40, "{} packets of silence", sent.len());
+    assert!(sent.iter().all(|p| p[1] & 0x7f == 8 && p[12..] == [0xd5; 160]));
+    let ts: Vec<u32> = sent.iter().map(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]])).collect();
+    assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 160), "8 kHz steps");
+
+    client.ok("call.record", json!({"call_id": CALL, "path": null}));
+    let rec = srtpd::media::wav::WavClip::load(&wav).unwrap();
+    assert_eq!(rec.rate, 8_000);
+    assert_eq!(rec.samples.len(), 50 * 160);
+    assert!(rec.samples.iter().all(|s| s.unsigned_abs() > 4_000), "loud all through");
 }
 }
 
@@ -399,7 +444,7 @@ fn recordings_decode_in_ffmpeg_with_the_clip_duration(layout: Layout) {
         .status()
         .expect("ffmpeg runs");
     assert!(status.success());
-    let clip_seconds = OpusClip::load(&clip).unwrap().samples() as f64 / 48_000.0;
+    let clip_seconds = AudioClip::load_ogg_opus(&clip).unwrap().samples() as f64 / 48_000.0;
 
     let whole = dir.path().join("whole.opus");
     let (_a, _b, mut ca, mut cb) = play_and_record(layout, &clip, &whole);

@@ -38,7 +38,7 @@ fn a_bridged_frame_allocates_nothing_either_way() {
         .collect();
     let from_bot = vec![0xffu8; 160];
 
-    let mut receiver = PcmReceiver::new(CodecKind::Opus, 20, 8_000).unwrap();
+    let mut receiver = PcmReceiver::new(CodecKind::Opus, 20, 48_000, 8_000).unwrap();
     let mut ulaw = AudioEncoder::new(CodecKind::Pcmu).unwrap();
     let mut stream = BridgeStream::new(BridgeFormat::Twilio, "MZ1".into(), "CALL-1");
     let mut message = String::with_capacity(512);

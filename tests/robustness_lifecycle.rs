@@ -128,7 +128,7 @@ in_both_layouts! {
         for i in (0..1000).step_by(100) {
             // Finished: every packet is in, and the last page carries the end-of-stream flag.
             let path = dir.path().join(format!("rec-{i}.opus"));
-            let clip = srtpd::media::OpusClip::load(&path).unwrap();
+            let clip = srtpd::media::AudioClip::load_ogg_opus(&path).unwrap();
             assert_eq!(clip.packets.len(), 10, "rec-{i}");
             let bytes = std::fs::read(&path).unwrap();
             let last_page = bytes

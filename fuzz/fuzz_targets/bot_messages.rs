@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use srtpd::call::TrackParams;
 use srtpd::call::bridge::{BridgeInput, BridgeMessage, BridgeOutlet, BridgeSpec, CallBridge};
 use srtpd::media::bridge_frame::{BridgeFormat, FromBot, MAX_BOT_AUDIO, read_l16, read_text};
 use srtpd::media::codec::CodecKind;
@@ -37,9 +38,13 @@ fuzz_target!(|data: &[u8]| {
             outlet: Arc::new(Discard),
         },
         "F",
-        CodecKind::Opus,
-        111,
-        20,
+        &TrackParams {
+            payload_type: 111,
+            clock_rate: 48_000,
+            ptime_ms: 20,
+            dtmf_payload_type: None,
+            codec: Some(CodecKind::Opus),
+        },
         t0,
     )
     .unwrap();

@@ -62,6 +62,7 @@ fn call(i: u8, media: SocketId, candidates: &[SocketAddr]) -> CallSpec {
                     clock_rate: 48000,
                     ptime_ms: 20,
                     dtmf_payload_type: Some(101),
+                    codec: Some(srtpd::media::codec::CodecKind::Opus),
                 },
                 ssrc: Ssrc(0x100 + u32::from(i)),
             }),

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(clip) = srtpd::media::OpusClip::read(std::io::Cursor::new(data), "fuzz") {
+    if let Ok(clip) = srtpd::media::AudioClip::read_ogg_opus(std::io::Cursor::new(data), "fuzz") {
         assert!(!clip.packets.is_empty());
         let _ = clip.samples();
     }

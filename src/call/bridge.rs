@@ -14,7 +14,10 @@ use crate::media::bridge_audio::{BridgeAudioError, PcmReceiver, PcmSender};
 use crate::media::bridge_frame::{BridgeFormat, BridgeStream, write_l16};
 use crate::media::codec::{AudioEncoder, CodecKind};
 use crate::media::jitter::JitterStats;
+use crate::media::resample::FRAME_MS;
 use crate::rtp::{RtpHeader, RtpPacket, SeqNo, Ssrc};
+
+use super::TrackParams;
 
 /// A message for the bot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,18 +112,17 @@ pub struct CallBridge {
 }
 
 impl CallBridge {
-    /// A bridge for an audio track of `codec` (`payload_type`, `ptime_ms`), starting at `now`:
-    /// its first messages (`connected`, `start`) go out at once.
+    /// A bridge for the audio track `track`, starting at `now`: its first messages
+    /// (`connected`, `start`) go out at once. It hears the peer's packets of the track's
+    /// packet time and sends the bot's audio in 20 ms packets on the track's RTP clock.
     pub fn new(
         spec: BridgeSpec,
         call_id: &str,
-        codec: CodecKind,
-        payload_type: u8,
-        ptime_ms: u32,
+        track: &TrackParams,
         now: Instant,
     ) -> Result<Self, BridgeAudioError> {
         let rate = spec.format.rate();
-        let ptime_ms = ptime_ms.clamp(10, 120);
+        let codec = track.codec.unwrap_or(CodecKind::Opus);
         let mut stream = BridgeStream::new(spec.format, spec.stream_sid, call_id);
         if let Some(m) = stream.connected() {
             spec.outlet.send(BridgeMessage::Text(m));
@@ -128,7 +130,7 @@ impl CallBridge {
         spec.outlet
             .send(BridgeMessage::Text(stream.start(&spec.parameters)));
         Ok(CallBridge {
-            rx: PcmReceiver::new(codec, ptime_ms, rate)?,
+            rx: PcmReceiver::new(codec, track.ptime_ms, track.clock_rate, rate)?,
             tx: PcmSender::new(codec, rate, spec.max_queue_ms)?,
             ulaw: match spec.format {
                 BridgeFormat::Twilio => Some(AudioEncoder::new(CodecKind::Pcmu)?),
@@ -137,9 +139,9 @@ impl CallBridge {
             ulaw_frame: vec![0; 160],
             stream,
             outlet: spec.outlet,
-            payload_type,
-            step: codec.clock_rate() / 1000 * ptime_ms,
-            ptime: Duration::from_millis(u64::from(ptime_ms)),
+            payload_type: track.payload_type,
+            step: track.clock_rate / 1000 * FRAME_MS,
+            ptime: Duration::from_millis(u64::from(FRAME_MS)),
             started: now,
             next_tick: now,
             seq: 0,
@@ -323,6 +325,16 @@ mod tests {
         }
     }
 
+    fn track(codec: CodecKind, payload_type: u8, clock_rate: u32) -> TrackParams {
+        TrackParams {
+            payload_type,
+            clock_rate,
+            ptime_ms: 20,
+            dtmf_payload_type: None,
+            codec: Some(codec),
+        }
+    }
+
     fn bridge(format: BridgeFormat, outlet: &Arc<Collect>, now: Instant) -> CallBridge {
         CallBridge::new(
             BridgeSpec {
@@ -334,9 +346,7 @@ mod tests {
                 outlet: outlet.clone(),
             },
             "C1",
-            CodecKind::Pcmu,
-            0,
-            20,
+            &track(CodecKind::Pcmu, 0, 8_000),
             now,
         )
         .unwrap()
@@ -418,9 +428,7 @@ mod tests {
                 outlet: outlet.clone(),
             },
             "C1",
-            CodecKind::Opus,
-            111,
-            20,
+            &track(CodecKind::Opus, 111, 48_000),
             t0,
         )
         .unwrap();

@@ -35,13 +35,12 @@ use super::remote_policy::RemotePolicy;
 use super::session::{
     CallEvent, CallSession, CallSetup, CallStats, Candidate, DtmfRefused, Inbound,
 };
-use super::sink::{FileWrite, Recording};
+use super::sink::{FileWrite, Recording, RecordingFormat};
 use super::source::{ClipPoll, ClipSource};
 use super::token_bucket::TokenBucket;
-use super::track::MediaKind;
+use super::track::{MediaKind, TrackParams};
 use super::trial_budget::TrialBudget;
-use crate::media::OpusClip;
-use crate::media::codec::CodecKind;
+use crate::media::AudioClip;
 use crate::rtp::{PacketKind, Ssrc, classify, stream_ssrc};
 use crate::srtp::{MasterKey, SrtpError, SrtpProfile};
 
@@ -212,6 +211,9 @@ pub enum EndpointError {
     /// The bridge could not be made, or the call has none.
     #[error("{0}")]
     Bridge(String),
+    /// The track cannot be recorded so.
+    #[error("{0}")]
+    Recording(String),
 }
 
 /// A datagram to send: from `socket` to `dest`, `len` bytes (of the datagram handed to
@@ -732,6 +734,15 @@ impl Endpoint {
         }
     }
 
+    /// A track's RTP parameters (its codec among them).
+    pub fn track_params(&self, no: CallNo, kind: MediaKind) -> Result<TrackParams, EndpointError> {
+        let slot = *self.by_no.get(&no).ok_or(EndpointError::NoSuchCall)?;
+        let e = self.calls[slot].as_ref().expect("a call");
+        e.session
+            .track_params(kind)
+            .ok_or(EndpointError::NoSuchTrack(kind))
+    }
+
     /// A statistics snapshot of a call.
     pub fn stats(&self, no: CallNo) -> Result<CallStats, EndpointError> {
         let slot = *self.by_no.get(&no).ok_or(EndpointError::NoSuchCall)?;
@@ -757,15 +768,8 @@ impl Endpoint {
         };
         let bridge = match spec {
             Some(spec) => Some(Box::new(
-                CallBridge::new(
-                    spec,
-                    e.session.call_id(),
-                    CodecKind::for_payload_type(params.payload_type),
-                    params.payload_type,
-                    params.ptime_ms,
-                    now,
-                )
-                .map_err(|err| EndpointError::Bridge(err.to_string()))?,
+                CallBridge::new(spec, e.session.call_id(), &params, now)
+                    .map_err(|err| EndpointError::Bridge(err.to_string()))?,
             )),
             None => None,
         };
@@ -915,7 +919,7 @@ impl Endpoint {
         &mut self,
         no: CallNo,
         kind: MediaKind,
-        clip: Arc<OpusClip>,
+        clip: Arc<AudioClip>,
         looping: bool,
         now: Instant,
     ) -> Result<(), EndpointError> {
@@ -928,21 +932,33 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Starts recording what the track receives into a new file (finishing any earlier
-    /// recording of it), or stops (`None`).
+    /// Starts recording what the track receives into a new file of a format (finishing any
+    /// earlier recording of it), or stops (`None`).
     pub fn record(
         &mut self,
         no: CallNo,
         kind: MediaKind,
-        file: Option<super::sink::FileId>,
+        file: Option<(super::sink::FileId, RecordingFormat)>,
     ) -> Result<(), EndpointError> {
         let (_, e) = self.entry_mut(no)?;
-        let Some(clock) = e.session.clock_rate(kind) else {
+        let Some(params) = e.session.track_params(kind) else {
             return Err(EndpointError::NoSuchTrack(kind));
         };
+        let recording = file
+            .map(|(f, format)| {
+                Recording::new(
+                    f,
+                    format,
+                    params.codec,
+                    params.payload_type,
+                    params.clock_rate,
+                )
+            })
+            .transpose()
+            .map_err(EndpointError::Recording)?;
         let io = e.io_mut(kind);
         let old = io.recording.take();
-        io.recording = file.map(|f| Recording::new(f, clock));
+        io.recording = recording;
         if let Some(old) = old {
             self.file_writes.push(old.finish());
         }
@@ -1741,6 +1757,7 @@ mod tests {
                     clock_rate: 48000,
                     ptime_ms: 20,
                     dtmf_payload_type: Some(101),
+                    codec: Some(crate::media::codec::CodecKind::Opus),
                 },
                 ssrc: Ssrc(0x100 + u32::from(i)),
             }),
@@ -2640,12 +2657,9 @@ mod tests {
         let t0 = Instant::now();
         let mut ep = Endpoint::default();
         let peer_addr = addr(5000);
-        let clip = Arc::new(OpusClip {
-            head: crate::media::opus::OpusHead {
-                channels: 1,
-                pre_skip: 0,
-                input_rate: 48000,
-            },
+        let clip = Arc::new(AudioClip {
+            codec: crate::media::codec::CodecKind::Opus,
+            channels: 1,
             packets: (0..5u8).map(|i| (vec![0xf8, i], 960)).collect(),
         });
         ep.add_call(

@@ -19,6 +19,7 @@ mod token_bucket;
 mod track;
 mod trial_budget;
 
+pub use crate::media::codec::OPUS_SILENCE;
 pub use call_id::{MAX_CALL_ID_BYTES, MAX_REASON_BYTES, check_call_id, check_text};
 pub use endpoint::{
     CallNo, CallSpec, Endpoint, EndpointCounters, EndpointError, EndpointLimits, MAX_DATAGRAM,
@@ -31,9 +32,9 @@ pub use session::{
     CallEvent, CallSession, CallSetup, CallState, CallStats, CallTimers, Candidate, DropReason,
     DtmfRefused, Inbound, TrackSetup, TrackStats,
 };
-pub use sink::{FileId, FileWrite, Recording};
+pub use sink::{FileId, FileWrite, Recording, RecordingFormat};
 pub use source::{ClipPoll, ClipSource};
 pub use stats::{DropStats, RecvSnapshot, RecvStats, SendStats};
 pub use token_bucket::TokenBucket;
-pub use track::{InboundTrack, MediaKind, MuteMode, OPUS_SILENCE, OutboundTrack, TrackParams};
+pub use track::{InboundTrack, MediaKind, MuteMode, OutboundTrack, TrackParams};
 pub use trial_budget::TrialBudget;

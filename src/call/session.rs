@@ -1095,6 +1095,7 @@ mod tests {
                     clock_rate: 48000,
                     ptime_ms: 20,
                     dtmf_payload_type: Some(101),
+                    codec: Some(crate::media::codec::CodecKind::Opus),
                 },
                 ssrc: Ssrc(1),
             }),

@@ -1,18 +1,19 @@
 //! Where a track's outgoing media comes from, besides plain RTP from a local producer (which
-//! the endpoint routes by socket): a clip (an Ogg Opus file, or Opus silence) paced by its
+//! the endpoint routes by socket): a clip (a file, or silence) paced by its
 //! packets' durations, with time passed in.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::media::{OpusClip, Playback};
+use crate::media::codec::CodecKind;
+use crate::media::{AudioClip, Playback};
 use crate::rtp::{RTP_FIXED_HEADER_LEN, RtpHeader};
 
 /// A clip played as a track's source. It starts when media may flow (not while ringing) and,
 /// while it plays, a local producer's packets are not sent.
 #[derive(Clone, Debug)]
 pub struct ClipSource {
-    clip: Arc<OpusClip>,
+    clip: Arc<AudioClip>,
     looping: bool,
     running: Option<Playback>,
 }
@@ -30,7 +31,7 @@ pub enum ClipPoll {
 
 impl ClipSource {
     /// Plays `clip` (again from its start each time it ends, if `looping`).
-    pub fn new(clip: Arc<OpusClip>, looping: bool) -> Self {
+    pub fn new(clip: Arc<AudioClip>, looping: bool) -> Self {
         ClipSource {
             clip,
             looping,
@@ -38,9 +39,9 @@ impl ClipSource {
         }
     }
 
-    /// Endless Opus silence at the packet time.
-    pub fn silence() -> Self {
-        Self::new(Arc::new(OpusClip::silence()), true)
+    /// Endless silence in `codec`, a packet every 20 ms.
+    pub fn silence(codec: CodecKind) -> Self {
+        Self::new(Arc::new(AudioClip::silence(codec)), true)
     }
 
     /// Whether playing has begun.
@@ -96,7 +97,7 @@ mod tests {
     #[test]
     fn writes_rtp_on_the_track_clock_and_ends() {
         let t0 = Instant::now();
-        let mut clip = ClipSource::new(Arc::new(OpusClip::silence()), false);
+        let mut clip = ClipSource::new(Arc::new(AudioClip::silence(CodecKind::Opus)), false);
         let mut buf = [0u8; 64];
         assert_eq!(
             clip.poll(t0, 16_000, &mut buf, 10),
@@ -111,7 +112,7 @@ mod tests {
             clip.poll(t0 + Duration::from_millis(20), 16_000, &mut buf, 10),
             ClipPoll::Ended
         );
-        let mut silence = ClipSource::silence();
+        let mut silence = ClipSource::silence(CodecKind::Opus);
         silence.start(t0);
         for i in 0..3u32 {
             let at = t0 + Duration::from_millis(20 * u64::from(i));

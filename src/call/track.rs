@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::stats::{RecvStats, SendStats};
+use crate::media::codec::CodecKind;
 use crate::rtp::{RtpHeader, RtpPacket, SeqNo, Ssrc};
 
 /// Audio or video.
@@ -36,9 +37,6 @@ pub enum MuteMode {
     Silence,
 }
 
-/// The Opus packet for 20 ms of silence (RFC 6716: TOC 0xf8, CELT FB 20 ms, one frame).
-pub const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
-
 /// The RTP parameters of a track.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct TrackParams {
@@ -50,6 +48,9 @@ pub struct TrackParams {
     pub ptime_ms: u32,
     /// The payload type of the peer's telephone-events (RFC 4733 DTMF) on this track, if any.
     pub dtmf_payload_type: Option<u8>,
+    /// The audio codec (`None` for video): what comfort silence, clips, recordings and a
+    /// bot bridge encode and decode.
+    pub codec: Option<CodecKind>,
 }
 
 /// The sending half of a track. srtpd owns the outgoing SSRC and sequence numbers: the
@@ -117,9 +118,9 @@ impl OutboundTrack {
         self.gated = gated;
     }
 
-    /// Writes a comfort packet (Opus silence, one packet time after the last one sent) into
-    /// `buf` and returns its length (0, and nothing changes, if `buf` is too short). Sequence
-    /// numbers stay gap-free across it.
+    /// Writes a comfort packet (silence in the track's codec, one packet time after the last
+    /// one sent) into `buf` and returns its length (0, and nothing changes, if `buf` is too
+    /// short). Sequence numbers stay gap-free across it.
     pub fn comfort(&mut self, buf: &mut [u8]) -> usize {
         let ts = self.next_timestamp();
         let header = RtpHeader {
@@ -129,13 +130,18 @@ impl OutboundTrack {
             timestamp: ts,
             ssrc: self.ssrc,
         };
-        let Some(len) = header.emit(buf, &OPUS_SILENCE) else {
+        let silence = self
+            .params
+            .codec
+            .unwrap_or(CodecKind::Opus)
+            .silence(self.params.ptime_ms);
+        let Some(len) = header.emit(buf, silence) else {
             return 0;
         };
         self.next_seq = self.next_seq.next();
         self.last_ts = ts;
         self.sent.packets += 1;
-        self.sent.bytes += OPUS_SILENCE.len() as u64;
+        self.sent.bytes += silence.len() as u64;
         self.comfort_sent += 1;
         len
     }
@@ -264,6 +270,7 @@ mod tests {
             clock_rate: 48000,
             ptime_ms: 20,
             dtmf_payload_type: None,
+            codec: Some(CodecKind::Opus),
         };
         let mut t = OutboundTrack::new(params, Ssrc(9), SeqNo(100), 5000);
         let mut sent = vec![];
@@ -293,5 +300,22 @@ mod tests {
         assert!(sent.iter().all(|s| s.3 == Ssrc(9) && s.4 == 111));
         assert_eq!(t.gated_drops, 3);
         assert_eq!(t.sent.packets, 7);
+    }
+
+    #[test]
+    fn comfort_is_silence_in_the_tracks_codec() {
+        let params = TrackParams {
+            payload_type: 0,
+            clock_rate: 8000,
+            ptime_ms: 30,
+            dtmf_payload_type: None,
+            codec: Some(CodecKind::Pcmu),
+        };
+        let mut t = OutboundTrack::new(params, Ssrc(9), SeqNo(1), 0);
+        let mut buf = [0u8; 400];
+        let n = t.comfort(&mut buf);
+        assert_eq!(n, 12 + 240, "30 ms of 8 kHz");
+        assert!(buf[12..n].iter().all(|&b| b == 0xff));
+        assert_eq!(t.sent.bytes, 240);
     }
 }

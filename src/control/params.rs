@@ -121,6 +121,9 @@ pub struct TrackParamsIn {
     /// Packet time, ms.
     #[serde(default = "default_ptime")]
     pub ptime_ms: u32,
+    /// The audio codec (default by payload type: 0 PCMU, 8 PCMA, otherwise Opus).
+    #[serde(default)]
+    pub codec: Option<crate::media::codec::CodecKind>,
     /// The payload type of the peer's telephone-events (audio only; default 101 unless a
     /// track uses 101).
     #[serde(default)]
@@ -157,9 +160,9 @@ pub enum SourceParams {
         #[serde(default)]
         ssrc: Option<u32>,
     },
-    /// Opus silence frames at the packet time (keeps relays and NAT bindings open).
+    /// Silence in the track's codec at the packet time (keeps relays and NAT bindings open).
     Silence,
-    /// An Ogg Opus file played out at its own pace.
+    /// An Ogg Opus or WAV file played out at its own pace, in the track's codec.
     File {
         /// The file.
         path: std::path::PathBuf,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,7 +151,12 @@ fn write_files(rx: Receiver<FileMsg>) {
             }
             FileMsg::Write(w) => {
                 if let Some((file, path)) = files.get_mut(&w.file) {
-                    if let Err(e) = file.write_all(&w.data) {
+                    let written = file.write_all(&w.data).and_then(|()| {
+                        w.patches
+                            .iter()
+                            .try_for_each(|(at, bytes)| file.write_all_at(bytes, *at))
+                    });
+                    if let Err(e) = written {
                         tracing::warn!(path = ?path, "recording: {e}");
                     }
                 }

@@ -31,10 +31,12 @@ use self::registry::{CallRecord, Registry};
 use self::setup::{SinkPlan, SourcePlan, TrackPlan};
 use crate::call::{
     CallNo, CallSpec, CallState, CallStats, ClipSource, Endpoint, EndpointError, EndpointLimits,
-    Event, FileWrite, MediaKind, OwnSockets, Recording, RemotePolicy, TrackPorts,
+    Event, FileWrite, MediaKind, OwnSockets, Recording, RecordingFormat, RemotePolicy, TrackParams,
+    TrackPorts,
 };
 use crate::config::{Config, Layout};
-use crate::media::OpusClip;
+use crate::media::AudioClip;
+use crate::media::codec::CodecKind;
 use crate::net::{MediaSocketOptions, bind_media, bind_udp};
 
 pub use error::DaemonError;
@@ -373,19 +375,38 @@ impl Daemon {
         name: &str,
     ) -> Result<Option<Recording>, DaemonError> {
         let Some(TrackPlan {
-            sink: SinkPlan::File { path, overwrite },
-            clock_rate,
+            sink:
+                SinkPlan::File {
+                    path,
+                    format,
+                    overwrite,
+                },
+            params,
             ..
         }) = plan
         else {
             return Ok(None);
         };
+        let field = || format!("{name}.sink.path");
         let file = self
             .files
             .create(path, *overwrite)
             .await
-            .map_err(|e| DaemonError::invalid(format!("{name}.sink.path"), e))?;
-        Ok(Some(Recording::new(file, *clock_rate)))
+            .map_err(|e| DaemonError::invalid(field(), e))?;
+        Recording::new(
+            file,
+            *format,
+            params.codec,
+            params.payload_type,
+            params.clock_rate,
+        )
+        .map(Some)
+        .map_err(|e| {
+            if let Some(sink) = self.files.sink() {
+                sink.write(FileWrite::close(file));
+            }
+            DaemonError::invalid(field(), e)
+        })
     }
 
     /// Closes files created for recordings that will not run.
@@ -424,6 +445,7 @@ impl Daemon {
             Ok(Err(EndpointError::Keying(e))) => Err(DaemonError::BadKeying(e.to_string())),
             Ok(Err(EndpointError::Dtmf(e))) => Err(DaemonError::invalid("digits", e)),
             Ok(Err(EndpointError::Bridge(e))) => Err(DaemonError::invalid("bridge", e)),
+            Ok(Err(EndpointError::Recording(e))) => Err(DaemonError::invalid("path", e)),
             Ok(Err(_)) | Err(WorkerGone) => Err(DaemonError::NoSuchCall(call_id.to_owned())),
         }
     }
@@ -479,7 +501,9 @@ impl Daemon {
         self.call(call_id)?;
         let path =
             setup::resolve_file(&self.config, path).map_err(|e| DaemonError::invalid("path", e))?;
-        let clip = load_clip(&path, "path").await?;
+        // Video clips are Opus as they always were: nothing is transcoded for them.
+        let codec = (self.track_params(call_id, kind).await?.codec).unwrap_or(CodecKind::Opus);
+        let clip = load_clip(&path, "path", codec).await?;
         let playing = Playing {
             packets: clip.packets.len(),
             duration_ms: clip.samples() / 48,
@@ -489,6 +513,16 @@ impl Daemon {
         })
         .await?;
         Ok(playing)
+    }
+
+    /// A call's track's RTP parameters.
+    async fn track_params(
+        &self,
+        call_id: &str,
+        kind: MediaKind,
+    ) -> Result<TrackParams, DaemonError> {
+        self.on_call(call_id, move |ep, no, _| ep.track_params(no, kind))
+            .await
     }
 
     /// Starts recording a track into `path` (finishing an earlier recording of it), or stops.
@@ -504,12 +538,17 @@ impl Daemon {
             Some(path) => {
                 let path = setup::resolve_file(&self.config, path)
                     .map_err(|e| DaemonError::invalid("path", e))?;
-                Some(
-                    self.files
-                        .create(&path, overwrite)
-                        .await
-                        .map_err(|e| DaemonError::invalid("path", e))?,
-                )
+                let format = RecordingFormat::for_path(&path);
+                let params = self.track_params(call_id, kind).await?;
+                format
+                    .check(params.codec)
+                    .map_err(|e| DaemonError::invalid("path", e))?;
+                let file = self
+                    .files
+                    .create(&path, overwrite)
+                    .await
+                    .map_err(|e| DaemonError::invalid("path", e))?;
+                Some((file, format))
             }
             None => None,
         };
@@ -518,12 +557,8 @@ impl Daemon {
             .await;
         // The earlier recording's last bytes leave the worker when the next batch is done.
         self.files.written().await;
-        if let (Err(_), Some(file), Some(sink)) = (&result, file, self.files.sink()) {
-            sink.write(FileWrite {
-                file,
-                data: Vec::new(),
-                last: true,
-            });
+        if let (Err(_), Some((file, _)), Some(sink)) = (&result, file, self.files.sink()) {
+            sink.write(FileWrite::close(file));
         }
         result
     }
@@ -671,11 +706,15 @@ fn shared_sockets(config: &Config, index: usize) -> std::io::Result<SharedSocket
     })
 }
 
-/// Loads a clip (Ogg Opus, or WAV encoded to Opus) off the async runtime, or -32602 naming
-/// `field`.
-async fn load_clip(path: &Path, field: &str) -> Result<Arc<OpusClip>, DaemonError> {
+/// Loads a clip (Ogg Opus or WAV) as packets of `codec` off the async runtime, or -32602
+/// naming `field`.
+async fn load_clip(
+    path: &Path,
+    field: &str,
+    codec: CodecKind,
+) -> Result<Arc<AudioClip>, DaemonError> {
     let owned = path.to_owned();
-    tokio::task::spawn_blocking(move || crate::media::file_clip::load(&owned))
+    tokio::task::spawn_blocking(move || crate::media::file_clip::load(&owned, codec))
         .await
         .map_err(DaemonError::internal)?
         .map(Arc::new)
@@ -687,10 +726,13 @@ async fn source_clip(
     plan: Option<&TrackPlan>,
     name: &str,
 ) -> Result<Option<ClipSource>, DaemonError> {
-    Ok(match plan.map(|t| &t.source) {
-        Some(SourcePlan::Silence) => Some(ClipSource::silence()),
-        Some(SourcePlan::File { path, looping }) => Some(ClipSource::new(
-            load_clip(path, &format!("{name}.source.path")).await?,
+    let Some(plan) = plan else { return Ok(None) };
+    // Video clips are Opus as they always were: nothing is transcoded for them.
+    let codec = plan.params.codec.unwrap_or(CodecKind::Opus);
+    Ok(match &plan.source {
+        SourcePlan::Silence => Some(ClipSource::silence(codec)),
+        SourcePlan::File { path, looping } => Some(ClipSource::new(
+            load_clip(path, &format!("{name}.source.path"), codec).await?,
             *looping,
         )),
         _ => None,

@@ -10,12 +10,14 @@ use serde::Serialize;
 
 use super::error::DaemonError;
 use crate::call::{
-    CallSetup, CallTimers, Candidate, MediaKind, RemotePolicy, TrackParams, TrackSetup,
+    CallSetup, CallTimers, Candidate, MediaKind, RecordingFormat, RemotePolicy, TrackParams,
+    TrackSetup,
 };
 use crate::config::Config;
-use crate::control::params::{KeyingParams, SinkParams, SourceParams, StartParams};
+use crate::control::params::{KeyingParams, SinkParams, SourceParams, StartParams, TrackParamsIn};
 use crate::keying::wa_e2e::{self, CallKey, SsrcSlot};
 use crate::keying::{CallKeys, KeyingError, sdes};
+use crate::media::codec::CodecKind;
 use crate::rtp::Ssrc;
 use crate::srtp::SrtpOptions;
 
@@ -57,9 +59,9 @@ pub enum SourcePlan {
         /// The producer's SSRC.
         ssrc: Ssrc,
     },
-    /// Opus silence.
+    /// Silence in the track's codec.
     Silence,
-    /// An Ogg Opus file.
+    /// An Ogg Opus or WAV file.
     File {
         /// The file.
         path: PathBuf,
@@ -75,10 +77,12 @@ pub enum SinkPlan {
     None,
     /// Decrypted RTP to this address.
     Rtp(SocketAddr),
-    /// An Ogg Opus recording.
+    /// A recording.
     File {
         /// The file, resolved.
         path: PathBuf,
+        /// What it holds (by its name).
+        format: RecordingFormat,
         /// Whether an existing file is replaced.
         overwrite: bool,
     },
@@ -91,8 +95,8 @@ pub struct TrackPlan {
     pub source: SourcePlan,
     /// Its sink.
     pub sink: SinkPlan,
-    /// Its RTP clock rate (for recordings).
-    pub clock_rate: u32,
+    /// Its RTP parameters (for clips and recordings).
+    pub params: TrackParams,
 }
 
 /// Everything a checked request says a call needs.
@@ -241,6 +245,16 @@ pub fn plan(
                 "must be at least 1",
             ));
         }
+        let codec = match kind {
+            MediaKind::Audio => Some(audio_codec(t, name)?),
+            MediaKind::Video if t.codec.is_some() => {
+                return Err(DaemonError::invalid(
+                    format!("{name}.codec"),
+                    "a codec is named for audio only",
+                ));
+            }
+            MediaKind::Video => None,
+        };
         let source = match &t.source {
             SourceParams::None => SourcePlan::None,
             SourceParams::Rtp {
@@ -274,26 +288,37 @@ pub fn plan(
                 }
                 SinkPlan::Rtp(*forward)
             }
-            SinkParams::File { path, overwrite } => SinkPlan::File {
-                path: resolve_file(config, path)
-                    .map_err(|e| DaemonError::invalid(format!("{name}.sink.path"), e))?,
-                overwrite: *overwrite,
-            },
+            SinkParams::File { path, overwrite } => {
+                let field = || format!("{name}.sink.path");
+                let path =
+                    resolve_file(config, path).map_err(|e| DaemonError::invalid(field(), e))?;
+                let format = RecordingFormat::for_path(&path);
+                format
+                    .check(codec)
+                    .map_err(|e| DaemonError::invalid(field(), e))?;
+                SinkPlan::File {
+                    path,
+                    format,
+                    overwrite: *overwrite,
+                }
+            }
+        };
+        let params = TrackParams {
+            payload_type: t.payload_type,
+            clock_rate: t.clock_rate,
+            ptime_ms: t.ptime_ms,
+            dtmf_payload_type: dtmf_payload_type(p, kind, name)?,
+            codec,
         };
         Ok(Some((
             TrackSetup {
-                params: TrackParams {
-                    payload_type: t.payload_type,
-                    clock_rate: t.clock_rate,
-                    ptime_ms: t.ptime_ms,
-                    dtmf_payload_type: dtmf_payload_type(p, kind, name)?,
-                },
+                params,
                 ssrc: ssrc(p, kind),
             },
             TrackPlan {
                 source,
                 sink,
-                clock_rate: t.clock_rate,
+                params,
             },
         )))
     };
@@ -335,6 +360,34 @@ pub fn plan(
         audio: audio.map(|t| t.1),
         video: video.map(|t| t.1),
     })
+}
+
+/// An audio track's codec: the one named, else the one its payload type implies. G.711's
+/// RTP clock is its sample rate (8 kHz); Opus' RTP clock is 48 kHz by RFC 7587, but some
+/// signaling (WhatsApp's 16 kHz) stamps it otherwise, so any clock is taken. The packet time
+/// is whole 10 ms steps up to 120 ms.
+fn audio_codec(t: &TrackParamsIn, name: &str) -> Result<CodecKind, DaemonError> {
+    let codec = t
+        .codec
+        .unwrap_or_else(|| CodecKind::for_payload_type(t.payload_type));
+    if codec != CodecKind::Opus && t.clock_rate != codec.clock_rate() {
+        return Err(DaemonError::invalid(
+            format!("{name}.clock_rate"),
+            format!(
+                "{} runs at {} Hz, not {}",
+                codec.name(),
+                codec.clock_rate(),
+                t.clock_rate
+            ),
+        ));
+    }
+    if !(10..=120).contains(&t.ptime_ms) || t.ptime_ms % 10 != 0 {
+        return Err(DaemonError::invalid(
+            format!("{name}.ptime_ms"),
+            format!("{}: must be 10, 20, … 120", t.ptime_ms),
+        ));
+    }
+    Ok(codec)
 }
 
 fn bad_keying(e: KeyingError) -> DaemonError {
@@ -504,6 +557,77 @@ mod tests {
             p.audio.unwrap().source,
             SourcePlan::SharedRtp { ssrc: Ssrc(99) }
         );
+    }
+
+    #[test]
+    fn codecs_follow_the_payload_type_or_the_request_and_must_fit_the_track() {
+        let codec = |v: serde_json::Value| {
+            let p = plan(
+                &params(v),
+                &Config::default(),
+                &RemotePolicy::default(),
+                false,
+            );
+            p.unwrap().audio.unwrap().params.codec
+        };
+        assert_eq!(codec(base()), Some(CodecKind::Opus));
+        let mut v = base();
+        v["audio"]["payload_type"] = json!(0);
+        v["audio"]["clock_rate"] = json!(8000);
+        assert_eq!(codec(v.clone()), Some(CodecKind::Pcmu));
+        v["audio"]["payload_type"] = json!(8);
+        assert_eq!(codec(v.clone()), Some(CodecKind::Pcma));
+        v["audio"]["payload_type"] = json!(96);
+        v["audio"]["codec"] = json!("pcmu");
+        assert_eq!(codec(v.clone()), Some(CodecKind::Pcmu));
+        // WhatsApp stamps Opus on a 16 kHz clock.
+        let mut v = base();
+        v["audio"]["clock_rate"] = json!(16000);
+        assert_eq!(codec(v), Some(CodecKind::Opus));
+
+        let invalid = |v: serde_json::Value| match error(v) {
+            DaemonError::InvalidParam { field, reason } => (field, reason),
+            other => panic!("{other:?}"),
+        };
+        let mut v = base();
+        v["audio"]["codec"] = json!("pcma");
+        let (field, reason) = invalid(v);
+        assert_eq!(field, "audio.clock_rate");
+        assert!(reason.contains("pcma runs at 8000 Hz"), "{reason}");
+        for ptime in [0, 5, 25, 130] {
+            let mut v = base();
+            v["audio"]["ptime_ms"] = json!(ptime);
+            assert_eq!(invalid(v).0, "audio.ptime_ms", "{ptime}");
+        }
+        let mut v = base();
+        v["video"] = json!({"payload_type": 97, "clock_rate": 90000, "codec": "opus"});
+        assert_eq!(invalid(v).0, "video.codec");
+        let mut v = base();
+        v["audio"]["payload_type"] = json!(0);
+        v["audio"]["clock_rate"] = json!(8000);
+        v["audio"]["sink"] = json!({"kind": "file", "path": "/tmp/x.opus"});
+        let (field, reason) = invalid(v.clone());
+        assert_eq!(field, "audio.sink.path");
+        assert!(reason.contains(".wav"), "{reason}");
+        v["audio"]["sink"] = json!({"kind": "file", "path": "/tmp/x.wav"});
+        let p = plan(
+            &params(v),
+            &Config::default(),
+            &RemotePolicy::default(),
+            false,
+        )
+        .unwrap();
+        assert!(matches!(
+            p.audio.unwrap().sink,
+            SinkPlan::File {
+                format: RecordingFormat::Wav,
+                ..
+            }
+        ));
+        let mut v = base();
+        v["video"] = json!({"payload_type": 97, "clock_rate": 90000,
+                            "sink": {"kind": "file", "path": "/tmp/v.wav"}});
+        assert_eq!(invalid(v).0, "video.sink.path");
     }
 
     #[test]

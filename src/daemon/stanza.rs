@@ -226,6 +226,7 @@ impl Daemon {
                     .and_then(|a| a.rate)
                     .unwrap_or(d.audio_clock_rate),
                 ptime_ms: d.audio_ptime_ms,
+                codec: None,
                 dtmf_payload_type: None,
                 ssrc: None,
                 source: spec(
@@ -241,6 +242,7 @@ impl Daemon {
                 payload_type: d.video_payload_type,
                 clock_rate: d.video_clock_rate,
                 ptime_ms: 0,
+                codec: None,
                 dtmf_payload_type: None,
                 ssrc: None,
                 source: spec(

@@ -38,11 +38,17 @@ pub struct PcmReceiver {
 }
 
 impl PcmReceiver {
-    /// A receiver of `codec` packets of `ptime_ms`, giving frames at `rate` Hz.
-    pub fn new(codec: CodecKind, ptime_ms: u32, rate: u32) -> Result<Self, BridgeAudioError> {
+    /// A receiver of `codec` packets of `ptime_ms` whose timestamps run on a `clock_rate`
+    /// RTP clock, giving frames at `rate` Hz.
+    pub fn new(
+        codec: CodecKind,
+        ptime_ms: u32,
+        clock_rate: u32,
+        rate: u32,
+    ) -> Result<Self, BridgeAudioError> {
         let clock = codec.clock_rate();
         Ok(PcmReceiver {
-            jitter: JitterBuffer::new(ptime_ms, clock),
+            jitter: JitterBuffer::new(ptime_ms, clock_rate),
             decoder: AudioDecoder::new(codec)?,
             resampler: FrameResampler::new(clock, rate)?,
             decoded: vec![0; MAX_FRAME_SAMPLES],
@@ -230,7 +236,7 @@ mod tests {
     fn the_peers_opus_becomes_frames_at_the_bridge_rate() {
         let t0 = Instant::now();
         let mut enc = AudioEncoder::new(CodecKind::Opus).unwrap();
-        let mut rx = PcmReceiver::new(CodecKind::Opus, 20, 8_000).unwrap();
+        let mut rx = PcmReceiver::new(CodecKind::Opus, 20, 48_000, 8_000).unwrap();
         let mut frames = 0;
         for k in 0..50u16 {
             let now = t0 + Duration::from_millis(20 * u64::from(k));

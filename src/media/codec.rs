@@ -7,6 +7,18 @@ use serde::{Deserialize, Serialize};
 /// The samples of the longest frame a decoder returns: 120 ms at 48 kHz (Opus' longest).
 pub const MAX_FRAME_SAMPLES: usize = 5760;
 
+/// The Opus packet for 20 ms of silence (RFC 6716: TOC 0xf8, CELT FB 20 ms, one frame).
+pub const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
+
+/// The longest packet time of a G.711 silence packet, in samples at 8 kHz (120 ms).
+const G711_SILENCE_SAMPLES: usize = 960;
+
+/// G.711 µ-law's code for a zero sample, a packet's worth of it.
+static PCMU_SILENCE: [u8; G711_SILENCE_SAMPLES] = [0xff; G711_SILENCE_SAMPLES];
+
+/// G.711 A-law's code for a zero sample, a packet's worth of it.
+static PCMA_SILENCE: [u8; G711_SILENCE_SAMPLES] = [0xd5; G711_SILENCE_SAMPLES];
+
 /// A track's audio codec, as `audio.codec` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +47,27 @@ impl CodecKind {
         match self {
             CodecKind::Opus => 48_000,
             CodecKind::Pcmu | CodecKind::Pcma => 8_000,
+        }
+    }
+
+    /// The payload of one packet of silence `ptime_ms` long (at most 120 ms): for Opus the
+    /// 20 ms silence frame, which decoders stretch to the gap; for G.711, a zero sample's
+    /// code for each sample.
+    pub fn silence(self, ptime_ms: u32) -> &'static [u8] {
+        let samples = (ptime_ms as usize * 8).min(G711_SILENCE_SAMPLES);
+        match self {
+            CodecKind::Opus => &OPUS_SILENCE,
+            CodecKind::Pcmu => &PCMU_SILENCE[..samples],
+            CodecKind::Pcma => &PCMA_SILENCE[..samples],
+        }
+    }
+
+    /// Its name, as `audio.codec` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CodecKind::Opus => "opus",
+            CodecKind::Pcmu => "pcmu",
+            CodecKind::Pcma => "pcma",
         }
     }
 }

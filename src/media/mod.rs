@@ -3,6 +3,7 @@
 
 pub mod bridge_audio;
 pub mod bridge_frame;
+pub mod clip;
 pub mod codec;
 pub mod dtmf;
 pub mod file_clip;
@@ -13,5 +14,6 @@ pub mod playback;
 pub mod resample;
 pub mod wav;
 
-pub use ogg_opus::{OggOpusError, OggOpusRecorder, OpusClip, open_regular};
+pub use clip::AudioClip;
+pub use ogg_opus::{OggOpusError, OggOpusRecorder, open_regular};
 pub use playback::Playback;

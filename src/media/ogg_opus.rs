@@ -1,4 +1,4 @@
-//! Ogg Opus files (RFC 7845): a clip loaded for playback, and a recorder that writes one.
+//! Ogg Opus files (RFC 7845): read into a clip for playback, and written by a recorder.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -6,6 +6,8 @@ use std::path::Path;
 
 use ogg::{PacketReader, PacketWriteEndInfo, PacketWriter};
 
+use super::clip::AudioClip;
+use super::codec::CodecKind;
 use super::opus::{OpusHead, opus_tags, packet_samples};
 
 /// Why a file cannot be played or recorded.
@@ -70,28 +72,19 @@ pub fn open_regular(path: &Path, options: &mut std::fs::OpenOptions) -> Result<F
     Ok(file)
 }
 
-/// An Ogg Opus clip in memory, ready to be paced out packet by packet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpusClip {
-    /// The identification header.
-    pub head: OpusHead,
-    /// Audio packets with their durations in 48 kHz samples.
-    pub packets: Vec<(Vec<u8>, u32)>,
-}
-
-impl OpusClip {
+impl AudioClip {
     /// Loads a whole Ogg Opus file (the first logical stream).
-    pub fn load(path: &Path) -> Result<OpusClip, OggOpusError> {
+    pub fn load_ogg_opus(path: &Path) -> Result<AudioClip, OggOpusError> {
         let file = open_regular(path, std::fs::OpenOptions::new().read(true))?;
-        Self::read(std::io::BufReader::new(file), &path.display().to_string())
+        Self::read_ogg_opus(std::io::BufReader::new(file), &path.display().to_string())
     }
 
     /// Reads a whole Ogg Opus stream (the first logical stream) from `input`, called `name`
     /// in errors.
-    pub fn read<R: std::io::Read + std::io::Seek>(
+    pub fn read_ogg_opus<R: std::io::Read + std::io::Seek>(
         input: R,
         name: &str,
-    ) -> Result<OpusClip, OggOpusError> {
+    ) -> Result<AudioClip, OggOpusError> {
         let name = name.to_owned();
         let mut reader = PacketReader::new(input);
         let not_ogg = |e: ogg::OggReadError| OggOpusError::NotOgg {
@@ -129,24 +122,11 @@ impl OpusClip {
         if packets.is_empty() {
             return Err(not_opus("no audio packets"));
         }
-        Ok(OpusClip { head, packets })
-    }
-
-    /// One 20 ms Opus silence frame: looped, it is the `silence` source.
-    pub fn silence() -> OpusClip {
-        OpusClip {
-            head: OpusHead {
-                channels: 1,
-                pre_skip: 0,
-                input_rate: 48000,
-            },
-            packets: vec![(crate::call::OPUS_SILENCE.to_vec(), 960)],
-        }
-    }
-
-    /// Total duration in 48 kHz samples.
-    pub fn samples(&self) -> u64 {
-        self.packets.iter().map(|(_, s)| u64::from(*s)).sum()
+        Ok(AudioClip {
+            codec: CodecKind::Opus,
+            channels: head.channels,
+            packets,
+        })
     }
 }
 
@@ -290,8 +270,8 @@ mod tests {
         assert_eq!(rec.samples(), 201 * 960 + 4800);
         rec.finish().unwrap();
 
-        let clip = OpusClip::load(&path).unwrap();
-        assert_eq!(clip.head.channels, 1);
+        let clip = AudioClip::load_ogg_opus(&path).unwrap();
+        assert_eq!(clip.channels, 1);
         assert_eq!(clip.packets.len(), 201);
         assert!(
             clip.packets
@@ -308,11 +288,11 @@ mod tests {
     fn other_files_are_clear_errors() {
         let dir = std::env::temp_dir().join(format!("srtpd-ogg-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let missing = OpusClip::load(&dir.join("missing.opus")).unwrap_err();
+        let missing = AudioClip::load_ogg_opus(&dir.join("missing.opus")).unwrap_err();
         assert!(matches!(missing, OggOpusError::Io { .. }), "{missing}");
         let text = dir.join("text.opus");
         std::fs::write(&text, "not an ogg file at all").unwrap();
-        let err = OpusClip::load(&text).unwrap_err();
+        let err = AudioClip::load_ogg_opus(&text).unwrap_err();
         assert!(err.to_string().contains("not an Ogg file"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

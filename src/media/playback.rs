@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::OpusClip;
+use super::AudioClip;
 
 /// A clip being played out, with time passed in.
 #[derive(Clone, Debug)]
 pub struct Playback {
-    clip: Arc<OpusClip>,
+    clip: Arc<AudioClip>,
     looping: bool,
     start: Instant,
     next: usize,
@@ -19,7 +19,7 @@ pub struct Playback {
 
 impl Playback {
     /// Starts playing `clip` at `start`.
-    pub fn new(clip: Arc<OpusClip>, looping: bool, start: Instant) -> Self {
+    pub fn new(clip: Arc<AudioClip>, looping: bool, start: Instant) -> Self {
         Playback {
             clip,
             looping,
@@ -60,15 +60,11 @@ impl Playback {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::opus::OpusHead;
 
-    fn clip(n: usize) -> Arc<OpusClip> {
-        Arc::new(OpusClip {
-            head: OpusHead {
-                channels: 1,
-                pre_skip: 0,
-                input_rate: 48000,
-            },
+    fn clip(n: usize) -> Arc<AudioClip> {
+        Arc::new(AudioClip {
+            codec: crate::media::codec::CodecKind::Opus,
+            channels: 1,
             packets: (0..n).map(|i| (vec![0xf8, i as u8], 960)).collect(),
         })
     }

@@ -29,9 +29,12 @@ pub enum ResampleError {
     },
 }
 
+/// The length of the frames PCM moves in (bridges, files): 20 ms.
+pub const FRAME_MS: u32 = 20;
+
 /// The samples of a 20 ms frame at `rate`.
 pub fn frame_samples(rate: u32) -> usize {
-    rate as usize / 50
+    (rate * FRAME_MS / 1000) as usize
 }
 
 /// Converts 20 ms frames from one rate to another, keeping the filter's state across frames

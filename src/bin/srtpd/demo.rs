@@ -16,7 +16,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use srtpd::control::client::ControlClient;
 use srtpd::control::view::{Sample, track_table};
-use srtpd::media::OpusClip;
+use srtpd::media::AudioClip;
 
 /// The bundled clip: 6 s of tones, Opus 24 kb/s in 20 ms packets.
 const CLIP: &[u8] = include_bytes!("../../../assets/demo.opus");
@@ -109,7 +109,7 @@ pub fn run() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let clip_path = dir.join("demo.opus");
     std::fs::write(&clip_path, CLIP).map_err(|e| e.to_string())?;
-    let clip = OpusClip::load(&clip_path).map_err(|e| e.to_string())?;
+    let clip = AudioClip::load_ogg_opus(&clip_path).map_err(|e| e.to_string())?;
     let recording = dir.join("recording.opus");
 
     println!(
@@ -260,7 +260,7 @@ pub fn run() -> Result<(), String> {
     )?;
     let _ = a.call("daemon.shutdown", json!({}));
     let _ = b.call("daemon.shutdown", json!({}));
-    let recorded = OpusClip::load(&recording).map_err(|e| e.to_string())?;
+    let recorded = AudioClip::load_ogg_opus(&recording).map_err(|e| e.to_string())?;
 
     let played = clip.packets.len() as u64;
     let muted = sent["audio"]["gated"].as_u64().unwrap_or(0);
