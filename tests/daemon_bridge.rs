@@ -84,3 +84,50 @@ in_both_layouts! {
         assert_eq!(ids, [json!("B3")]);
     }
 }
+
+/// A bot on tungstenite (blocking, one connection): reads until `stop`, then closes its side
+/// as a polite bot does; sends what it read on `heard`.
+fn polite_bot() -> (String, std::sync::mpsc::Receiver<Vec<String>>) {
+    use tokio_tungstenite::tungstenite::{Message, accept};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/bot", listener.local_addr().unwrap());
+    let (tx, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut ws = accept(stream).unwrap();
+        let mut events = Vec::new();
+        while let Ok(m) = ws.read() {
+            let Message::Text(t) = m else { continue };
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            let event = v["event"].as_str().unwrap().to_owned();
+            events.push(event.clone());
+            if event == "stop" {
+                let _ = ws.close(None);
+                while ws.read().is_ok() {}
+                break;
+            }
+        }
+        let _ = tx.send(events);
+    });
+    (url, heard)
+}
+
+in_both_layouts! {
+    fn a_bot_that_closes_once_told_stop_is_no_lost_bridge(layout: Layout) {
+        let daemon = TestDaemon::start(layout);
+        let mut c = daemon.client();
+        c.ok("events.subscribe", json!({}));
+        let (url, heard) = polite_bot();
+        c.ok("call.start", start("B5", json!({"url": url})));
+        std::thread::sleep(Duration::from_millis(300));
+        c.ok("call.terminate", json!({"call_id": "B5"}));
+        let events = heard.recv_timeout(Duration::from_secs(5)).expect("the bot's stream ended");
+        assert_eq!(events.first().map(String::as_str), Some("connected"));
+        assert_eq!(events.last().map(String::as_str), Some("stop"));
+        assert!(
+            c.wait_event("call.bridge_closed", Some("B5"), Duration::from_millis(500)).is_none(),
+            "srtpd closed the stream itself"
+        );
+        assert!(!daemon.log().contains("bridge closed"), "{}", daemon.log());
+    }
+}

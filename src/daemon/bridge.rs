@@ -19,7 +19,9 @@ use super::error::DaemonError;
 use crate::call::CallNo;
 use crate::call::bridge::{BridgeInput, BridgeMessage, BridgeOutlet};
 use crate::control::params::{BridgeFormatParam, OnBridgeClose};
-use crate::media::bridge_frame::{BotMessageError, BridgeFormat, FromBot, read_l16, read_text};
+use crate::media::bridge_frame::{
+    BotMessageError, BridgeFormat, FromBot, MEDIA_PREFIX, STOP_PREFIX, read_l16, read_text,
+};
 
 /// Messages that may wait for a slow bot: 5 s of 20 ms frames.
 const QUEUE_MESSAGES: usize = 250;
@@ -29,6 +31,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest message the bot may send (a second of L16 at 48 kHz, base64 in JSON).
 const MAX_MESSAGE: usize = 256 * 1024;
+/// Bytes read from the bot at a time. tungstenite zeroes this much before every read (128 KiB
+/// by default: 5% of the daemon's CPU with 100 bridged calls); a bot's 20 ms message is a few
+/// hundred bytes (µ-law in JSON) to 2 KiB (L16 at 48 kHz), and larger ones take more reads.
+const READ_BUFFER: usize = 8 * 1024;
 /// The most bytes of `parameters` a bridge takes.
 const MAX_PARAMETERS: usize = 4 * 1024;
 
@@ -105,7 +111,7 @@ impl BridgeOutlet for BridgeQueue {
             // The oldest audio goes; events (start, marks, dtmf, stop) stay.
             let audio = q.iter().position(|m| match m {
                 BridgeMessage::Binary(_) => true,
-                BridgeMessage::Text(t) => t.starts_with(r#"{"event":"media""#),
+                BridgeMessage::Text(t) => t.starts_with(MEDIA_PREFIX),
                 BridgeMessage::Close => false,
             });
             match audio {
@@ -150,6 +156,7 @@ pub async fn run(
     no: CallNo,
 ) -> BridgeEnd {
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
     let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false);
@@ -163,13 +170,18 @@ pub async fn run(
     let mut audio = Vec::new();
     let mut pcm = Vec::new();
     let mut refused = 0u64;
+    // Whether `stop` went out: srtpd is closing the stream.
+    let mut stopped = false;
     loop {
         tokio::select! {
             () = queue.ready.notified() => {
                 queue.take(&mut batch);
                 for m in batch.drain(..) {
                     let m = match m {
-                        BridgeMessage::Text(t) => Message::text(t),
+                        BridgeMessage::Text(t) => {
+                            stopped |= t.starts_with(STOP_PREFIX);
+                            Message::text(t)
+                        }
                         BridgeMessage::Binary(b) => Message::binary(b),
                         BridgeMessage::Close => {
                             let _ = tokio::time::timeout(WRITE_TIMEOUT, write.close()).await;
@@ -211,6 +223,10 @@ pub async fn run(
                             None
                         }
                     },
+                    // A bot that closes once told `stop` answers srtpd's own close.
+                    Some(Ok(Message::Close(_)) | Err(_)) | None if stopped => {
+                        return BridgeEnd::Closed;
+                    }
                     Some(Ok(Message::Close(_))) | None => {
                         return BridgeEnd::Lost("the bot closed the WebSocket".to_owned());
                     }

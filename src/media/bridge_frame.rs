@@ -46,6 +46,12 @@ impl BridgeFormat {
     }
 }
 
+/// How every `media` message srtpd sends begins (its first field), so that a queue of
+/// messages can tell audio from events without parsing them.
+pub const MEDIA_PREFIX: &str = r#"{"event":"media""#;
+/// How the `stop` message srtpd sends begins.
+pub const STOP_PREFIX: &str = r#"{"event":"stop""#;
+
 /// The messages srtpd sends a bot on one stream, numbered in order.
 #[derive(Debug)]
 pub struct BridgeStream {
@@ -315,6 +321,7 @@ mod tests {
         );
         let mut out = String::new();
         s.media(&[0xff; 160], 20, &mut out);
+        assert!(out.starts_with(MEDIA_PREFIX), "{out}");
         let m = parse(&out);
         assert_eq!(m["event"], "media");
         assert_eq!(m["sequenceNumber"], "2");
@@ -338,8 +345,10 @@ mod tests {
             json!({"event": "mark", "sequenceNumber": "5", "streamSid": "MZ0001",
                    "mark": {"name": "greeting"}})
         );
+        let stop = s.stop();
+        assert!(stop.starts_with(STOP_PREFIX), "{stop}");
         assert_eq!(
-            parse(&s.stop()),
+            parse(&stop),
             json!({"event": "stop", "sequenceNumber": "6", "streamSid": "MZ0001",
                    "stop": {"callSid": "CALL-1"}})
         );

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod alloc;
+pub mod bot;
 pub mod daemon;
 pub mod peer;
 pub mod tone;

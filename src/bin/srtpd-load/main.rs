@@ -18,6 +18,7 @@
 //! /proc/PID/stat, the floor's likewise), the daemon's RSS per call, the spread of inter-packet
 //! times at the receiver, and the time packets spent crossing the relay.
 
+mod bridged;
 mod floor;
 mod traffic;
 
@@ -60,10 +61,22 @@ struct Cli {
     /// send at their own phases); 1 sends every call's packets at once, in one burst.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=20))]
     phases: u64,
+    /// Bridged calls instead: each call's audio goes to a voice bot in this process over
+    /// srtpd's WebSocket bridge, in this dialect (see `bridged.rs`).
+    #[arg(long, value_enum, conflicts_with_all = ["floor", "sources", "peers", "phases"])]
+    bridge: Option<BridgeArg>,
     /// (Internal) run the floor relay for a load tool: a JSON `FloorSpec`; prints the calls'
     /// addresses, relays until standard input closes.
     #[arg(long, hide = true)]
     serve_floor: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BridgeArg {
+    /// Twilio Media Streams (µ-law 8 kHz).
+    Twilio,
+    /// L16 at 16 kHz.
+    L16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -114,6 +127,21 @@ fn run(cli: Cli) -> Result<(), String> {
         .as_str()
         .unwrap_or("epoll")
         .to_owned();
+    if let Some(bridge) = cli.bridge {
+        let dialect = match bridge {
+            BridgeArg::Twilio => bridged::Dialect::Twilio,
+            BridgeArg::L16 => bridged::Dialect::L16,
+        };
+        let cpu = || cpu_seconds(&format!("/proc/{pid}/stat"));
+        let own_before = cpu_seconds("/proc/self/stat")?;
+        let mut out = bridged::run(&mut control, n, cli.seconds, dialect, &cpu)?;
+        out["layout"] = json!(layout);
+        out["workers"] = json!(workers);
+        out["load_tool_cpu_s"] =
+            json!(((cpu_seconds("/proc/self/stat")? - own_before) * 100.0).round() / 100.0);
+        println!("{out}");
+        return Ok(());
+    }
     let traffic = Traffic::new(n, peers)?;
 
     let rss_before = rss_kib(pid)?;

@@ -141,7 +141,8 @@ pub struct Traffic {
     producer: UdpSocket,
 }
 
-fn big_socket(addr: SocketAddr) -> Result<UdpSocket, String> {
+/// A UDP socket on `addr` with 16 MiB buffers and a 100 ms read timeout.
+pub fn big_socket(addr: SocketAddr) -> Result<UdpSocket, String> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
         .map_err(|e| e.to_string())?;
     let _ = s.set_recv_buffer_size(16 << 20);
