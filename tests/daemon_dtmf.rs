@@ -71,14 +71,7 @@ in_both_layouts! {
             }
         }
         send(&mut peer, 111, ts + 960 * 10, &[0xf8, 0xff, 0xfe]);
-        let mut digits = String::new();
-        while let Some(e) = client.wait_event("call.dtmf", Some("D1"), Duration::from_secs(2)) {
-            digits.push_str(e["digit"].as_str().unwrap());
-            if digits.len() == 3 {
-                break;
-            }
-        }
-        assert_eq!(digits, "12#");
+        assert_eq!(client.dtmf_digits("D1", 3, Duration::from_secs(2)), "12#");
         assert!(client.wait_event("call.dtmf", Some("D1"), Duration::from_millis(300)).is_none(), "once each");
         // Only the two audio packets reached the sink.
         let forwarded = receive_all(&sink, 100, Duration::from_millis(300));

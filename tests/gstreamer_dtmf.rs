@@ -66,14 +66,7 @@ in_both_layouts! {
             .expect("python3 runs");
         assert!(out.status.success(), "gst_dtmf.py send failed");
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sent");
-        let mut told = String::new();
-        while let Some(e) = client.wait_event("call.dtmf", Some("G1"), Duration::from_secs(2)) {
-            told.push_str(e["digit"].as_str().unwrap());
-            if told.len() == 3 {
-                break;
-            }
-        }
-        assert_eq!(told, "19#");
+        assert_eq!(client.dtmf_digits("G1", 3, Duration::from_secs(2)), "19#");
         assert!(
             client.wait_event("call.dtmf", Some("G1"), Duration::from_millis(300)).is_none(),
             "once per digit"

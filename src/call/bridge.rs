@@ -26,8 +26,9 @@ pub enum BridgeMessage {
     Text(String),
     /// A binary frame (L16 audio).
     Binary(Vec<u8>),
-    /// The stream ended: close the WebSocket.
-    Close,
+    /// The stream's last message (`stop`, a text frame): send it, then close the WebSocket.
+    /// One message, so that nothing the bot does can come between the two.
+    Stop(String),
 }
 
 /// Where a bridge's messages go: the shell's bounded queue to the WebSocket. Must not block.
@@ -287,8 +288,7 @@ impl CallBridge {
 
     /// Ends the stream: `stop`, then the WebSocket closes.
     pub fn stop(&mut self) {
-        self.outlet.send(BridgeMessage::Text(self.stream.stop()));
-        self.outlet.send(BridgeMessage::Close);
+        self.outlet.send(BridgeMessage::Stop(self.stream.stop()));
     }
 }
 
@@ -313,13 +313,16 @@ mod tests {
                 .lock()
                 .unwrap()
                 .drain(..)
-                .map(|m| match m {
-                    BridgeMessage::Text(t) => {
-                        let v: Value = serde_json::from_str(&t).unwrap();
+                .flat_map(|m| {
+                    let event = |t: &str| {
+                        let v: Value = serde_json::from_str(t).unwrap();
                         v["event"].as_str().unwrap().to_owned()
+                    };
+                    match m {
+                        BridgeMessage::Text(t) => vec![event(&t)],
+                        BridgeMessage::Binary(b) => vec![format!("binary {}", b.len())],
+                        BridgeMessage::Stop(t) => vec![event(&t), "close".to_owned()],
                     }
-                    BridgeMessage::Binary(b) => format!("binary {}", b.len()),
-                    BridgeMessage::Close => "close".to_owned(),
                 })
                 .collect()
         }

@@ -20,7 +20,7 @@ use crate::call::CallNo;
 use crate::call::bridge::{BridgeInput, BridgeMessage, BridgeOutlet};
 use crate::control::params::{BridgeFormatParam, OnBridgeClose};
 use crate::media::bridge_frame::{
-    BotMessageError, BridgeFormat, FromBot, MEDIA_PREFIX, STOP_PREFIX, read_l16, read_text,
+    BotMessageError, BridgeFormat, FromBot, MEDIA_PREFIX, read_l16, read_text,
 };
 
 /// Messages that may wait for a slow bot: 5 s of 20 ms frames.
@@ -112,7 +112,7 @@ impl BridgeOutlet for BridgeQueue {
             let audio = q.iter().position(|m| match m {
                 BridgeMessage::Binary(_) => true,
                 BridgeMessage::Text(t) => t.starts_with(MEDIA_PREFIX),
-                BridgeMessage::Close => false,
+                BridgeMessage::Stop(_) => false,
             });
             match audio {
                 Some(i) => {
@@ -170,21 +170,22 @@ pub async fn run(
     let mut audio = Vec::new();
     let mut pcm = Vec::new();
     let mut refused = 0u64;
-    // Whether `stop` went out: srtpd is closing the stream.
-    let mut stopped = false;
     loop {
         tokio::select! {
             () = queue.ready.notified() => {
                 queue.take(&mut batch);
                 for m in batch.drain(..) {
                     let m = match m {
-                        BridgeMessage::Text(t) => {
-                            stopped |= t.starts_with(STOP_PREFIX);
-                            Message::text(t)
-                        }
+                        BridgeMessage::Text(t) => Message::text(t),
                         BridgeMessage::Binary(b) => Message::binary(b),
-                        BridgeMessage::Close => {
-                            let _ = tokio::time::timeout(WRITE_TIMEOUT, write.close()).await;
+                        BridgeMessage::Stop(t) => {
+                            // `stop` and the close go out together: a bot that closes once
+                            // told `stop` is answered, not read as gone.
+                            let last = async {
+                                write.send(Message::text(t)).await?;
+                                write.close().await
+                            };
+                            let _ = tokio::time::timeout(WRITE_TIMEOUT, last).await;
                             return BridgeEnd::Closed;
                         }
                     };
@@ -223,10 +224,6 @@ pub async fn run(
                             None
                         }
                     },
-                    // A bot that closes once told `stop` answers srtpd's own close.
-                    Some(Ok(Message::Close(_)) | Err(_)) | None if stopped => {
-                        return BridgeEnd::Closed;
-                    }
                     Some(Ok(Message::Close(_))) | None => {
                         return BridgeEnd::Lost("the bot closed the WebSocket".to_owned());
                     }

@@ -324,6 +324,19 @@ impl Client {
             .unwrap();
         None
     }
+
+    /// The digits of the `call.dtmf` events of `call_id`, up to `n` of them, each waited for
+    /// up to `within`.
+    pub fn dtmf_digits(&mut self, call_id: &str, n: usize, within: Duration) -> String {
+        let mut digits = String::new();
+        while digits.len() < n {
+            let Some(e) = self.wait_event("call.dtmf", Some(call_id), within) else {
+                break;
+            };
+            digits.push_str(e["digit"].as_str().expect("a digit"));
+        }
+        digits
+    }
 }
 
 /// A free UDP port on `ip` (bound and released: good enough on a test machine).
