@@ -128,7 +128,7 @@ fn drives_every_method(layout: Layout) {
         stats.contains("call CTL-1") && stats.contains("audio") && stats.contains("video"),
         "{stats}"
     );
-    // Every column of a track's row ends where its heading does.
+    // Every number of a track's row ends where its heading does; text starts where it does.
     let lines: Vec<&str> = stats.lines().collect();
     let heading = lines
         .iter()
@@ -138,7 +138,7 @@ fn drives_every_method(layout: Layout) {
         .iter()
         .find(|l| l.starts_with("audio"))
         .expect("an audio row");
-    for column in ["SENT B", "RECV B", "LOST", "MUTED"] {
+    for column in ["SENT B", "RECV B", "LOST", "JITTER ms"] {
         let end = heading.find(column).unwrap() + column.len();
         assert_ne!(audio.as_bytes()[end - 1], b' ', "{column} column:\n{stats}");
         assert!(
@@ -146,6 +146,8 @@ fn drives_every_method(layout: Layout) {
             "{column} column:\n{stats}"
         );
     }
+    let muted = heading.find("MUTED").unwrap();
+    assert_eq!(&audio[muted - 2..], "  true", "MUTED column:\n{stats}");
     assert_eq!(
         json(&daemon, &["stats", "--call-id", "CTL-1"])["audio"]["muted"],
         true
@@ -441,4 +443,144 @@ fn list_escapes_control_characters_from_the_daemon() {
         !err.contains('\u{1b}'),
         "the refusal quotes the id escaped: {err:?}"
     );
+}
+
+#[test]
+fn names_itself_and_documents_every_source_and_sink() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_srtpctl"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        run(&["--version"]),
+        format!("srtpctl {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let help = run(&["--help"]);
+    assert!(
+        help.starts_with("srtpctl: drives a running srtpd"),
+        "{help}"
+    );
+    assert!(!help.contains("A media endpoint daemon"), "{help}");
+    for sub in ["play", "record", "bridge", "dtmf", "top", "events"] {
+        assert!(help.contains(&format!("\n  {sub} ")), "{sub}: {help}");
+    }
+    let start = run(&["start", "--help"]);
+    for spec in ["rtp:IP:PORT", "silence", "file:PATH", ".wav", "none"] {
+        assert!(start.contains(spec), "{spec}: {start}");
+    }
+}
+
+#[test]
+fn a_missing_daemon_is_explained_with_the_socket_tried_and_how_to_name_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("nobody.sock");
+    let out = Command::new(env!("CARGO_BIN_EXE_srtpctl"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        socket.to_str().unwrap(),
+        "No such file or directory",
+        "is srtpd running?",
+        "--socket PATH",
+        "$SRTPD_SOCKET",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}
+
+in_both_layouts! {
+fn a_reader_that_goes_away_ends_it_quietly(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
+    let key = base64::engine::general_purpose::STANDARD.encode([5u8; 30]);
+    ok(&daemon, &start_args("PIPE-1", "127.0.0.1:20994", &key, &[]));
+    for (command, prints) in [
+        ("top --interval-ms 50 | head -1", true),
+        ("top --interval-ms 50 | head -c 10", true),
+        ("status | true", false),
+    ] {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "set -o pipefail; srtpctl() {{ \"$SRTPCTL\" \"$@\"; }}; srtpctl {command}"
+            ))
+            .env("SRTPCTL", env!("CARGO_BIN_EXE_srtpctl"))
+            .env("SRTPD_SOCKET", &daemon.socket)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{command}: {:?} {err}", out.status);
+        assert!(err.is_empty(), "{command}: {err}");
+        assert_eq!(!out.stdout.is_empty(), prints, "{command}");
+    }
+}
+}
+
+in_both_layouts! {
+fn plays_and_records_files_named_from_the_current_directory(layout: Layout) {
+    let (a, b) = (TestDaemon::start(layout), TestDaemon::start(layout));
+    let here = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.opus"),
+        here.path().join("clip.opus"),
+    )
+    .unwrap();
+    let in_here = |daemon: &TestDaemon, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_srtpctl"))
+            .current_dir(here.path())
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let b64 = |k: u8| base64::engine::general_purpose::STANDARD.encode([k; 30]);
+    let (ab, ba) = (b64(1), b64(2));
+    let (pa, pb) = (a.bind_port(), b.bind_port());
+    let (bind_a, bind_b) = (format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}"));
+    for (daemon, bind, peer, tx, rx) in [(&a, &bind_a, &bind_b, &ab, &ba), (&b, &bind_b, &bind_a, &ba, &ab)] {
+        in_here(
+            daemon,
+            &[
+                "start", "--call-id", "FILES-1", "--bind", bind, "--candidate", peer, "--sdes",
+                "AES_CM_128_HMAC_SHA1_80", "--tx", tx, "--rx", rx, "--audio-source", "silence",
+            ],
+        );
+    }
+    let recording = in_here(&b, &["record", "--call-id", "FILES-1", "heard.wav"]);
+    assert!(recording.contains("heard.wav"), "{recording}");
+    let played = in_here(&a, &["--json", "play", "--call-id", "FILES-1", "clip.opus"]);
+    let played: Value = serde_json::from_str(&played).unwrap();
+    assert_eq!(played["packets"], 301);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    in_here(&b, &["record", "--call-id", "FILES-1"]);
+    let wav = std::fs::read(here.path().join("heard.wav")).unwrap();
+    // 16-bit mono at 48 kHz: well over a second of the clip (and the silence before it).
+    assert!(wav.len() > 44 + 96_000, "{} bytes", wav.len());
+    // The file exists now: kept unless --overwrite says otherwise.
+    let again = Command::new(env!("CARGO_BIN_EXE_srtpctl"))
+        .current_dir(here.path())
+        .arg("--socket")
+        .arg(&b.socket)
+        .args(["record", "--call-id", "FILES-1", "heard.wav"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("heard.wav"));
+    in_here(&b, &["record", "--call-id", "FILES-1", "heard.wav", "--overwrite"]);
+}
 }

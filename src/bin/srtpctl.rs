@@ -10,14 +10,16 @@ use clap::{Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use srtpd::control::client::ControlClient;
 use srtpd::control::params::{SinkParams, SourceParams};
-use srtpd::control::view::{Sample, printable, track_table};
+use srtpd::control::view::{Align, Sample, Table, cell, count_of, printable, track_table};
 use zeroize::Zeroizing;
 
-/// Control a running srtpd.
+/// srtpctl: drives a running srtpd over its control socket: start and end calls, play and
+/// record audio, bridge a call to a voice bot, watch calls live.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "srtpctl", version)]
 struct Cli {
-    /// The daemon's control socket (default: srtpd's default, or $SRTPD_SOCKET).
+    /// The daemon's control socket [default: $SRTPD_SOCKET, else srtpd's default:
+    /// $XDG_RUNTIME_DIR/srtpd/control.sock or /tmp/srtpd-UID/control.sock].
     #[arg(long, global = true, env = "SRTPD_SOCKET")]
     socket: Option<PathBuf>,
     /// Print the raw JSON result instead of readable text.
@@ -134,7 +136,31 @@ enum Cmd {
         #[arg(long)]
         count: Option<usize>,
     },
-    /// Call any method with JSON params.
+    /// Play an Ogg Opus or WAV file to the peer, in place of the audio source (call.play).
+    Play {
+        /// The call id.
+        #[arg(long)]
+        call_id: String,
+        /// The file; a relative path is taken from the current directory.
+        path: PathBuf,
+        /// Start again at its end, until the call ends or something else is played.
+        #[arg(long = "loop")]
+        looping: bool,
+    },
+    /// Record the peer's audio (call.record): to WAV when the name ends in .wav, else Ogg Opus.
+    Record {
+        /// The call id.
+        #[arg(long)]
+        call_id: String,
+        /// The file; a relative path is taken from the current directory. Without it, the
+        /// recording stops.
+        path: Option<PathBuf>,
+        /// Replace an existing file.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Call any method with JSON params (paths in them are the daemon's: relative ones are
+    /// inside its media.files_dir).
     Call {
         /// The method, e.g. call.stats.
         method: String,
@@ -190,15 +216,19 @@ struct StartArgs {
     /// Audio packet time, ms.
     #[arg(long, default_value_t = 20)]
     audio_ptime: u32,
-    /// Audio source: none, rtp or rtp:LISTEN_ADDR.
-    #[arg(long, default_value = "rtp")]
+    /// What we send as audio: rtp (a local port of its own, given in the result, where any RTP
+    /// producer such as ffmpeg sends plain RTP), rtp:IP:PORT (that port), silence, file:PATH
+    /// (an Ogg Opus or WAV file, played once; relative to the current directory) or none.
+    #[arg(long, default_value = "rtp", value_name = "SPEC")]
     audio_source: String,
     /// SSRC of the producer feeding an rtp audio source: it then sends to the worker's
     /// shared producer port (given in the result) instead of a port of the track's own.
     #[arg(long)]
     audio_source_ssrc: Option<u32>,
-    /// Audio sink: none or rtp:FORWARD_ADDR.
-    #[arg(long, default_value = "none")]
+    /// Where the peer's audio goes: rtp:IP:PORT (decrypted RTP forwarded there, e.g. to
+    /// ffmpeg or ffplay with an SDP file), file:PATH (recorded: WAV when PATH ends in .wav,
+    /// else Ogg Opus; relative to the current directory) or none.
+    #[arg(long, default_value = "none", value_name = "SPEC")]
     audio_sink: String,
     /// Add a video track with this payload type.
     #[arg(long)]
@@ -206,19 +236,22 @@ struct StartArgs {
     /// Video clock rate.
     #[arg(long, default_value_t = 90000)]
     video_clock: u32,
-    /// Video source: none, rtp or rtp:LISTEN_ADDR.
-    #[arg(long, default_value = "none")]
+    /// What we send as video: rtp, rtp:IP:PORT or none (as --audio-source).
+    #[arg(long, default_value = "none", value_name = "SPEC")]
     video_source: String,
     /// SSRC of the producer feeding an rtp video source (as --audio-source-ssrc).
     #[arg(long)]
     video_source_ssrc: Option<u32>,
-    /// Video sink: none or rtp:FORWARD_ADDR.
-    #[arg(long, default_value = "none")]
+    /// Where the peer's video goes: rtp:IP:PORT or none.
+    #[arg(long, default_value = "none", value_name = "SPEC")]
     video_sink: String,
 }
 
 fn source(spec: &str, producer_ssrc: Option<u32>, flag: &str) -> Result<Value, String> {
     let mut parsed = SourceParams::from_spec(spec).map_err(|e| format!("--{flag}: {e}"))?;
+    if let SourceParams::File { path, .. } = &mut parsed {
+        *path = from_here(path)?;
+    }
     if let Some(given) = producer_ssrc {
         match &mut parsed {
             SourceParams::Rtp { ssrc, .. } => *ssrc = Some(given),
@@ -229,8 +262,17 @@ fn source(spec: &str, producer_ssrc: Option<u32>, flag: &str) -> Result<Value, S
 }
 
 fn sink(spec: &str, flag: &str) -> Result<Value, String> {
-    let parsed = SinkParams::from_spec(spec).map_err(|e| format!("--{flag}: {e}"))?;
+    let mut parsed = SinkParams::from_spec(spec).map_err(|e| format!("--{flag}: {e}"))?;
+    if let SinkParams::File { path, .. } = &mut parsed {
+        *path = from_here(path)?;
+    }
     serde_json::to_value(parsed).map_err(|e| e.to_string())
+}
+
+/// `path` as the daemon should read it: srtpctl's users mean their own working directory,
+/// while the daemon takes a relative path to be inside its `media.files_dir`.
+fn from_here(path: &std::path::Path) -> Result<PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Keys read from `--keys-file`.
@@ -359,23 +401,68 @@ fn start_params(a: &StartArgs) -> Result<Value, String> {
     Ok(Value::Object(p))
 }
 
+/// Why srtpctl stops early.
+enum Stop {
+    /// Something failed; the message says what.
+    Failed(String),
+    /// Whoever reads our output went away (`srtpctl top | head -1`): a normal end.
+    OutputClosed,
+}
+
+impl From<String> for Stop {
+    fn from(e: String) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+impl From<&str> for Stop {
+    fn from(e: &str) -> Stop {
+        Stop::Failed(e.to_owned())
+    }
+}
+
+/// Writes `text` to standard output at once (a pipe sees it as it happens).
+fn emit(text: &str) -> Result<(), Stop> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Stop::OutputClosed),
+        Err(e) => Err(Stop::Failed(format!("writing to standard output: {e}"))),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Ok(()) | Err(Stop::OutputClosed) => ExitCode::SUCCESS,
+        Err(Stop::Failed(e)) => {
             eprintln!("srtpctl: {}", printable(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    let path = cli
-        .socket
-        .clone()
-        .unwrap_or_else(|| srtpd::config::Config::default().socket_path());
-    let mut conn = ControlClient::connect(&path)?;
+/// Connects to the daemon, saying which socket was tried and how to name another.
+fn connect(given: Option<&std::path::Path>) -> Result<ControlClient, String> {
+    let path = given.map_or_else(
+        || srtpd::config::Config::default().socket_path(),
+        std::path::Path::to_path_buf,
+    );
+    ControlClient::connect(&path).map_err(|e| {
+        let from = if given.is_some() {
+            "given by --socket or $SRTPD_SOCKET"
+        } else {
+            "srtpd's default"
+        };
+        format!(
+            "{e}\n  the socket tried is {from}; is srtpd running? Start it with `srtpd` \
+             (it prints its socket), or name its socket with --socket PATH or $SRTPD_SOCKET"
+        )
+    })
+}
+
+fn run(cli: Cli) -> Result<(), Stop> {
+    let mut conn = connect(cli.socket.as_deref())?;
     let (method, params) = match &cli.command {
         Cmd::Start(a) => ("call.start", start_params(a)?),
         Cmd::Stanza {
@@ -445,6 +532,25 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             ("call.bridge", p)
         }
+        Cmd::Play {
+            call_id,
+            path,
+            looping,
+        } => (
+            "call.play",
+            json!({"call_id": call_id, "path": from_here(path)?, "loop": looping}),
+        ),
+        Cmd::Record {
+            call_id,
+            path,
+            overwrite,
+        } => {
+            let path = path.as_deref().map(from_here).transpose()?;
+            (
+                "call.record",
+                json!({"call_id": call_id, "path": path, "overwrite": overwrite}),
+            )
+        }
         Cmd::Terminate { call_id, reason } => (
             "call.terminate",
             json!({"call_id": call_id, "reason": reason}),
@@ -463,14 +569,13 @@ fn run(cli: Cli) -> Result<(), String> {
     };
     let result = conn.call(method, params)?;
     if cli.json {
-        println!("{result}");
+        emit(&format!("{result}\n"))
     } else {
-        print!("{}", render(method, &result));
+        emit(&render(method, &result))
     }
-    Ok(())
 }
 
-fn follow_events(conn: &mut ControlClient, count: Option<usize>, raw: bool) -> Result<(), String> {
+fn follow_events(conn: &mut ControlClient, count: Option<usize>, raw: bool) -> Result<(), Stop> {
     conn.call("events.subscribe", json!({}))?;
     let mut seen = 0;
     while count.is_none_or(|c| seen < c) {
@@ -478,20 +583,24 @@ fn follow_events(conn: &mut ControlClient, count: Option<usize>, raw: bool) -> R
             continue;
         };
         if raw {
-            println!("{e}");
+            emit(&format!("{e}\n"))?;
         } else {
             let mut rest = e.as_object().cloned().unwrap_or_default();
             let name = rest.remove("event").unwrap_or(Value::Null);
             let call = rest.remove("call_id").unwrap_or(Value::Null);
-            println!("{} {} {}", plain(&name), plain(&call), Value::Object(rest));
+            emit(&format!(
+                "{} {} {}\n",
+                plain(&name),
+                plain(&call),
+                Value::Object(rest)
+            ))?;
         }
-        std::io::stdout().flush().ok();
         seen += 1;
     }
     Ok(())
 }
 
-fn top(conn: &mut ControlClient, interval: Duration, count: Option<usize>) -> Result<(), String> {
+fn top(conn: &mut ControlClient, interval: Duration, count: Option<usize>) -> Result<(), Stop> {
     let live = std::io::stdout().is_terminal();
     let mut before: Vec<Sample> = Vec::new();
     let mut shown = 0;
@@ -514,18 +623,14 @@ fn top(conn: &mut ControlClient, interval: Duration, count: Option<usize>) -> Re
         }
         let status = conn.call("daemon.status", json!({}))?;
         let table = track_table(&now, &before);
-        if live {
-            // Clear the screen and draw from the top left.
-            print!("\x1b[2J\x1b[H");
-        }
-        println!(
-            "srtpd {}  up {} s  {} calls",
+        // On a terminal: clear the screen and draw from the top left.
+        emit(&format!(
+            "{}srtpd {}  up {} s  {}\n{table}",
+            if live { "\x1b[2J\x1b[H" } else { "" },
             plain(&status["version"]),
-            status["uptime_s"],
-            status["calls"]
-        );
-        print!("{table}");
-        std::io::stdout().flush().ok();
+            plain(&status["uptime_s"]),
+            count_of(status["calls"].as_u64().unwrap_or(0), "call"),
+        ))?;
         before = now;
         shown += 1;
         if count.is_none_or(|c| shown < c) {
@@ -544,16 +649,15 @@ fn render(method: &str, r: &Value) -> String {
             if calls.is_empty() {
                 return "no calls\n".into();
             }
-            let mut out = format!("{:<28} {:<10} {}\n", "CALL", "STATE", "REMOTE");
+            let mut table = Table::new(&[
+                ("CALL", Align::Left),
+                ("STATE", Align::Left),
+                ("REMOTE", Align::Left),
+            ]);
             for c in calls {
-                out += &format!(
-                    "{:<28} {:<10} {}\n",
-                    plain(&c["call_id"]),
-                    plain(&c["state"]),
-                    plain(&c["remote"])
-                );
+                table.row([cell(&c["call_id"]), cell(&c["state"]), cell(&c["remote"])]);
             }
-            out
+            table.to_string()
         }
         "daemon.status" => render_status(r),
         _ => match r.as_object() {
@@ -568,7 +672,8 @@ fn render(method: &str, r: &Value) -> String {
 
 /// `daemon.status`: the daemon, then a line per worker.
 fn render_status(r: &Value) -> String {
-    let mut out = format!(
+    use Align::{Left, Right};
+    let head = format!(
         "srtpd {}  pid {}  up {} s  calls {}  layout {}\n",
         plain(&r["version"]),
         plain(&r["pid"]),
@@ -576,57 +681,52 @@ fn render_status(r: &Value) -> String {
         plain(&r["calls"]),
         plain(&r["layout"]),
     );
-    out += &format!(
-        "{:<6} {:<8} {:>6} {:>12} {:>12} {:>10} {:>9} {:<22} {}\n",
-        "WORKER",
-        "IO",
-        "CALLS",
-        "IN",
-        "OUT",
-        "UNCLAIMED",
-        "SEND FAIL",
-        "PRODUCER PORT",
-        "MEDIA PORTS"
-    );
+    let mut table = Table::new(&[
+        ("WORKER", Right),
+        ("IO", Left),
+        ("CALLS", Right),
+        ("IN", Right),
+        ("OUT", Right),
+        ("UNCLAIMED", Right),
+        ("SEND FAIL", Right),
+        ("PRODUCER PORT", Left),
+        ("MEDIA PORTS", Left),
+    ]);
     for (i, w) in r["workers"].as_array().into_iter().flatten().enumerate() {
         let media: Vec<String> = w["media"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(plain)
+            .map(cell)
             .collect();
-        out += &format!(
-            "{:<6} {:<8} {:>6} {:>12} {:>12} {:>10} {:>9} {:<22} {}\n",
-            i,
-            plain(&w["io"]),
-            plain(&w["calls"]),
-            plain(&w["datagrams_in"]),
-            plain(&w["datagrams_out"]),
-            plain(&w["unclaimed"]),
-            plain(&w["send_failed"]),
-            plain(&w["local"]),
+        table.row([
+            i.to_string(),
+            cell(&w["io"]),
+            cell(&w["calls"]),
+            cell(&w["datagrams_in"]),
+            cell(&w["datagrams_out"]),
+            cell(&w["unclaimed"]),
+            cell(&w["send_failed"]),
+            cell(&w["local"]),
             if media.is_empty() {
                 "-".to_owned()
             } else {
                 media.join(" ")
             },
-        );
+        ]);
     }
-    out
+    head + &table.to_string()
 }
 
 /// A value as text: a string without its quotes, its control characters escaped; `-` for
 /// null.
 fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => printable(s).into_owned(),
-        Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    }
+    printable(&cell(v)).into_owned()
 }
 
 fn render_stats(s: &Value) -> String {
-    let mut out = format!(
+    use Align::{Left, Right};
+    let head = format!(
         "call {}  state {}  remote {}  rtt {}\n",
         plain(&s["call_id"]),
         plain(&s["state"]),
@@ -635,30 +735,39 @@ fn render_stats(s: &Value) -> String {
             .as_f64()
             .map_or("-".into(), |r| format!("{r:.1} ms")),
     );
-    out += &format!(
-        "{:<6} {:>9} {:>11} {:>9} {:>11} {:>6} {:>10} {:>16} {:>6}\n",
-        "TRACK", "SENT", "SENT B", "RECV", "RECV B", "LOST", "JITTER", "DROP a/r/o", "MUTED"
-    );
+    let mut table = Table::new(&[
+        ("TRACK", Left),
+        ("SENT", Right),
+        ("SENT B", Right),
+        ("RECV", Right),
+        ("RECV B", Right),
+        ("LOST", Right),
+        ("JITTER ms", Right),
+        ("DROP a/r/o", Right),
+        ("MUTED", Left),
+    ]);
     for kind in ["audio", "video"] {
         let t = &s[kind];
         if t.is_null() {
             continue;
         }
-        out += &format!(
-            "{:<6} {:>9} {:>11} {:>9} {:>11} {:>6} {:>7.2} ms {:>16} {:>6}\n",
-            kind,
-            plain(&t["sent"]["packets"]),
-            plain(&t["sent"]["bytes"]),
-            plain(&t["received"]["packets"]),
-            plain(&t["received"]["bytes"]),
-            plain(&t["received"]["lost"]),
-            t["received"]["jitter_ms"].as_f64().unwrap_or(0.0),
+        let dropped = &t["dropped"];
+        table.row([
+            kind.to_owned(),
+            cell(&t["sent"]["packets"]),
+            cell(&t["sent"]["bytes"]),
+            cell(&t["received"]["packets"]),
+            cell(&t["received"]["bytes"]),
+            cell(&t["received"]["lost"]),
+            format!("{:.2}", t["received"]["jitter_ms"].as_f64().unwrap_or(0.0)),
             format!(
                 "{}/{}/{}",
-                t["dropped"]["auth"], t["dropped"]["replay"], t["dropped"]["other"]
+                cell(&dropped["auth"]),
+                cell(&dropped["replay"]),
+                cell(&dropped["other"])
             ),
-            plain(&t["muted"]),
-        );
+            cell(&t["muted"]),
+        ]);
     }
-    out
+    head + &table.to_string()
 }

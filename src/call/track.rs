@@ -68,6 +68,10 @@ pub struct OutboundTrack {
     /// Whether telephone-events replace the source's packets for now.
     replaced: bool,
     marker_pending: bool,
+    /// Whether packets srtpd made (silence, telephone-events) were sent since the source's
+    /// last packet: they follow the packet clock, not the source's, and the source's next
+    /// packet must not go out at or before their timestamps.
+    inserted_since_source: bool,
     /// What was sent.
     pub sent: SendStats,
     /// Source packets dropped while gated.
@@ -89,6 +93,7 @@ impl OutboundTrack {
             gated: false,
             replaced: false,
             marker_pending: false,
+            inserted_since_source: false,
             sent: SendStats::default(),
             gated_drops: 0,
             comfort_sent: 0,
@@ -140,6 +145,7 @@ impl OutboundTrack {
         };
         self.next_seq = self.next_seq.next();
         self.last_ts = ts;
+        self.inserted_since_source = true;
         self.sent.packets += 1;
         self.sent.bytes += silence.len() as u64;
         self.comfort_sent += 1;
@@ -183,6 +189,7 @@ impl OutboundTrack {
         // The audio after the event goes on from its end.
         let duration = u32::from(u16::from_be_bytes([payload[2], payload[3]]));
         self.last_ts = timestamp.wrapping_add(duration);
+        self.inserted_since_source = true;
         self.sent.packets += 1;
         self.sent.bytes += payload.len() as u64;
         len
@@ -213,7 +220,15 @@ impl OutboundTrack {
         if self.replaced {
             return false;
         }
-        let ts = self.ts_base.wrapping_add(source_ts.wrapping_sub(base));
+        let mut ts = self.ts_base.wrapping_add(source_ts.wrapping_sub(base));
+        if std::mem::take(&mut self.inserted_since_source)
+            && (ts.wrapping_sub(self.last_ts) as i32) <= 0
+        {
+            // Silence or events ran ahead of the source's clock (the packet clock and the
+            // source's are two clocks): go on one packet time after them instead.
+            ts = self.next_timestamp();
+            self.ts_base = ts.wrapping_sub(source_ts.wrapping_sub(base));
+        }
         packet.set_ssrc(self.ssrc);
         packet.set_seq(self.next_seq);
         packet.set_timestamp(ts);
@@ -261,6 +276,53 @@ mod tests {
         p[2..4].copy_from_slice(&seq.to_be_bytes());
         p[4..8].copy_from_slice(&ts.to_be_bytes());
         p
+    }
+
+    #[test]
+    fn the_source_resumes_after_the_silence_sent_while_muted_even_when_it_ran_ahead() {
+        let params = TrackParams {
+            payload_type: 111,
+            clock_rate: 48000,
+            ptime_ms: 20,
+            dtmf_payload_type: None,
+            codec: Some(CodecKind::Opus),
+        };
+        let mut t = OutboundTrack::new(params, Ssrc(9), SeqNo(100), 5000);
+        let mut buf = [0u8; 64];
+        let send = |t: &mut OutboundTrack, i: u32| {
+            let mut p = packet(7000 + i as u16, 1000 + i * 960);
+            let mut view = RtpPacket::new_checked(&mut p[..]).unwrap();
+            t.prepare(&mut view).then(|| view.timestamp())
+        };
+        assert_eq!(send(&mut t, 0), Some(5000));
+        t.set_gated(true);
+        assert_eq!(send(&mut t, 1), None);
+        // Three packet times of silence for the one source packet muted: the packet clock
+        // ran ahead of the source's.
+        let mut last = 0;
+        for _ in 0..3 {
+            assert!(t.comfort(&mut buf) > 0);
+            last = t.last_timestamp();
+        }
+        assert_eq!(last, 5000 + 3 * 960);
+        t.set_gated(false);
+        assert_eq!(
+            send(&mut t, 2),
+            Some(last + 960),
+            "after the silence, not inside it"
+        );
+        assert_eq!(
+            send(&mut t, 3),
+            Some(last + 2 * 960),
+            "and on the source's clock after"
+        );
+        // Silence that stayed behind the source's clock leaves its timestamps alone.
+        t.set_gated(true);
+        assert_eq!(send(&mut t, 4), None);
+        assert_eq!(send(&mut t, 5), None);
+        assert!(t.comfort(&mut buf) > 0);
+        t.set_gated(false);
+        assert_eq!(send(&mut t, 6), Some(last + 5 * 960));
     }
 
     #[test]

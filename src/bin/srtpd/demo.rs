@@ -1,8 +1,10 @@
 //! `srtpd demo`: one command that shows srtpd working. Two daemons with their own control
 //! sockets set up a call through those sockets with `call.stanza` (the spec's accept stanza,
 //! its candidate swapped for loopback), one plays a bundled Ogg Opus clip and the other
-//! records it, audio is muted for a second and video toggled, and a live table shows the
-//! tracks. The summary checks that every packet played was recorded, less the muted ones.
+//! records it, audio is muted for a second (sent as silence, the default mute mode) and a
+//! stand-in video track toggled, and a table shows the tracks. The summary checks that every
+//! packet played was recorded, the muted ones replaced by silence; the demo's working
+//! directory is removed at the end and the recording kept where it says.
 
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -17,6 +19,7 @@ use serde_json::{Value, json};
 use srtpd::control::client::ControlClient;
 use srtpd::control::view::{Sample, track_table};
 use srtpd::media::AudioClip;
+use srtpd::media::codec::OPUS_SILENCE;
 
 /// The bundled clip: 6 s of tones, Opus 24 kb/s in 20 ms packets.
 const CLIP: &[u8] = include_bytes!("../../../assets/demo.opus");
@@ -60,7 +63,7 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "[control]\nsocket = {socket:?}\n[media]\nbind_v4 = \"127.0.0.1\"\n[calls]\nmute_mode = \"drop\"\nrtcp_interval_ms = 1000\n[log]\nlevel = \"warn\"\n"
+                "[control]\nsocket = {socket:?}\n[media]\nbind_v4 = \"127.0.0.1\"\n[calls]\nrtcp_interval_ms = 1000\n[log]\nlevel = \"warn\"\n"
             ),
         )
         .map_err(|e| e.to_string())?;
@@ -103,17 +106,42 @@ fn parse_addr(v: &Value) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("not an address: {v}"))
 }
 
-/// Runs the demo; `Ok` when the summary balances.
-pub fn run() -> Result<(), String> {
-    let dir = std::env::temp_dir().join(format!("srtpd-demo-{}", std::process::id()));
+/// The demo's working directory (sockets, configurations, logs, the clip), removed when the
+/// demo ends, however it ends. Declared before the daemons, so it outlives them.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where the recording is kept unless `--recording` says otherwise: one file, replaced by
+/// each run, so runs leave nothing else behind.
+pub fn default_recording() -> PathBuf {
+    std::env::temp_dir().join("srtpd-demo-recording.opus")
+}
+
+/// Runs the demo, recording to `recording`; `Ok` when the summary balances.
+pub fn run(recording: &Path) -> Result<(), String> {
+    let recording = std::path::absolute(recording).map_err(|e| e.to_string())?;
+    let work = WorkDir(std::env::temp_dir().join(format!("srtpd-demo-{}", std::process::id())));
+    let dir = work.0.clone();
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let clip_path = dir.join("demo.opus");
     std::fs::write(&clip_path, CLIP).map_err(|e| e.to_string())?;
     let clip = AudioClip::load_ogg_opus(&clip_path).map_err(|e| e.to_string())?;
-    let recording = dir.join("recording.opus");
 
     println!(
-        "srtpd demo: two daemons, one call set up with <call> stanzas, a 6 s clip played and recorded\n"
+        "srtpd demo: two daemons, one call set up with <call> stanzas, a 6 s clip played and recorded"
+    );
+    println!(
+        "  audio: the bundled clip (Opus, 20 ms packets), muted for a second at 2 s: srtpd sends\n  \
+         silence meanwhile (mute_mode \"silence\", the default)"
+    );
+    println!(
+        "  video: a stand-in camera (dummy 400-byte frames at 30/s, not a real codec), so that\n  \
+         \"video off\" at 4 s and \"on\" at 4.6 s have something to stop and restart\n"
     );
     let caller = Daemon::start(&dir, "caller")?;
     let callee = Daemon::start(&dir, "callee")?;
@@ -139,7 +167,7 @@ pub fn run() -> Result<(), String> {
         "call.stanza",
         json!({
             "xml": offer_stanza(a_addr), "self": CALLEE, "call_key": key, "bind": b_addr.to_string(),
-            "audio": {"payload_type": 111, "clock_rate": 48000, "sink": {"kind": "file", "path": recording}},
+            "audio": {"payload_type": 111, "clock_rate": 48000, "sink": {"kind": "file", "path": recording, "overwrite": true}},
             "video": {"payload_type": 97, "clock_rate": 90000},
         }),
     )?;
@@ -155,7 +183,7 @@ pub fn run() -> Result<(), String> {
         json!({"xml": accept_stanza(b_addr), "self": CALLER}),
     )?;
 
-    // A camera stand-in: 30 frames/s of dummy video into the caller's video source.
+    // The camera stand-in: 30 frames/s of dummy video into the caller's video source.
     let video_source = parse_addr(&ra["video"]["source"])?;
     let stop = Arc::new(AtomicBool::new(false));
     let camera = {
@@ -223,7 +251,7 @@ pub fn run() -> Result<(), String> {
                 at: Instant::now(),
             },
         ];
-        let table = track_table(&now, &before);
+        let table = track_table(&now, &before).to_string();
         if live {
             if drawn_lines > 0 {
                 print!("\x1b[{drawn_lines}A\x1b[J");
@@ -234,9 +262,7 @@ pub fn run() -> Result<(), String> {
             drawn_lines = table.lines().count() + 1;
             std::io::stdout().flush().ok();
         } else if last_plain.elapsed() >= Duration::from_secs(1) {
-            for line in table.lines().skip(1) {
-                println!("  t={t:4.1}s {line}");
-            }
+            println!("  t={t:4.1}s\n{table}");
             last_plain = Instant::now();
         }
         before = now;
@@ -267,32 +293,43 @@ pub fn run() -> Result<(), String> {
     let on_wire = sent["audio"]["sent"]["packets"].as_u64().unwrap_or(0);
     let received = got["audio"]["received"]["packets"].as_u64().unwrap_or(0);
     let recorded_n = recorded.packets.len() as u64;
+    let silence = recorded
+        .packets
+        .iter()
+        .filter(|(p, _)| p.as_slice() == OPUS_SILENCE)
+        .count() as u64;
     println!("\nsummary");
     println!(
         "  clip played:          {played} packets ({:.2} s)",
         clip.samples() as f64 / 48_000.0
     );
-    println!("  muted (not sent):     {muted} packets");
+    println!("  muted:                {muted} packets of the clip, not sent");
     println!("  sent by the caller:   {on_wire} packets");
     println!(
         "  received by callee:   {received} packets, {} lost",
         got["audio"]["received"]["lost"]
     );
     println!(
-        "  recorded:             {recorded_n} packets ({:.2} s of audio; the muted time is kept as a gap)",
+        "  recorded:             {recorded_n} packets ({:.2} s of audio), {silence} of them the silence sent while muted",
         recorded.samples() as f64 / 48_000.0
     );
     println!(
-        "  video:                {} sent, {} received",
+        "  video (stand-in):     {} sent, {} received",
         sent["video"]["sent"]["packets"], got["video"]["received"]["packets"]
     );
     println!("  recording:            {}", recording.display());
-    if played == recorded_n + muted && ended {
-        println!("\nOK: every packet played was recorded, less the {muted} muted ones");
+    if played == recorded_n - silence + muted && silence > 0 && ended {
+        println!(
+            "\nOK: every packet played was recorded, the {muted} muted ones replaced by {silence} of silence"
+        );
+        println!(
+            "Listen to the recording: ffplay -nodisp -autoexit {} (or mpv, VLC: any player of Ogg Opus)",
+            recording.display()
+        );
         Ok(())
     } else {
         Err(format!(
-            "played {played} ≠ recorded {recorded_n} + muted {muted} (clip ended: {ended})"
+            "played {played} ≠ recorded {recorded_n} − silence {silence} + muted {muted} (clip ended: {ended})"
         ))
     }
 }

@@ -36,13 +36,19 @@ struct Cli {
 enum Sub {
     /// Two daemons, a call set up with <call> stanzas, a clip played and recorded, a live
     /// table and a summary: srtpd working, in one command.
-    Demo,
+    Demo {
+        /// Where to keep the recording (Ogg Opus; replaced if it exists)
+        /// [default: srtpd-demo-recording.opus in the temporary directory].
+        #[arg(long, value_name = "FILE")]
+        recording: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Sub::Demo) = cli.command {
-        return match demo::run() {
+    if let Some(Sub::Demo { recording }) = &cli.command {
+        let recording = recording.clone().unwrap_or_else(demo::default_recording);
+        return match demo::run(&recording) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("srtpd demo: {e}");
