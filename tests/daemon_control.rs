@@ -250,3 +250,36 @@ fn sigterm_ends_calls_with_final_events_and_removes_the_socket(layout: Layout) {
     assert!(!daemon.socket.exists());
 }
 }
+
+in_both_layouts! {
+fn a_requests_events_reach_its_connection_before_its_answer(layout: Layout) {
+    let daemon = TestDaemon::start(layout);
+    let mut client = daemon.client();
+    client.ok("events.subscribe", json!({}));
+    let key = B64.encode([4u8; 30]);
+    // Many rounds: the order is a guarantee, not the usual luck of scheduling.
+    for round in 0..40 {
+        let id = format!("ORDER-{round}");
+        client.ok("call.start", start_params(&id, sdes(&key, &key)));
+        let before: Vec<String> = client
+            .take_read_events()
+            .iter()
+            .filter(|e| e["call_id"] == id.as_str())
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(before, ["call.started"], "round {round}: call.started before call.start's answer");
+        let stats = client.ok("call.terminate", json!({"call_id": id, "reason": "hangup"}));
+        let before: Vec<serde_json::Value> = client
+            .take_read_events()
+            .into_iter()
+            .filter(|e| e["call_id"] == id.as_str())
+            .collect();
+        let ended = before
+            .iter()
+            .find(|e| e["event"] == "call.ended")
+            .unwrap_or_else(|| panic!("round {round}: call.ended before call.terminate's answer: {before:?}"));
+        assert_eq!(ended["reason"], "hangup");
+        assert_eq!(ended["stats"], stats, "the same final stats");
+    }
+}
+}

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 #[command(name = "srtpctl", version)]
 struct Cli {
     /// The daemon's control socket [default: $SRTPD_SOCKET, else srtpd's default:
-    /// $XDG_RUNTIME_DIR/srtpd/control.sock or /tmp/srtpd-UID/control.sock].
+    /// $XDG_RUNTIME_DIR/srtpd.sock, or /tmp/srtpd-UID/srtpd.sock without XDG_RUNTIME_DIR].
     #[arg(long, global = true, env = "SRTPD_SOCKET")]
     socket: Option<PathBuf>,
     /// Print the raw JSON result instead of readable text.

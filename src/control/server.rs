@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, broadcast, mpsc, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 
 use super::protocol::{
     INVALID_REQUEST, RequestId, RpcError, SERVER_BUSY, error_response, event_notification,
@@ -367,11 +367,14 @@ async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
                     // Subscribed before the answer goes out: every event after it is
                     // delivered.
                     let events = service.subscribe();
-                    forwarder = Some(tokio::spawn(forward_events(
+                    let (flush, flushes) = mpsc::channel(1);
+                    let task = tokio::spawn(forward_events(
                         events,
                         out.clone(),
                         service.finished(),
-                    )));
+                        flushes,
+                    ));
+                    forwarder = Some((task, flush));
                 }
                 Ok(json!({"subscribed": true}))
             }
@@ -381,6 +384,14 @@ async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
         wipe_strings(&mut request.params);
         if let Err(e) = &result {
             tracing::debug!(method = ?request.method, code = e.code, "request failed: {}", e.message.escape_debug());
+        }
+        if let Some((_, flush)) = &forwarder {
+            // The events the request caused (call.ended of call.terminate, say) were
+            // published before it was answered: they are queued before its answer too.
+            let (done, flushed) = oneshot::channel();
+            if flush.send(done).await.is_ok() {
+                let _ = flushed.await;
+            }
         }
         if let Some(id) = &request.id {
             let reply = match result {
@@ -392,7 +403,7 @@ async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
             }
         }
     }
-    if let Some(f) = forwarder {
+    if let Some((f, _)) = forwarder {
         // On shutdown the last events (every call.ended) go out; a client that left gets none.
         if !*finished.borrow() {
             f.abort();
@@ -405,30 +416,28 @@ async fn connection<S: Service>(service: Arc<S>, stream: UnixStream) {
 
 /// Sends a subscriber its events, serialized here at the edge. Events that do not fit its
 /// queue are lost to it, and the next one that fits is preceded by `events.lost` with their
-/// count. Once the service has `finished`, what is left is sent and the forwarding ends.
+/// count. Each `flushes` request is answered once every event published before it is
+/// queued. Once the service has `finished`, what is left is sent and the forwarding ends.
 async fn forward_events(
     mut events: broadcast::Receiver<Event>,
     out: Outbound,
     mut finished: watch::Receiver<bool>,
+    mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let mut lost: u64 = 0;
-    let mut draining = false;
     loop {
-        let next = if draining {
-            match events.try_recv() {
-                Ok(event) => Ok(event),
-                Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                    Err(broadcast::error::RecvError::Lagged(n))
+        let next = tokio::select! {
+            next = events.recv() => next,
+            Some(done) = flushes.recv() => {
+                if !forward_ready(&mut events, &out, &mut lost) {
+                    return;
                 }
-                Err(_) => return,
+                let _ = done.send(());
+                continue;
             }
-        } else {
-            tokio::select! {
-                next = events.recv() => next,
-                _ = finished.wait_for(|&f| f) => {
-                    draining = true;
-                    continue;
-                }
+            _ = finished.wait_for(|&f| f) => {
+                forward_ready(&mut events, &out, &mut lost);
+                return;
             }
         };
         let event = match next {
@@ -439,22 +448,49 @@ async fn forward_events(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if lost > 0 {
-            let notice = json!({"event": "events.lost", "count": lost});
-            match out.event(event_notification(&notice)) {
-                Ok(()) => lost = 0,
-                Err(Refused::Full) => {
-                    lost += 1;
-                    continue;
+        if !forward(&event, &out, &mut lost) {
+            return;
+        }
+    }
+}
+
+/// Queues every event already published; `false` once the connection is gone.
+fn forward_ready(events: &mut broadcast::Receiver<Event>, out: &Outbound, lost: &mut u64) -> bool {
+    loop {
+        match events.try_recv() {
+            Ok(event) => {
+                if !forward(&event, out, lost) {
+                    return false;
                 }
-                Err(Refused::Closed) => return,
             }
+            Err(broadcast::error::TryRecvError::Lagged(n)) => *lost += n,
+            Err(broadcast::error::TryRecvError::Empty) => return true,
+            Err(broadcast::error::TryRecvError::Closed) => return false,
         }
-        let params = serde_json::to_value(&event).unwrap_or(Value::Null);
-        match out.event(event_notification(&params)) {
-            Ok(()) => {}
-            Err(Refused::Full) => lost += 1,
-            Err(Refused::Closed) => return,
+    }
+}
+
+/// Queues one event, after the count of those lost before it if there were any (counted
+/// into `lost` when it does not fit either); `false` once the connection is gone.
+fn forward(event: &Event, out: &Outbound, lost: &mut u64) -> bool {
+    if *lost > 0 {
+        let notice = json!({"event": "events.lost", "count": *lost});
+        match out.event(event_notification(&notice)) {
+            Ok(()) => *lost = 0,
+            Err(Refused::Full) => {
+                *lost += 1;
+                return true;
+            }
+            Err(Refused::Closed) => return false,
         }
+    }
+    let params = serde_json::to_value(event).unwrap_or(Value::Null);
+    match out.event(event_notification(&params)) {
+        Ok(()) => true,
+        Err(Refused::Full) => {
+            *lost += 1;
+            true
+        }
+        Err(Refused::Closed) => false,
     }
 }

@@ -271,6 +271,12 @@ impl Client {
             .unwrap_or_else(|e| panic!("{method} failed: {e:?}"))
     }
 
+    /// The events read so far and not yet taken, in the order they came (those that came
+    /// before a response are read with it).
+    pub fn take_read_events(&mut self) -> Vec<Value> {
+        self.pending_events.drain(..).collect()
+    }
+
     /// The next event, whatever it is, within `within`.
     pub fn next_event(&mut self, within: Duration) -> Option<Value> {
         if let Some(e) = self.pending_events.pop_front() {
