@@ -374,3 +374,40 @@ fn the_same_stanza_as_xml_and_as_a_json_node_gives_the_same_result(layout: Layou
     );
 }
 }
+
+in_both_layouts! {
+fn a_daemon_bound_to_any_address_reports_one_a_peer_can_use(layout: Layout) {
+    // The built-in binds: 0.0.0.0 and ::. Media still stays on loopback here.
+    let daemon = TestDaemon::start_with(layout, "bind_v4 = \"0.0.0.0\"\nbind_v6 = \"::\"");
+    let mut client = daemon.client();
+    client.ok("events.subscribe", json!({}));
+    let relay: SocketAddr = "127.0.0.1:20993".parse().unwrap();
+    let ringing = client.ok(
+        "call.stanza",
+        json!({"xml": offer(relay), "self": CALLEE_PHONE, "call_key": B64.encode([6u8; 32])}),
+    );
+    let local = addr(&ringing["local"]);
+    assert_eq!(local.ip().to_string(), "127.0.0.1", "towards the loopback relay: {ringing}");
+    assert_ne!(local.port(), 0);
+    let started = client
+        .take_read_events()
+        .into_iter()
+        .find(|e| e["event"] == "call.started")
+        .expect("call.started");
+    assert_eq!(addr(&started["local"]), local, "the event says the same");
+    // call.start too, in the family of its candidates.
+    for (id, ip) in [("ANY-4", "127.0.0.1"), ("ANY-6", "::1")] {
+        let r = client.ok(
+            "call.start",
+            json!({
+                "call_id": id, "candidates": [{"ip": ip, "port": 20992}],
+                "keying": {"scheme": "sdes", "profile": "AES_CM_128_HMAC_SHA1_80",
+                           "tx": B64.encode([1u8; 30]), "rx": B64.encode([2u8; 30])},
+                "audio": {"payload_type": 111, "clock_rate": 48000},
+            }),
+        );
+        let local = addr(&r["local"]);
+        assert_eq!(local.ip().to_string(), ip, "{r}");
+    }
+}
+}

@@ -223,9 +223,16 @@ impl Daemon {
             sink: s.sink,
             recording,
         };
+        let preferred = plan
+            .setup
+            .candidates
+            .iter()
+            .max_by_key(|c| c.priority)
+            .map(|c| c.addr);
+        let local = placement::reachable_local(placement.local, preferred);
         let started = Started {
             call_id: p.call_id.clone(),
-            local: Some(placement.local),
+            local: Some(local),
             audio: placement.audio.addrs,
             video: placement.video.addrs,
         };
@@ -270,10 +277,10 @@ impl Daemon {
             started: started.clone(),
             silence_when_idle,
         });
-        tracing::info!(call_id = %p.call_id, local = %placement.local, worker = placement.worker, "call started");
+        tracing::info!(call_id = %p.call_id, %local, worker = placement.worker, "call started");
         self.publish(Event::CallStarted {
             call_id: p.call_id.as_str().into(),
-            local: placement.local,
+            local,
         });
         if let Some(b) = p.bridge
             && let Some(url) = b.url

@@ -223,3 +223,80 @@ mod tests {
         assert_eq!(sender_for(far), "0.0.0.0:0".parse().unwrap());
     }
 }
+
+/// The address a peer can reach a media socket bound at `local` at, as `call.start` reports
+/// it: `local` itself when it is bound to one address; when bound to the unspecified
+/// address (0.0.0.0, ::, the default `bind_v4`/`bind_v6`), the address the kernel would send
+/// from towards `toward` (the call's preferred candidate; without one, the default route),
+/// else the first interface address of the family, else loopback. Never unspecified.
+pub fn reachable_local(local: SocketAddr, toward: Option<SocketAddr>) -> SocketAddr {
+    if !local.ip().is_unspecified() {
+        return local;
+    }
+    let v6 = local.is_ipv6();
+    // Any address the default route leads to: connecting a UDP socket sends nothing.
+    let documentation: SocketAddr = if v6 {
+        (std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 9).into()
+    } else {
+        (std::net::Ipv4Addr::new(192, 0, 2, 1), 9).into()
+    };
+    let target = toward
+        .filter(|t| t.is_ipv6() == v6)
+        .unwrap_or(documentation);
+    let routed = std::net::UdpSocket::bind(SocketAddr::new(local.ip(), 0))
+        .and_then(|s| s.connect(target).and_then(|()| s.local_addr()))
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified());
+    let ip = routed
+        .or_else(|| {
+            if_addrs::get_if_addrs()
+                .ok()?
+                .into_iter()
+                .map(|i| i.ip())
+                .find(|ip| ip.is_ipv6() == v6 && !ip.is_loopback())
+        })
+        .unwrap_or(if v6 {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        });
+    SocketAddr::new(ip, local.port())
+}
+
+#[cfg(test)]
+mod reachable_tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_address_is_reported_as_it_is() {
+        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        assert_eq!(reachable_local(a, None), a);
+    }
+
+    #[test]
+    fn an_unspecified_bind_reports_the_address_towards_the_candidate() {
+        let any: SocketAddr = "0.0.0.0:40430".parse().unwrap();
+        let toward: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(
+            reachable_local(any, Some(toward)),
+            "127.0.0.1:40430".parse().unwrap()
+        );
+        let any6: SocketAddr = "[::]:40430".parse().unwrap();
+        let toward6: SocketAddr = "[::1]:5000".parse().unwrap();
+        assert_eq!(
+            reachable_local(any6, Some(toward6)),
+            "[::1]:40430".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn without_a_candidate_it_is_still_an_address() {
+        for any in ["0.0.0.0:40430", "[::]:40430"] {
+            let any: SocketAddr = any.parse().unwrap();
+            let got = reachable_local(any, None);
+            assert!(!got.ip().is_unspecified(), "{got}");
+            assert_eq!((got.is_ipv6(), got.port()), (any.is_ipv6(), 40430));
+        }
+    }
+}

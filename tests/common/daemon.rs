@@ -93,9 +93,14 @@ impl TestDaemon {
             true => (String::new(), extra.replacen("[control]\n", &control, 1)),
             false => (format!("{control}\n"), extra.to_owned()),
         };
-        let mut text = format!(
-            "{head}[media]\nbind_v4 = \"127.0.0.1\"\nbind_v6 = \"::1\"\nworkers = {WORKERS}\n{layout_lines}{extra}\n"
-        );
+        // Loopback binds, unless the extra names its own.
+        let binds = if extra.contains("bind_v4") {
+            ""
+        } else {
+            "bind_v4 = \"127.0.0.1\"\nbind_v6 = \"::1\"\n"
+        };
+        let mut text =
+            format!("{head}[media]\n{binds}workers = {WORKERS}\n{layout_lines}{extra}\n");
         if !extra.contains("[calls]") {
             text.push_str("[calls]\nrtcp_interval_ms = 500\nkeepalive_interval_ms = 1000\n");
         }
