@@ -23,6 +23,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Defaults for calls set up by `call.stanza`.
     pub stanza: StanzaConfig,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
 }
 
 /// `[control]`.
@@ -278,6 +280,29 @@ impl Default for StanzaConfig {
     }
 }
 
+/// `[metrics]`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `IP:PORT` where `/metrics` is served over HTTP; empty for nowhere (the default).
+    pub listen: String,
+}
+
+impl MetricsConfig {
+    /// The address to serve metrics on, if any.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        self.listen.parse().map(Some).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "metrics.listen {:?} is not IP:PORT (e.g. \"127.0.0.1:9464\"), nor empty",
+                self.listen
+            ))
+        })
+    }
+}
+
 /// The values `log.level` (and `srtpd --log-level`) accept. `RUST_LOG`, when set, takes
 /// full filter directives instead.
 pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace", "off"];
@@ -352,6 +377,7 @@ impl Config {
 
     /// Checks ranges that the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.metrics.listen_addr()?;
         let m = &self.media;
         if m.port_min == 0 || m.port_min > m.port_max {
             return Err(ConfigError::Invalid(format!(

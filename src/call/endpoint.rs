@@ -444,6 +444,8 @@ impl OutQueue {
 /// One worker's calls, routing tables and timers, with time passed in.
 pub struct Endpoint {
     calls: Vec<Option<Entry>>,
+    /// The traffic of the calls that ended.
+    ended: super::TrafficTotals,
     free: Vec<Slot>,
     by_no: FxHashMap<CallNo, Slot>,
     roles: Vec<Option<Role>>,
@@ -495,6 +497,7 @@ impl Endpoint {
     pub fn new(policy: Arc<RemotePolicy>, limits: EndpointLimits) -> Self {
         Endpoint {
             calls: Vec::new(),
+            ended: super::TrafficTotals::default(),
             free: Vec::new(),
             by_no: FxHashMap::default(),
             roles: Vec::new(),
@@ -709,6 +712,7 @@ impl Endpoint {
             bridge: bridge_stats,
             ..session.stats()
         };
+        self.ended.add(&stats);
         self.events.push_back(Event::CallEnded {
             call_id: session.call_id().clone(),
             reason,
@@ -741,6 +745,15 @@ impl Endpoint {
         e.session
             .track_params(kind)
             .ok_or(EndpointError::NoSuchTrack(kind))
+    }
+
+    /// The traffic of every call this endpoint ran (ended) or runs, so far.
+    pub fn traffic(&self) -> super::TrafficTotals {
+        let mut totals = self.ended;
+        for e in self.calls.iter().flatten() {
+            totals.add(&e.session.stats());
+        }
+        totals
     }
 
     /// A statistics snapshot of a call.

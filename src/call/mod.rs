@@ -16,6 +16,7 @@ mod source;
 mod stats;
 mod stun;
 mod token_bucket;
+mod totals;
 mod track;
 mod trial_budget;
 
@@ -36,5 +37,6 @@ pub use sink::{FileId, FileWrite, Recording, RecordingFormat};
 pub use source::{ClipPoll, ClipSource};
 pub use stats::{DropStats, RecvSnapshot, RecvStats, SendStats};
 pub use token_bucket::TokenBucket;
+pub use totals::{MediaTotals, TrafficTotals};
 pub use track::{InboundTrack, MediaKind, MuteMode, OutboundTrack, TrackParams};
 pub use trial_budget::TrialBudget;

@@ -166,7 +166,10 @@ pub async fn handle(daemon: &Daemon, method: &str, params: &Value) -> Result<Val
 
 impl super::server::Service for Daemon {
     async fn call(&self, method: &str, params: &Value) -> Result<Value, RpcError> {
-        handle(self, method, params).await
+        let result = handle(self, method, params).await;
+        self.metrics()
+            .request(method, result.as_ref().map(|_| ()).map_err(|e| e.code));
+        result
     }
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::call::Event> {

@@ -143,6 +143,8 @@ struct Counters {
 pub struct WorkerContext {
     /// Events to the control plane.
     pub events: broadcast::Sender<Event>,
+    /// Where ended calls are counted.
+    pub metrics: Arc<super::metrics::Metrics>,
     /// Recordings' bytes to the file writer.
     pub files: FileSink,
     /// Which remotes and producers are acceptable; its own-socket table is kept up to date
@@ -260,6 +262,7 @@ impl Worker {
             ports: Vec::new(),
             counters: counters.clone(),
             events: context.events,
+            metrics: context.metrics,
             files: context.files,
             own: context.policy.own.clone(),
         };
@@ -831,6 +834,7 @@ struct Driver<B> {
     ports: Vec<u16>,
     counters: Arc<Counters>,
     events: broadcast::Sender<Event>,
+    metrics: Arc<super::metrics::Metrics>,
     files: FileSink,
     own: Arc<OwnSockets>,
 }
@@ -964,6 +968,9 @@ impl<B: Backend> Driver<B> {
     fn publish(&mut self) {
         while let Some(event) = self.endpoint.poll_event() {
             tracing::debug!(call_id = event.call_id(), ?event, "call event");
+            if let Event::CallEnded { reason, stats, .. } = &event {
+                self.metrics.call_ended(reason, stats);
+            }
             let _ = self.events.send(event);
         }
         while let Some(w) = self.endpoint.poll_file_write() {

@@ -8,6 +8,8 @@ mod bridge;
 pub mod driver;
 mod error;
 mod files;
+pub mod metrics;
+pub mod metrics_server;
 pub mod placement;
 mod registry;
 pub mod setup;
@@ -96,6 +98,8 @@ pub struct Daemon {
     /// Set once the daemon has stopped and published its last events.
     finished: watch::Sender<bool>,
     next_no: AtomicU64,
+    /// What is counted for the metrics endpoint.
+    metrics: Arc<metrics::Metrics>,
     /// The daemon itself, for tasks of its own (bot bridges) that outlive a request.
     me: std::sync::Weak<Daemon>,
 }
@@ -117,8 +121,10 @@ impl Daemon {
             own: Arc::default(),
         });
         refresh_own_addresses(&policy.own);
+        let metrics = Arc::new(metrics::Metrics::default());
         let context = WorkerContext {
             events: events.clone(),
+            metrics: metrics.clone(),
             files: sink,
             policy: policy.clone(),
             limits: EndpointLimits {
@@ -149,7 +155,30 @@ impl Daemon {
             shutdown,
             finished,
             next_no: AtomicU64::new(1),
+            metrics,
         }))
+    }
+
+    /// What is counted for the metrics endpoint.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The metrics exposition (Prometheus text format): the traffic totals are read from
+    /// every worker now.
+    pub async fn metrics_text(&self) -> String {
+        let mut traffic = crate::call::TrafficTotals::default();
+        for w in &self.workers {
+            if let Ok(t) = w.ask(|ep, _| ep.traffic()).await {
+                traffic.merge(&t);
+            }
+        }
+        self.metrics.encode(metrics::Snapshot {
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            calls: self.registry.len() as u64,
+            traffic,
+            workers: self.workers.iter().map(Worker::stats).collect(),
+        })
     }
 
     /// The configuration.
@@ -278,6 +307,7 @@ impl Daemon {
             silence_when_idle,
         });
         tracing::info!(call_id = %p.call_id, %local, worker = placement.worker, "call started");
+        self.metrics.call_started();
         self.publish(Event::CallStarted {
             call_id: p.call_id.as_str().into(),
             local,

@@ -156,6 +156,25 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Ok(Some(addr)) = daemon.config().metrics.listen_addr() {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let bound = l.local_addr().map_or(addr, |a| a);
+                println!("srtpd metrics on http://{bound}/metrics");
+                tracing::info!(%bound, "metrics endpoint listening");
+                tokio::spawn(srtpd::daemon::metrics_server::serve_metrics(
+                    daemon.clone(),
+                    l,
+                ));
+            }
+            Err(e) => {
+                eprintln!("srtpd: cannot listen for metrics on {addr} (metrics.listen): {e}");
+                daemon.stop("shutdown").await;
+                let _ = std::fs::remove_file(&path);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let server = tokio::spawn(serve(daemon.clone(), listener));
     let mut shutdown = daemon.shutdown_requested();
     let signal = async {
