@@ -315,6 +315,8 @@ pub struct LogConfig {
     pub level: String,
     /// Output format.
     pub format: LogFormat,
+    /// A file to append logs to (reopened on SIGHUP); empty for standard error.
+    pub file: PathBuf,
 }
 
 impl Default for LogConfig {
@@ -322,6 +324,7 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".into(),
             format: LogFormat::Text,
+            file: PathBuf::new(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! [`control`] and [`daemon`] are the thin I/O shell around it.
 
 pub mod call;
+pub mod cli_docs;
 pub mod config;
 pub mod control;
 pub mod daemon;

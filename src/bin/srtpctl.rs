@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use srtpd::control::client::ControlClient;
 use srtpd::control::params::{SinkParams, SourceParams};
@@ -159,6 +159,8 @@ enum Cmd {
         #[arg(long)]
         overwrite: bool,
     },
+    #[command(flatten)]
+    Docs(srtpd::cli_docs::DocCommand),
     /// Call any method with JSON params (paths in them are the daemon's: relative ones are
     /// inside its media.files_dir).
     Call {
@@ -462,6 +464,11 @@ fn connect(given: Option<&std::path::Path>) -> Result<ControlClient, String> {
 }
 
 fn run(cli: Cli) -> Result<(), Stop> {
+    if let Cmd::Docs(docs) = &cli.command {
+        return docs
+            .run(Cli::command())
+            .map_err(|e| Stop::Failed(e.to_string()));
+    }
     let mut conn = connect(cli.socket.as_deref())?;
     let (method, params) = match &cli.command {
         Cmd::Start(a) => ("call.start", start_params(a)?),
@@ -557,6 +564,7 @@ fn run(cli: Cli) -> Result<(), Stop> {
         ),
         Cmd::Status => ("daemon.status", json!({})),
         Cmd::Shutdown => ("daemon.shutdown", json!({})),
+        Cmd::Docs(_) => unreachable!("answered without a daemon"),
         Cmd::Events { count } => return follow_events(&mut conn, *count, cli.json),
         Cmd::Top { interval_ms, count } => {
             return top(&mut conn, Duration::from_millis(*interval_ms), *count);

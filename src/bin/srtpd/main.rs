@@ -4,13 +4,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use srtpd::config::{Config, LogFormat};
 use srtpd::control::{bind_control_socket, serve};
 use srtpd::daemon::Daemon;
-use tracing_subscriber::EnvFilter;
-
 mod demo;
+mod logging;
+
+use logging::Logging;
 
 /// srtpd: SRTP media for call-signaling clients, driven over a local control socket.
 #[derive(Parser, Debug)]
@@ -42,10 +43,21 @@ enum Sub {
         #[arg(long, value_name = "FILE")]
         recording: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Docs(srtpd::cli_docs::DocCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Sub::Docs(docs)) = &cli.command {
+        return match docs.run(Cli::command()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("srtpd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Sub::Demo { recording }) = &cli.command {
         let recording = recording.clone().unwrap_or_else(demo::default_recording);
         return match demo::run(&recording) {
@@ -69,6 +81,7 @@ fn main() -> ExitCode {
     if let Some(socket) = cli.socket {
         config.control.socket = socket;
     }
+    let level_given = cli.log_level.is_some();
     if let Some(level) = cli.log_level {
         config.log.level = level;
     }
@@ -79,7 +92,13 @@ fn main() -> ExitCode {
             LogFormat::Text
         };
     }
-    init_logging(&config);
+    let logging = match Logging::init(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("srtpd: {e}");
+            return ExitCode::from(2);
+        }
+    };
     raise_open_file_limit();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -92,7 +111,47 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config))
+    let reload = Reload {
+        logging,
+        config_file: cli.config,
+        level_given,
+    };
+    runtime.block_on(run(config, reload))
+}
+
+/// What SIGHUP does: reopen the log file, and take the configuration file's log level again.
+struct Reload {
+    logging: Logging,
+    config_file: Option<PathBuf>,
+    /// `--log-level` was given: it stays.
+    level_given: bool,
+}
+
+impl Reload {
+    fn hup(&self) {
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Reloading,
+            sd_notify::NotifyState::monotonic_usec_now()
+                .unwrap_or(sd_notify::NotifyState::Status("reloading")),
+        ]);
+        if let Err(e) = self.logging.reopen() {
+            eprintln!("srtpd: SIGHUP: cannot reopen the log file: {e}");
+        }
+        match (&self.config_file, self.level_given) {
+            (Some(path), false) => match Config::from_file(path) {
+                Ok(c) => match self.logging.set_level(&c.log.level) {
+                    Ok(true) => {
+                        tracing::info!(level = %c.log.level, "SIGHUP: log reopened, level set")
+                    }
+                    Ok(false) => tracing::info!("SIGHUP: log reopened (RUST_LOG sets the level)"),
+                    Err(e) => tracing::warn!("SIGHUP: log level not changed: {e}"),
+                },
+                Err(e) => tracing::warn!("SIGHUP: log reopened; configuration not read again: {e}"),
+            },
+            _ => tracing::info!("SIGHUP: log reopened"),
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    }
 }
 
 /// Raises the soft limit on open files to the hard one: each call holds a few sockets, and
@@ -114,21 +173,7 @@ fn raise_open_file_limit() {
     }
 }
 
-fn init_logging(config: &Config) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, reload: Reload) -> ExitCode {
     let path = config.socket_path();
     let group = Some(config.control.socket_group.as_str()).filter(|g| !g.is_empty());
     let listener = match bind_control_socket(&path, group) {
@@ -176,13 +221,19 @@ async fn run(config: Config) -> ExitCode {
         }
     }
     let server = tokio::spawn(serve(daemon.clone(), listener));
+    // Ready: the control socket answers and the workers run (systemd Type=notify).
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut shutdown = daemon.shutdown_requested();
     let signal = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = tokio::signal::ctrl_c() => "SIGINT",
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        loop {
+            tokio::select! {
+                _ = term.recv() => return "SIGTERM",
+                _ = tokio::signal::ctrl_c() => return "SIGINT",
+                _ = hup.recv() => reload.hup(),
+            }
         }
     };
     tokio::select! {
@@ -192,6 +243,7 @@ async fn run(config: Config) -> ExitCode {
         }
         _ = shutdown.wait_for(|&s| s) => tracing::info!("shutdown requested over the control socket"),
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     daemon.stop("shutdown").await;
     // The server returns once every connection delivered what it had queued (the final
     // call.ended events among it), or after SHUTDOWN_GRACE.
