@@ -239,12 +239,24 @@ impl Client {
         self.writer.write_all(bytes).unwrap();
     }
 
-    /// Reads one line (a response or a notification).
+    /// Reads one line (a response or a notification); notifications and errors are checked
+    /// against the contract (docs/srtpd.openrpc.json).
     pub fn read_line(&mut self) -> Option<Value> {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) | Err(_) => None,
-            Ok(_) => Some(serde_json::from_str(&line).expect("srtpd writes JSON lines")),
+            Ok(_) => {
+                let v: Value = serde_json::from_str(&line).expect("srtpd writes JSON lines");
+                assert_eq!(v["jsonrpc"], "2.0", "{line}");
+                if v.get("method").is_some() {
+                    assert_eq!(v["method"], "event", "{line}");
+                    assert!(v.get("id").is_none(), "a notification has no id: {line}");
+                    super::contract::check_event(&v["params"]);
+                } else if let Some(e) = v.get("error") {
+                    super::contract::check_error(e);
+                }
+                Some(v)
+            }
         }
     }
 
@@ -267,6 +279,8 @@ impl Client {
                     e["message"].as_str().unwrap().to_owned(),
                 ));
             }
+            // Accepted: the request and its result are what the contract says.
+            super::contract::check_exchange(method, &params, &v["result"]);
             return Ok(v["result"].clone());
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod bot;
+pub mod contract;
 pub mod daemon;
 pub mod peer;
 pub mod tone;
