@@ -25,6 +25,9 @@ struct Cli {
     /// Print the raw JSON result instead of readable text.
     #[arg(long, global = true)]
     json: bool,
+    /// Wait up to SECS for the daemon to answer (for scripts that have just started it).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 0.0)]
+    wait: f64,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -444,13 +447,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// Connects to the daemon, saying which socket was tried and how to name another.
-fn connect(given: Option<&std::path::Path>) -> Result<ControlClient, String> {
+/// Connects to the daemon (trying again for up to `wait`), saying which socket was tried
+/// and how to name another.
+fn connect(given: Option<&std::path::Path>, wait: Duration) -> Result<ControlClient, String> {
     let path = given.map_or_else(
         || srtpd::config::Config::default().socket_path(),
         std::path::Path::to_path_buf,
     );
-    ControlClient::connect(&path).map_err(|e| {
+    let deadline = Instant::now() + wait;
+    let mut attempt = ControlClient::connect(&path);
+    while attempt.is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        attempt = ControlClient::connect(&path);
+    }
+    attempt.map_err(|e| {
         let from = if given.is_some() {
             "given by --socket or $SRTPD_SOCKET"
         } else {
@@ -469,7 +479,9 @@ fn run(cli: Cli) -> Result<(), Stop> {
             .run(Cli::command())
             .map_err(|e| Stop::Failed(e.to_string()));
     }
-    let mut conn = connect(cli.socket.as_deref())?;
+    let wait = Duration::try_from_secs_f64(cli.wait)
+        .map_err(|_| format!("--wait {}: a number of seconds is needed", cli.wait))?;
+    let mut conn = connect(cli.socket.as_deref(), wait)?;
     let (method, params) = match &cli.command {
         Cmd::Start(a) => ("call.start", start_params(a)?),
         Cmd::Stanza {
