@@ -27,10 +27,21 @@ fn ok(daemon: &TestDaemon, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `srtpctl --json ARGS`'s result, checked against the contract (docs/srtpd.openrpc.json)
+/// as the result of the method the subcommand calls.
 fn json(daemon: &TestDaemon, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    serde_json::from_str(&ok(daemon, &all)).expect("--json prints JSON")
+    let result: Value = serde_json::from_str(&ok(daemon, &all)).expect("--json prints JSON");
+    let method = match args[0] {
+        "call" => args[1],
+        "status" => "daemon.status",
+        "shutdown" => "daemon.shutdown",
+        "list" => "call.list",
+        sub => &format!("call.{sub}"),
+    };
+    common::contract::check_result(method, &result);
+    result
 }
 
 /// `srtpctl start` for an SDES call on loopback with audio and a video track, plus `extra`.

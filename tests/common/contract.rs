@@ -101,7 +101,12 @@ pub fn check_exchange(name: &str, params: &Value, result: &Value) {
         params.clone()
     };
     check(&m.params, &format!("{name}'s params"), &params);
-    let validator = m
+    check_result(name, result);
+}
+
+/// A result of `name`, whatever its request was (srtpctl's, say).
+pub fn check_result(name: &str, result: &Value) {
+    let validator = method(name)
         .result
         .as_ref()
         .unwrap_or_else(|| panic!("{name} has no result"));
