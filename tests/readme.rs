@@ -63,6 +63,8 @@ fn every_shell_block_of_the_readme_runs() {
         .args(["--noprofile", "--norc", "readme.sh"])
         .current_dir(sandbox.path())
         .env_remove("SRTPD_SOCKET")
+        // As a reader's shell: the release binaries go to the checkout's target/.
+        .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

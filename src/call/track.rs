@@ -278,8 +278,9 @@ mod tests {
         p
     }
 
-    #[test]
-    fn the_source_resumes_after_the_silence_sent_while_muted_even_when_it_ran_ahead() {
+    /// An Opus track at 48 kHz, 20 ms packets, sending as SSRC 9 from sequence 100 and
+    /// timestamp 5000.
+    fn opus_track() -> OutboundTrack {
         let params = TrackParams {
             payload_type: 111,
             clock_rate: 48000,
@@ -287,7 +288,12 @@ mod tests {
             dtmf_payload_type: None,
             codec: Some(CodecKind::Opus),
         };
-        let mut t = OutboundTrack::new(params, Ssrc(9), SeqNo(100), 5000);
+        OutboundTrack::new(params, Ssrc(9), SeqNo(100), 5000)
+    }
+
+    #[test]
+    fn the_source_resumes_after_the_silence_sent_while_muted_even_when_it_ran_ahead() {
+        let mut t = opus_track();
         let mut buf = [0u8; 64];
         let send = |t: &mut OutboundTrack, i: u32| {
             let mut p = packet(7000 + i as u16, 1000 + i * 960);
@@ -327,14 +333,7 @@ mod tests {
 
     #[test]
     fn gating_keeps_sequence_gap_free_and_timestamps_on_the_clock() {
-        let params = TrackParams {
-            payload_type: 111,
-            clock_rate: 48000,
-            ptime_ms: 20,
-            dtmf_payload_type: None,
-            codec: Some(CodecKind::Opus),
-        };
-        let mut t = OutboundTrack::new(params, Ssrc(9), SeqNo(100), 5000);
+        let mut t = opus_track();
         let mut sent = vec![];
         for i in 0..10u32 {
             t.set_gated((3..6).contains(&i));
