@@ -436,6 +436,19 @@ fn emit(text: &str) -> Result<(), Stop> {
     }
 }
 
+/// Whether standard output is a pipe or socket whose reader has gone (`srtpctl events |
+/// head -1` after the first line), found without writing to it.
+fn output_closed() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes only the one pollfd given, and waits not at all.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -599,7 +612,11 @@ fn follow_events(conn: &mut ControlClient, count: Option<usize>, raw: bool) -> R
     conn.call("events.subscribe", json!({}))?;
     let mut seen = 0;
     while count.is_none_or(|c| seen < c) {
-        let Some(e) = conn.next_event(None)? else {
+        // Quiet stretches are looked through once a second for a reader that went away.
+        let Some(e) = conn.next_event(Some(Duration::from_secs(1)))? else {
+            if output_closed() {
+                return Err(Stop::OutputClosed);
+            }
             continue;
         };
         if raw {
