@@ -78,6 +78,15 @@ export function sdes(profile: string, tx: string, rx: string): { [k: string]: Js
   return { scheme: "sdes", profile, tx, rx };
 }
 
+/** Sees every message: `("send", request)` and `("recv", message)`; for logging the
+ * protocol, or checking it against docs/srtpd.openrpc.json. */
+export type Trace = (direction: "send" | "recv", message: { [k: string]: Json }) => void;
+
+/** Options of `SrtpdClient.connect`. */
+export interface ConnectOptions {
+  trace?: Trace;
+}
+
 interface Pending {
   resolve: (v: Json) => void;
   reject: (e: Error) => void;
@@ -93,7 +102,10 @@ export class SrtpdClient {
   private closed: Error | null = null;
   private buffered = "";
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly trace?: Trace,
+  ) {
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => this.onData(chunk));
     socket.on("error", (e) => this.finish(new ConnectionClosed(`srtpd connection: ${e.message}`)));
@@ -101,12 +113,12 @@ export class SrtpdClient {
   }
 
   /** Connects to srtpd's control socket (default: `defaultSocket()`). */
-  static connect(socketPath: string = defaultSocket()): Promise<SrtpdClient> {
+  static connect(socketPath: string = defaultSocket(), options: ConnectOptions = {}): Promise<SrtpdClient> {
     return new Promise((resolve, reject) => {
       const socket = net.createConnection({ path: socketPath });
       socket.once("connect", () => {
         socket.removeAllListeners("error");
-        resolve(new SrtpdClient(socket));
+        resolve(new SrtpdClient(socket, options.trace));
       });
       socket.once("error", (e: NodeJS.ErrnoException) =>
         reject(
@@ -135,6 +147,7 @@ export class SrtpdClient {
   }
 
   private onMessage(msg: { [k: string]: Json }): void {
+    this.trace?.("recv", msg);
     if (msg["method"] === "event") {
       this.pushEvent(msg["params"] as unknown as SrtpdEvent);
       return;
@@ -185,7 +198,9 @@ export class SrtpdClient {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.socket.write(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n");
+      const request = { jsonrpc: "2.0", id, method, params };
+      this.trace?.("send", JSON.parse(JSON.stringify(request)) as { [k: string]: Json });
+      this.socket.write(JSON.stringify(request) + "\n");
     });
   }
 

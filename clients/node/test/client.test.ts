@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 import { BinaryNode, ErrorCode, SrtpdClient, SrtpdError, forwardCallNode, sdes, toSrtpdNode } from "../src/index.js";
+import { ContractChecker } from "./contract.js";
 import { Daemon } from "./daemon.js";
 
 const KEY_A = Buffer.alloc(30, 1).toString("base64");
@@ -14,15 +15,28 @@ const KEY_B = Buffer.alloc(30, 2).toString("base64");
 const AUDIO = { payload_type: 111, clock_rate: 48000 };
 
 let daemon: Daemon;
+/** Every message the tests exchange is checked against docs/srtpd.openrpc.json. */
+const contract = new ContractChecker();
+const traced = { trace: contract.trace };
 before(async () => {
   daemon = await Daemon.start();
 });
 after(async () => {
   await daemon.stop();
+  assert.deepEqual(contract.problems, []);
+  assert.ok(contract.checked >= 100, `${contract.checked} messages checked`);
+});
+
+test("the contract checker catches a departure", () => {
+  const c = new ContractChecker();
+  c.trace("send", { jsonrpc: "2.0", id: 1, method: "daemon.status", params: {} });
+  c.trace("recv", { jsonrpc: "2.0", id: 1, result: { version: 1 } });
+  c.trace("recv", { jsonrpc: "2.0", method: "event", params: { event: "call.dtmf", call_id: "x", digit: "Z" } });
+  assert.equal(c.problems.length, 2, c.problems.join("\n"));
 });
 
 test("status, and errors that carry their JSON-RPC code", async () => {
-  const srtpd = await SrtpdClient.connect(daemon.socket);
+  const srtpd = await SrtpdClient.connect(daemon.socket, traced);
   const status = (await srtpd.status()) as { calls: number; version: string };
   assert.equal(status.calls, 0);
   await assert.rejects(srtpd.stats("nope"), (e: unknown) => {
@@ -41,7 +55,7 @@ test("status, and errors that carry their JSON-RPC code", async () => {
 });
 
 test("a request's events are queued before its answer", async () => {
-  const srtpd = await SrtpdClient.connect(daemon.socket);
+  const srtpd = await SrtpdClient.connect(daemon.socket, traced);
   await srtpd.subscribe();
   for (let i = 0; i < 20; i++) {
     const id = `order-${i}`;
@@ -74,7 +88,7 @@ test("Baileys nodes are forwarded with their bytes as base64", async () => {
       },
     ],
   };
-  const srtpd = await SrtpdClient.connect(daemon.socket);
+  const srtpd = await SrtpdClient.connect(daemon.socket, traced);
   const done = (await forwardCallNode(srtpd, offer, {
     self: "222222222222222:3@lid",
     callKey: Buffer.alloc(32, 7).toString("base64"),
@@ -101,7 +115,7 @@ test("the example forwards a recorded offer, accept, mute and terminate", async 
 
 test("the events end when srtpd shuts down", async () => {
   const own = await Daemon.start();
-  const srtpd = await SrtpdClient.connect(own.socket);
+  const srtpd = await SrtpdClient.connect(own.socket, traced);
   await srtpd.subscribe();
   await srtpd.start("last-1", { keying: sdes("AES_CM_128_HMAC_SHA1_80", KEY_A, KEY_B), audio: AUDIO });
   await srtpd.shutdown();

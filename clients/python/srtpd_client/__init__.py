@@ -23,7 +23,7 @@ import itertools
 import json
 import os
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Type, Union
+from typing import Any, AsyncIterator, Callable, Dict, List, Mapping, Optional, Type, Union
 
 __all__ = [
     "Client",
@@ -47,6 +47,9 @@ __all__ = [
 
 Json = Any
 Event = Dict[str, Any]
+#: Called with ("send", request) for every request and ("recv", message) for every line
+#: srtpd sends: for logging the protocol, or checking it against docs/srtpd.openrpc.json.
+Trace = Callable[[str, Dict[str, Any]], None]
 
 #: Events kept for a reader that does not keep up; beyond it they are dropped and the next
 #: event the reader gets is ``{"event": "events.lost", "count": n}``, as srtpd itself does.
@@ -164,7 +167,9 @@ class Client:
     """One connection to srtpd. Make it with :meth:`connect`; close it with :meth:`close`
     (or ``async with``)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 trace: Optional[Trace] = None) -> None:
+        self._trace = trace
         self._reader = reader
         self._writer = writer
         self._ids = itertools.count(1)
@@ -176,8 +181,10 @@ class Client:
         self._task = asyncio.ensure_future(self._read())
 
     @classmethod
-    async def connect(cls, path: Union[str, Path, None] = None) -> "Client":
-        """Connects to srtpd's control socket (default: :func:`default_socket`)."""
+    async def connect(cls, path: Union[str, Path, None] = None,
+                      trace: Optional[Trace] = None) -> "Client":
+        """Connects to srtpd's control socket (default: :func:`default_socket`); ``trace``
+        sees every message both ways."""
         where = Path(path) if path is not None else default_socket()
         try:
             reader, writer = await asyncio.open_unix_connection(str(where), limit=MAX_LINE)
@@ -186,7 +193,7 @@ class Client:
                 f"cannot connect to srtpd at {where}: {e.strerror or e}; is srtpd running? "
                 "Pass its socket path, or set $SRTPD_SOCKET"
             ) from e
-        return cls(reader, writer)
+        return cls(reader, writer, trace)
 
     async def __aenter__(self) -> "Client":
         return self
@@ -236,6 +243,8 @@ class Client:
                 if not line:
                     break
                 msg = json.loads(line)
+                if self._trace is not None:
+                    self._trace("recv", msg)
                 if msg.get("method") == "event":
                     self._push_event(msg.get("params", {}))
                     continue
@@ -262,10 +271,11 @@ class Client:
         request_id = next(self._ids)
         fut: asyncio.Future[Json] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = fut
-        line = json.dumps(
-            {"jsonrpc": "2.0", "id": request_id, "method": method, "params": dict(params or {})}
-        )
-        self._writer.write(line.encode() + b"\n")
+        request = {"jsonrpc": "2.0", "id": request_id, "method": method,
+                   "params": dict(params or {})}
+        if self._trace is not None:
+            self._trace("send", request)
+        self._writer.write(json.dumps(request).encode() + b"\n")
         await self._writer.drain()
         return await fut
 

@@ -23,6 +23,7 @@ from srtpd_client import (  # noqa: E402
     candidate,
     sdes,
 )
+from contract import ContractChecker  # noqa: E402
 from daemon import ROOT, Daemon, free_udp_port  # noqa: E402
 
 PROFILE = "AES_CM_128_HMAC_SHA1_80"
@@ -33,14 +34,33 @@ def key(byte: int) -> str:
 
 
 class ClientTest(unittest.IsolatedAsyncioTestCase):
+    """Every message each test exchanges is checked against docs/srtpd.openrpc.json."""
+
     def setUp(self) -> None:
         self.daemon = Daemon()
+        self.contract = ContractChecker()
 
     def tearDown(self) -> None:
         self.daemon.stop()
+        self.assertEqual(self.contract.problems, [])
+
+    async def connect(self, path: Path) -> Client:
+        return await Client.connect(path, trace=self.contract)
+
+    async def test_the_contract_checker_catches_a_departure(self) -> None:
+        checker = ContractChecker()
+        checker("send", {"id": 1, "method": "daemon.status", "params": {}})
+        checker("recv", {"jsonrpc": "2.0", "id": 1, "result": {"version": 1}})
+        checker("recv", {"jsonrpc": "2.0", "method": "event", "params": {"event": "call.dtmf", "call_id": "x", "digit": "Z"}})
+        self.assertTrue(any(p.startswith("daemon.status's result") for p in checker.problems))
+        self.assertTrue(any(p.startswith("an event") for p in checker.problems))
+        fine = ContractChecker()
+        fine("send", {"id": 2, "method": "call.mute", "params": {"call_id": "c", "media": "audio", "muted": True}})
+        fine("recv", {"jsonrpc": "2.0", "id": 2, "result": {"call_id": "c", "media": "audio", "muted": True}})
+        self.assertEqual((fine.problems, fine.checked), ([], 2))
 
     async def test_status_and_errors_with_their_codes(self) -> None:
-        async with await Client.connect(self.daemon.socket) as srtpd:
+        async with await self.connect(self.daemon.socket) as srtpd:
             status = await srtpd.status()
             self.assertEqual(status["calls"], 0)
             self.assertTrue(status["version"])
@@ -61,7 +81,7 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(await srtpd.list_calls(), [])
 
     async def test_a_requests_events_are_queued_before_its_answer(self) -> None:
-        async with await Client.connect(self.daemon.socket) as srtpd:
+        async with await self.connect(self.daemon.socket) as srtpd:
             self.assertEqual(await srtpd.subscribe(), {"subscribed": True})
             for i in range(20):
                 call_id = f"order-{i}"
@@ -78,13 +98,15 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
                 ended = await srtpd.next_event("call.ended", timeout=0.001)
                 self.assertEqual((ended["call_id"], ended["reason"]), (call_id, "hangup"))
                 self.assertEqual(ended["stats"], final)
+            # 20 starts and terminates, their results and events: all as the contract says.
+            self.assertGreaterEqual(self.contract.checked, 20 * 6)
 
     async def test_two_daemons_carry_a_clip_both_ways_of_the_api(self) -> None:
         peer = Daemon()
         try:
             here = tempfile.TemporaryDirectory()
             recording = Path(here.name) / "heard.wav"
-            a, b = await Client.connect(self.daemon.socket), await Client.connect(peer.socket)
+            a, b = await self.connect(self.daemon.socket), await self.connect(peer.socket)
             await a.subscribe()
             pa, pb = free_udp_port(), free_udp_port()
             for client, me, other, tx, rx in ((a, pa, pb, 1, 2), (b, pb, pa, 2, 1)):
@@ -115,7 +137,7 @@ class ClientTest(unittest.IsolatedAsyncioTestCase):
             peer.stop()
 
     async def test_events_end_when_srtpd_shuts_down(self) -> None:
-        srtpd = await Client.connect(self.daemon.socket)
+        srtpd = await self.connect(self.daemon.socket)
         await srtpd.subscribe()
         await srtpd.start(
             "last-1", keying=sdes(PROFILE, key(1), key(2)),

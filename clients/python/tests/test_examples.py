@@ -16,6 +16,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from srtpd_client import Client, candidate, sdes  # noqa: E402
+from contract import ContractChecker  # noqa: E402
 from daemon import ROOT, Daemon, free_udp_port  # noqa: E402
 
 
@@ -41,8 +42,9 @@ class EchoBotTest(unittest.IsolatedAsyncioTestCase):
         out = tempfile.TemporaryDirectory()
         try:
             self.assertIn("waiting for calls", await asyncio.to_thread(bot.stdout.readline))
-            a = await Client.connect(bot_side.socket)
-            b = await Client.connect(caller.socket)
+            contract = ContractChecker()
+            a = await Client.connect(bot_side.socket, trace=contract)
+            b = await Client.connect(caller.socket, trace=contract)
             await b.subscribe()
             pa, pb = free_udp_port(), free_udp_port()
             for client, me, other, tx, rx in ((a, pa, pb, 1, 2), (b, pb, pa, 2, 1)):
@@ -69,6 +71,7 @@ class EchoBotTest(unittest.IsolatedAsyncioTestCase):
             self.assertGreater(loud, 4 * 48000, "the clip's tones came back")
             await a.close()
             await b.close()
+            self.assertEqual(contract.problems, [])
         finally:
             bot.terminate()
             bot.wait(10)
