@@ -24,18 +24,22 @@ pub struct MediaTotals {
     pub dropped_other: u64,
 }
 
-impl MediaTotals {
-    fn add(&mut self, t: &TrackStats) {
-        self.sent_packets += t.sent.packets;
-        self.sent_bytes += t.sent.bytes;
-        self.received_packets += t.received.packets;
-        self.received_bytes += t.received.bytes;
-        self.lost += t.received.lost;
-        self.dropped_auth += t.dropped.auth;
-        self.dropped_replay += t.dropped.replay;
-        self.dropped_other += t.dropped.other;
+impl From<&TrackStats> for MediaTotals {
+    fn from(t: &TrackStats) -> Self {
+        MediaTotals {
+            sent_packets: t.sent.packets,
+            sent_bytes: t.sent.bytes,
+            received_packets: t.received.packets,
+            received_bytes: t.received.bytes,
+            lost: t.received.lost,
+            dropped_auth: t.dropped.auth,
+            dropped_replay: t.dropped.replay,
+            dropped_other: t.dropped.other,
+        }
     }
+}
 
+impl MediaTotals {
     fn merge(&mut self, o: &MediaTotals) {
         self.sent_packets += o.sent_packets;
         self.sent_bytes += o.sent_bytes;
@@ -55,26 +59,22 @@ pub struct TrafficTotals {
     pub audio: MediaTotals,
     /// Video tracks.
     pub video: MediaTotals,
-    /// Datagrams the kernel refused to send.
-    pub send_errors: u64,
 }
 
 impl TrafficTotals {
     /// Adds one call's statistics.
     pub fn add(&mut self, s: &CallStats) {
         if let Some(a) = &s.audio {
-            self.audio.add(a);
+            self.audio.merge(&a.into());
         }
         if let Some(v) = &s.video {
-            self.video.add(v);
+            self.video.merge(&v.into());
         }
-        self.send_errors += s.send_errors;
     }
 
     /// Adds another set of totals (another worker's).
     pub fn merge(&mut self, o: &TrafficTotals) {
         self.audio.merge(&o.audio);
         self.video.merge(&o.video);
-        self.send_errors += o.send_errors;
     }
 }
