@@ -201,3 +201,36 @@ fn the_counters_match_call_stats_and_outlive_the_calls(layout: Layout) {
     assert!(get(ma, "/").0.contains("404"));
 }
 }
+
+#[test]
+fn the_endpoint_answers_one_request_a_connection_and_only_get_metrics() {
+    let port = free_port("127.0.0.1");
+    let daemon = TestDaemon::start_with(
+        common::daemon::Layout::PerCall,
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Two requests on one keep-alive connection: one answer, then the server closes, so
+    // idle connections cannot hold the endpoint's few slots.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let one = "GET /metrics HTTP/1.1\r\nHost: srtpd\r\n\r\n";
+    write!(s, "{one}{one}").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .expect("the server closes the connection");
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 1, "{text}");
+    assert!(text.contains("srtpd_calls 0"), "{text}");
+    // Anything but GET (or HEAD) /metrics is refused.
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /metrics HTTP/1.1\r\nHost: srtpd\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 405"), "{text}");
+    assert!(get(addr, "/other").0.contains("404"));
+    drop(daemon);
+}

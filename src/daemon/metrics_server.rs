@@ -1,6 +1,8 @@
 //! The metrics endpoint: HTTP/1.1 `GET /metrics` (hyper) on the control runtime, serving
 //! [`Daemon::metrics_text`]. Bounded like everything reachable from outside: a cap on
-//! connections, a time by which a request's head must arrive, and one answer per request.
+//! connections, a time by which a request's head must arrive, one request per connection
+//! (no keep-alive, so idle connections cannot hold the slots), and a time by which a
+//! connection is done.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,6 +23,8 @@ use super::metrics::CONTENT_TYPE as METRICS_TYPE;
 const MAX_CONNECTIONS: usize = 16;
 /// How long a request's head may take to arrive.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection may last, a slow reader of the answer included.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `/metrics` on `listener` until the daemon shuts down.
 pub async fn serve_metrics(daemon: Arc<Daemon>, listener: TcpListener) {
@@ -52,9 +56,14 @@ pub async fn serve_metrics(daemon: Arc<Daemon>, listener: TcpListener) {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
+                .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!("metrics endpoint: connection ended: {e}");
+            match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!("metrics endpoint: connection ended: {e}"),
+                Err(_) => tracing::debug!(
+                    "metrics endpoint: connection closed after {CONNECTION_TIMEOUT:?}"
+                ),
             }
             drop(permit);
         });
