@@ -116,7 +116,7 @@ fn main() -> ExitCode {
         config_file: cli.config,
         level_given,
     };
-    runtime.block_on(run(config, reload))
+    runtime.block_on(run(config, std::sync::Arc::new(reload)))
 }
 
 /// What SIGHUP does: reopen the log file, and take the configuration file's log level again.
@@ -173,7 +173,7 @@ fn raise_open_file_limit() {
     }
 }
 
-async fn run(config: Config, reload: Reload) -> ExitCode {
+async fn run(config: Config, reload: std::sync::Arc<Reload>) -> ExitCode {
     let path = config.socket_path();
     let group = Some(config.control.socket_group.as_str()).filter(|g| !g.is_empty());
     let listener = match bind_control_socket(&path, group) {
@@ -232,7 +232,12 @@ async fn run(config: Config, reload: Reload) -> ExitCode {
             tokio::select! {
                 _ = term.recv() => return "SIGTERM",
                 _ = tokio::signal::ctrl_c() => return "SIGINT",
-                _ = hup.recv() => reload.hup(),
+                _ = hup.recv() => {
+                    // Files are opened and read on a blocking thread, never on the control
+                    // runtime, and a slow one does not hold SIGTERM up.
+                    let reload = reload.clone();
+                    tokio::task::spawn_blocking(move || reload.hup());
+                }
             }
         }
     };
