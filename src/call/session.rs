@@ -25,6 +25,17 @@ pub struct Candidate {
     pub priority: u32,
 }
 
+impl Candidate {
+    /// Where media goes first: the highest priority, the earliest of equals.
+    pub fn preferred(candidates: &[Candidate]) -> Option<SocketAddr> {
+        candidates
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| (c.priority, std::cmp::Reverse(*i)))
+            .map(|(_, c)| c.addr)
+    }
+}
+
 /// The timers of a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallTimers {
@@ -294,12 +305,7 @@ impl CallSession {
                 dtmf_out: None,
             })
         };
-        let remote = setup
-            .candidates
-            .iter()
-            .enumerate()
-            .max_by_key(|(i, c)| (c.priority, std::cmp::Reverse(*i)))
-            .map(|(_, c)| c.addr);
+        let remote = Candidate::preferred(&setup.candidates);
         let checks = setup
             .candidates
             .iter()
@@ -397,11 +403,7 @@ impl CallSession {
             self.checks_until = now + self.timers.check_timeout;
         }
         if self.state != CallState::Connected {
-            let best = candidates
-                .iter()
-                .enumerate()
-                .max_by_key(|(i, c)| (c.priority, std::cmp::Reverse(*i)))
-                .map(|(_, c)| c.addr);
+            let best = Candidate::preferred(candidates);
             if let Some(best) = best {
                 self.remote = Some(best);
                 self.state = CallState::Checking;

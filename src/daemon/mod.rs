@@ -32,9 +32,9 @@ use self::files::Files;
 use self::registry::{CallRecord, Registry};
 use self::setup::{SinkPlan, SourcePlan, TrackPlan};
 use crate::call::{
-    CallNo, CallSpec, CallState, CallStats, ClipSource, Endpoint, EndpointError, EndpointLimits,
-    Event, FileWrite, MediaKind, OwnSockets, Recording, RecordingFormat, RemotePolicy, TrackParams,
-    TrackPorts,
+    CallNo, CallSpec, CallState, CallStats, Candidate, ClipSource, Endpoint, EndpointError,
+    EndpointLimits, Event, FileWrite, MediaKind, OwnSockets, Recording, RecordingFormat,
+    RemotePolicy, TrackParams, TrackPorts,
 };
 use crate::config::{Config, Layout};
 use crate::media::AudioClip;
@@ -252,12 +252,7 @@ impl Daemon {
             sink: s.sink,
             recording,
         };
-        let preferred = plan
-            .setup
-            .candidates
-            .iter()
-            .max_by_key(|c| c.priority)
-            .map(|c| c.addr);
+        let preferred = Candidate::preferred(&plan.setup.candidates);
         let local = placement::reachable_local(placement.local, preferred);
         let started = Started {
             call_id: p.call_id.clone(),
