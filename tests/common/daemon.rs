@@ -180,6 +180,23 @@ impl TestDaemon {
         std::fs::read_to_string(self.dir.path().join("srtpd.log")).unwrap_or_default()
     }
 
+    /// The log once it holds `needle`, waiting up to `within`: srtpd writes its log lines
+    /// from a thread of their own, a moment after what they tell.
+    pub fn wait_log(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} not logged within {within:?}: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
