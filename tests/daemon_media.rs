@@ -484,3 +484,31 @@ fn recordings_decode_in_ffmpeg_with_the_clip_duration(layout: Layout) {
     assert!(ffprobe_duration(&killed) >= 0.5);
 }
 }
+
+in_both_layouts! {
+fn the_workers_sleep_once_their_calls_ended(layout: Layout) {
+    for io in ["epoll", "io_uring"] {
+        let daemon = TestDaemon::start_with(layout, &format!("io = \"{io}\"\n"));
+        let mut client = daemon.client();
+        let mut peer = peer();
+        start(
+            &mut client,
+            &peer,
+            json!({"payload_type": 111, "clock_rate": 48000, "source": {"kind": "silence"}}),
+        );
+        peer.pump(Duration::from_millis(300), usize::MAX);
+        assert!(!peer.seen.rtp.is_empty(), "{io}: the call ran");
+        client.ok("call.terminate", json!({"call_id": CALL}));
+        // With no call, a worker has no deadline: it sleeps until a message or a datagram.
+        // (A worker that kept an ended call's deadline polled without waiting, a core each.)
+        std::thread::sleep(Duration::from_millis(200));
+        let before = daemon.worker_cpu();
+        std::thread::sleep(Duration::from_millis(1500));
+        let used = daemon.worker_cpu() - before;
+        assert!(
+            used <= Duration::from_millis(50),
+            "{io}: idle workers used {used:?} of CPU in 1.5 s"
+        );
+    }
+}
+}

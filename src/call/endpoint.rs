@@ -1465,16 +1465,22 @@ impl Endpoint {
         let mut ran = 0;
         let limit = self.by_no.len();
         while let Some(&Reverse((t, slot, generation))) = self.timers.peek() {
-            if t > now || !self.out.has_room() || ran >= limit {
+            if t > now || !self.out.has_room() {
                 break;
             }
-            self.timers.pop();
             let live = self.calls[slot]
                 .as_ref()
                 .is_some_and(|e| e.timer.is_some_and(|(g, _)| g == generation));
             if !live {
-                continue; // superseded, or its call ended
+                // Superseded, or its call ended: gone whatever the limit, or it would stay
+                // due for ever (with no call left, the limit is 0).
+                self.timers.pop();
+                continue;
             }
+            if ran >= limit {
+                break;
+            }
+            self.timers.pop();
             ran += 1;
             self.calls[slot].as_mut().expect("a call").timer = None;
             self.calls[slot]
@@ -2570,6 +2576,31 @@ mod tests {
         assert!(sent_on(
             deliver(&mut ep, MEDIA, addr(5000), &peer.packet(), t0).0
         ));
+    }
+
+    #[test]
+    fn the_deadlines_of_ended_calls_go_with_them() {
+        let t0 = Instant::now();
+        for remaining in [0u8, 1] {
+            let mut ep = Endpoint::default();
+            for i in 0..=remaining {
+                add(&mut ep, i, SocketId(20 + u32::from(i)), &[addr(5000)], t0);
+            }
+            let due = ep.poll_timeout().expect("a running call has a deadline");
+            ep.remove_call(CallNo(0), "done".into()).unwrap();
+            // Once past the ended call's deadline, nothing is due now: a driver waiting
+            // for the next deadline sleeps (it spun while an ended call's stayed due).
+            let later = due + Duration::from_secs(1);
+            ep.handle_timeout(later);
+            ep.clear_outgoing();
+            if remaining == 0 {
+                assert_eq!(ep.poll_timeout(), None);
+            } else {
+                ep.handle_timeout(later);
+                ep.clear_outgoing();
+                assert!(ep.poll_timeout().is_some_and(|t| t > later));
+            }
+        }
     }
 
     #[test]

@@ -201,6 +201,36 @@ impl TestDaemon {
         self.child.id()
     }
 
+    /// CPU time the media workers (threads `srtpd-worker-*`) have used so far, from
+    /// `/proc/PID/task/*/stat` (user + system).
+    pub fn worker_cpu(&self) -> Duration {
+        let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let mut ticks = 0;
+        let tasks =
+            std::fs::read_dir(format!("/proc/{}/task", self.pid())).expect("the daemon's threads");
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("srtpd-worker") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // Fields after the command (which ends at the last ')'): utime is the 14th of
+            // the line, stime the 15th.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace()
+                .collect();
+            for i in [11, 12] {
+                ticks += fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        Duration::from_millis(ticks * 1000 / ticks_per_s)
+    }
+
     /// Waits for the process to exit by itself.
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + within;
