@@ -250,6 +250,57 @@ fn the_silence_source_sends_silence_at_the_packet_time_with_the_given_ssrc(layou
 }
 
 in_both_layouts! {
+fn silence_goes_on_after_a_played_clip(layout: Layout) {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.opus");
+    let packets = write_clip(&clip, 10);
+    let daemon = TestDaemon::start(layout);
+    let mut client = daemon.client();
+    client.ok("events.subscribe", json!({}));
+    let mut peer = peer();
+    start(
+        &mut client,
+        &peer,
+        json!({"payload_type": 111, "clock_rate": 48000, "source": {"kind": "silence"}}),
+    );
+    peer.pump(Duration::from_millis(200), usize::MAX);
+    client.ok("call.play", json!({"call_id": CALL, "path": clip}));
+    client
+        .wait_event("track.source_ended", Some(CALL), Duration::from_secs(3))
+        .expect("the clip ended");
+    peer.pump(Duration::from_millis(500), usize::MAX);
+    let silence = srtpd::call::OPUS_SILENCE.as_slice();
+    let kinds: Vec<char> = peer
+        .seen
+        .rtp
+        .iter()
+        .map(|p| match &p[12..] {
+            s if s == silence => 's',
+            c if packets.iter().any(|p| p == c) => 'c',
+            _ => '?',
+        })
+        .collect();
+    let text: String = kinds.iter().collect();
+    // Silence, the whole clip, then silence again (it stopped for good before).
+    let clip_at = text.find('c').expect("the clip was played");
+    assert!(text[..clip_at].chars().all(|k| k == 's') && clip_at > 0, "{text}");
+    assert_eq!(&text[clip_at..clip_at + 10], "cccccccccc", "{text}");
+    let after = &text[clip_at + 10..];
+    assert!(after.len() >= 15 && after.chars().all(|k| k == 's'), "{text}");
+    // One stream: sequence numbers without a gap, timestamps a packet time apart.
+    let seqs: Vec<u16> = peer.seen.rtp.iter().map(|p| u16::from_be_bytes([p[2], p[3]])).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "{seqs:?}");
+    let ts: Vec<u32> = peer
+        .seen
+        .rtp
+        .iter()
+        .map(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]]))
+        .collect();
+    assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 960), "{ts:?}");
+}
+}
+
+in_both_layouts! {
 fn a_g711_track_sends_its_own_silence_and_records_as_wav_only(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let daemon = TestDaemon::start(layout);

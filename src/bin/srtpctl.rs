@@ -139,7 +139,7 @@ enum Cmd {
         #[arg(long)]
         count: Option<usize>,
     },
-    /// Play an Ogg Opus or WAV file to the peer, in place of the audio source (call.play).
+    /// Play an Ogg Opus or WAV file to the peer over the audio source, which goes on when the clip ends (call.play).
     Play {
         /// The call id.
         #[arg(long)]

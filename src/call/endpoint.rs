@@ -316,9 +316,24 @@ impl StreamKey {
 #[derive(Debug, Default)]
 struct TrackIo {
     rtp_source: Option<RtpSource>,
-    clip: Option<ClipSource>,
+    /// The track's own clip source (silence, a file), from the call's setup.
+    own_clip: Option<ClipSource>,
+    /// A clip played over the track's own source (`call.play`) until it ends; the own
+    /// source then goes on.
+    played: Option<ClipSource>,
     sink: Option<(SocketId, SocketAddr)>,
     recording: Option<Recording>,
+}
+
+impl TrackIo {
+    /// The clip that speaks now: a played one, else the track's own.
+    fn clip(&self) -> Option<&ClipSource> {
+        self.played.as_ref().or(self.own_clip.as_ref())
+    }
+
+    fn clip_mut(&mut self) -> Option<&mut ClipSource> {
+        self.played.as_mut().or(self.own_clip.as_mut())
+    }
 }
 
 struct Entry {
@@ -369,18 +384,32 @@ impl Entry {
         self.streams.is_empty() || self.session.timed_out()
     }
 
-    /// When the call's timers next need it: the session's and the clips'.
-    fn next_deadline(&self, now: Instant) -> Instant {
+    /// When the call's timers next need it: the session's and the clips' (not the audio
+    /// clip's while a bot speaks instead).
+    fn next_deadline(&self) -> Instant {
         let mut due = self.session.poll_timeout();
         if let Some(b) = &self.bridge {
             due = due.min(b.next_deadline());
         }
-        for io in [&self.audio, &self.video] {
-            if let Some(t) = io.clip.as_ref().and_then(|c| c.next_deadline(now)) {
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            if kind == MediaKind::Audio && self.bridge.is_some() {
+                continue;
+            }
+            if let Some(t) = self.io(kind).clip().and_then(ClipSource::next_deadline) {
                 due = due.min(t);
             }
         }
         due
+    }
+
+    /// Gives the track back to its own source after something spoke over it (a played clip,
+    /// a bot): its clip goes on from where it stopped, and the peer sees timestamps go on
+    /// from the last packet sent.
+    fn resume_own_source(&mut self, kind: MediaKind, now: Instant) {
+        if let Some(own) = self.io_mut(kind).own_clip.as_mut() {
+            own.resume(now);
+        }
+        self.session.switch_source(kind);
     }
 
     /// Hints to the CPU the state a datagram of this call reads, in two steps (see
@@ -628,7 +657,8 @@ impl Endpoint {
         }
         let io = |p: TrackPorts| TrackIo {
             rtp_source: p.rtp_source,
-            clip: p.clip,
+            own_clip: p.clip,
+            played: None,
             sink: p.sink,
             recording: p.recording,
         };
@@ -788,9 +818,9 @@ impl Endpoint {
         };
         if let Some(mut old) = std::mem::replace(&mut e.bridge, bridge) {
             old.stop();
-        }
-        if e.bridge.is_none() {
-            e.session.switch_source(MediaKind::Audio);
+            if e.bridge.is_none() {
+                e.resume_own_source(MediaKind::Audio, now);
+            }
         }
         self.schedule(slot, now);
         Ok(())
@@ -926,8 +956,8 @@ impl Endpoint {
         Ok(was_ringing)
     }
 
-    /// Plays `clip` as the track's source (its producer's packets are ignored until the clip
-    /// ends).
+    /// Plays `clip` over the track's own source (a producer's packets are ignored, and an own
+    /// clip waits, until the clip ends; then the own source goes on).
     pub fn play(
         &mut self,
         no: CallNo,
@@ -940,7 +970,7 @@ impl Endpoint {
         if !e.session.has_track(kind) {
             return Err(EndpointError::NoSuchTrack(kind));
         }
-        e.io_mut(kind).clip = Some(ClipSource::new(clip, looping));
+        e.io_mut(kind).played = Some(ClipSource::new(clip, looping));
         self.schedule(slot, now);
         Ok(())
     }
@@ -1418,7 +1448,7 @@ impl Endpoint {
             return Outcome::Unclaimed;
         }
         // A clip, or the bot of a bridged audio track, speaks instead.
-        if io.clip.is_some() || (kind == MediaKind::Audio && e.bridge.is_some()) {
+        if io.clip().is_some() || (kind == MediaKind::Audio && e.bridge.is_some()) {
             return Outcome::Done;
         }
         let tag_len = e.session.overhead();
@@ -1502,7 +1532,7 @@ impl Endpoint {
     fn schedule(&mut self, slot: Slot, now: Instant) {
         let e = self.calls[slot].as_mut().expect("a call");
         e.start_clips(now);
-        let due = e.next_deadline(now);
+        let due = e.next_deadline();
         if e.timer.is_none_or(|(_, t)| due < t) {
             self.next_timer += 1;
             e.timer = Some((self.next_timer, due));
@@ -1515,8 +1545,9 @@ impl Endpoint {
         let e = self.calls[slot].as_mut().expect("a call");
         e.start_clips(now);
         if kind == MediaKind::Audio && e.bridge.is_some() {
-            // The bot speaks instead: a clip has no turn (and no deadline to keep).
-            e.audio.clip = None;
+            // The bot speaks instead: a played clip has no turn, and the own source waits
+            // (and keeps no deadline) until the bot is detached.
+            e.audio.played = None;
             return;
         }
         let Some(clock) = e.session.clock_rate(kind) else {
@@ -1525,7 +1556,7 @@ impl Endpoint {
         let room = e.session.overhead();
         while self.out.has_room() {
             let e = self.calls[slot].as_mut().expect("a call");
-            let Some(clip) = e.io_mut(kind).clip.as_mut() else {
+            let Some(clip) = e.io_mut(kind).clip_mut() else {
                 return;
             };
             let start = self.out.used;
@@ -1539,12 +1570,17 @@ impl Endpoint {
                 }
                 ClipPoll::Idle => return,
                 ClipPoll::Ended => {
-                    e.io_mut(kind).clip = None;
                     self.events.push_back(Event::SourceEnded {
                         call_id: e.session.call_id().clone(),
                         media: kind,
                     });
-                    return;
+                    let io = e.io_mut(kind);
+                    if io.played.take().is_none() {
+                        io.own_clip = None;
+                        return;
+                    }
+                    // A played clip ended: the track's own source goes on, at once.
+                    e.resume_own_source(kind, now);
                 }
             }
         }
@@ -1672,7 +1708,7 @@ impl Entry {
             return;
         }
         for kind in [MediaKind::Audio, MediaKind::Video] {
-            let started = match self.io_mut(kind).clip.as_mut() {
+            let started = match self.io_mut(kind).clip_mut() {
                 Some(clip) if !clip.started() => {
                     clip.start(now);
                     true
@@ -1691,8 +1727,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::call::bridge::{BridgeMessage, BridgeOutlet};
     use crate::call::{CallTimers, MuteMode, TrackParams, TrackSetup};
     use crate::keying::CallKeys;
+    use crate::media::bridge_frame::BridgeFormat;
     use crate::rtp::{RtpHeader, RtpPacket, SeqNo};
     use crate::srtp::{SrtpContext, SrtpOptions};
 
@@ -2010,19 +2048,18 @@ mod tests {
         );
     }
 
+    /// A bridge outlet that keeps what the call sent its bot.
+    #[derive(Default)]
+    struct Collect(std::sync::Mutex<Vec<BridgeMessage>>);
+
+    impl BridgeOutlet for Collect {
+        fn send(&self, m: BridgeMessage) {
+            self.0.lock().unwrap().push(m);
+        }
+    }
+
     #[test]
     fn a_bridged_call_trades_audio_with_its_bot() {
-        use crate::call::bridge::{BridgeMessage, BridgeOutlet};
-        use crate::media::bridge_frame::BridgeFormat;
-
-        #[derive(Default)]
-        struct Collect(std::sync::Mutex<Vec<BridgeMessage>>);
-        impl BridgeOutlet for Collect {
-            fn send(&self, m: BridgeMessage) {
-                self.0.lock().unwrap().push(m);
-            }
-        }
-
         let t0 = Instant::now();
         let mut ep = Endpoint::default();
         add(&mut ep, 0, MEDIA, &[addr(5000)], t0);
@@ -2757,6 +2794,118 @@ mod tests {
                 ..
             }
         )));
+    }
+
+    #[test]
+    fn the_own_source_goes_on_after_a_played_clip_and_after_a_bot() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::default();
+        let clip = Arc::new(AudioClip {
+            codec: crate::media::codec::CodecKind::Opus,
+            channels: 1,
+            packets: (0..3u8).map(|i| (vec![0xf8, i], 960)).collect(),
+        });
+        ep.add_call(
+            CallSpec {
+                no: CallNo(0),
+                setup: setup(0, &[addr(5000)], MuteMode::Drop),
+                media: MEDIA,
+                own_sockets: vec![MEDIA],
+                audio: TrackPorts {
+                    clip: Some(ClipSource::silence(crate::media::codec::CodecKind::Opus)),
+                    ..TrackPorts::default()
+                },
+                video: TrackPorts::default(),
+            },
+            t0,
+            SystemTime::now(),
+        )
+        .unwrap();
+        ep.clear_outgoing();
+        let mut peer = Peer::new(0, 1);
+        // (ms, payload, seq, timestamp) of every RTP packet sent, at 10 ms wakeups.
+        let mut got: Vec<(u64, Vec<u8>, u16, u32)> = Vec::new();
+        let mut run = |ep: &mut Endpoint, got: &mut Vec<_>, from: u64, to: u64| {
+            for ms in (from..to).step_by(10) {
+                ep.handle_timeout(t0 + Duration::from_millis(ms));
+                let (bytes, sent) = ep.outgoing();
+                for t in sent
+                    .iter()
+                    .filter(|t| classify(&bytes[t.start..]) == PacketKind::Rtp)
+                {
+                    let mut wire = bytes[t.start..][..t.len].to_vec();
+                    let n = peer.rx.unprotect(&mut wire).unwrap();
+                    let p = RtpPacket::new_checked(&wire[..n]).unwrap();
+                    got.push((ms, p.payload().to_vec(), p.seq().0, p.timestamp()));
+                }
+                ep.clear_outgoing();
+            }
+        };
+        let silence = crate::call::OPUS_SILENCE.to_vec();
+        run(&mut ep, &mut got, 0, 100);
+        ep.play(
+            CallNo(0),
+            MediaKind::Audio,
+            clip,
+            false,
+            t0 + Duration::from_millis(100),
+        )
+        .unwrap();
+        run(&mut ep, &mut got, 100, 300);
+        let payloads: Vec<(u64, Vec<u8>)> = got.iter().map(|g| (g.0, g.1.clone())).collect();
+        let mut expected: Vec<(u64, Vec<u8>)> = (0..5).map(|i| (i * 20, silence.clone())).collect();
+        expected.extend((0..3u8).map(|i| (100 + u64::from(i) * 20, vec![0xf8, i])));
+        // The clip's end is seen at its last packet's end (160 ms): silence goes on from there.
+        expected.extend((0..7).map(|i| (160 + i * 20, silence.clone())));
+        assert_eq!(payloads, expected);
+        let events = events(&mut ep);
+        let ended = events
+            .iter()
+            .filter(|e| matches!(e, Event::SourceEnded { .. }))
+            .count();
+        assert_eq!(
+            ended, 1,
+            "the played clip ended, not the silence: {events:?}"
+        );
+
+        // A bot speaks over it, and is detached: silence goes on again.
+        let spec = BridgeSpec {
+            format: BridgeFormat::L16 { rate: 16_000 },
+            stream_sid: "S1".into(),
+            parameters: serde_json::Map::new(),
+            max_queue_ms: 1_000,
+            silence_when_idle: false,
+            outlet: Arc::new(Collect::default()),
+        };
+        ep.attach_bridge(CallNo(0), Some(spec), t0 + Duration::from_millis(300))
+            .unwrap();
+        let before = got.len();
+        run(&mut ep, &mut got, 300, 400);
+        assert_eq!(got.len(), before, "a quiet bot, and no silence over it");
+        ep.attach_bridge(CallNo(0), None, t0 + Duration::from_millis(400))
+            .unwrap();
+        let before = got.len();
+        run(&mut ep, &mut got, 400, 500);
+        let after: Vec<u64> = got[before..]
+            .iter()
+            .filter(|g| g.1 == silence)
+            .map(|g| g.0)
+            .collect();
+        assert_eq!(after, vec![400, 420, 440, 460, 480]);
+
+        // One stream throughout: sequence numbers without a gap, timestamps that go on by a
+        // packet time or more.
+        assert!(
+            got.windows(2).all(|w| w[1].2 == w[0].2.wrapping_add(1)),
+            "{got:?}"
+        );
+        assert!(
+            got.windows(2).all(|w| {
+                let step = w[1].3.wrapping_sub(w[0].3);
+                (960..48_000).contains(&step)
+            }),
+            "{got:?}"
+        );
     }
 
     #[test]

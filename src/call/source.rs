@@ -54,11 +54,18 @@ impl ClipSource {
         self.running = Some(Playback::new(self.clip.clone(), self.looping, now));
     }
 
-    /// When the next packet is due; an ended clip is due at once, so that its end is seen.
-    /// `None` until started.
-    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let running = self.running.as_ref()?;
-        Some(running.next_deadline().unwrap_or(now))
+    /// Goes on from where it stopped, its next packet due at `now` (after something else
+    /// played over it); a clip not started yet is left to start as usual.
+    pub fn resume(&mut self, now: Instant) {
+        if let Some(running) = self.running.as_mut() {
+            running.resume(now);
+        }
+    }
+
+    /// When the next packet is due, or when the last one's audio ends (then the clip has
+    /// ended, and says so). `None` until started.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        Some(self.running.as_ref()?.due())
     }
 
     /// Writes the next packet due at `now` as plain RTP (version 2, the clip's timestamp on a
@@ -70,7 +77,8 @@ impl ClipSource {
         };
         loop {
             let Some((data, offset)) = running.poll(now) else {
-                return if running.ended() {
+                // Ended once its last packet's audio has played out.
+                return if running.ended() && running.due() <= now {
                     ClipPoll::Ended
                 } else {
                     ClipPoll::Idle
@@ -108,6 +116,12 @@ mod tests {
         assert_eq!(clip.poll(t0, 16_000, &mut buf, 10), ClipPoll::Packet(15));
         let p = crate::rtp::RtpPacket::new_checked(&buf[..15]).unwrap();
         assert_eq!((p.timestamp(), p.payload()), (0, &[0xf8, 0xff, 0xfe][..]));
+        // The one packet's audio lasts 20 ms: the clip ends then, not when it was sent.
+        assert_eq!(clip.next_deadline(), Some(t0 + Duration::from_millis(20)));
+        assert_eq!(
+            clip.poll(t0 + Duration::from_millis(19), 16_000, &mut buf, 10),
+            ClipPoll::Idle
+        );
         assert_eq!(
             clip.poll(t0 + Duration::from_millis(20), 16_000, &mut buf, 10),
             ClipPoll::Ended
@@ -125,7 +139,7 @@ mod tests {
             );
         }
         assert_eq!(
-            silence.next_deadline(t0),
+            silence.next_deadline(),
             Some(t0 + Duration::from_millis(60))
         );
     }

@@ -13,8 +13,10 @@ pub struct Playback {
     looping: bool,
     start: Instant,
     next: usize,
-    /// Samples (48 kHz) before the next packet, counted from `start` across loops.
+    /// Samples (48 kHz) before the next packet, counted from the clip's first across loops.
     offset: u64,
+    /// The `offset` due at `start` (not 0 once the playback was resumed).
+    origin: u64,
 }
 
 impl Playback {
@@ -26,13 +28,26 @@ impl Playback {
             start,
             next: 0,
             offset: 0,
+            origin: 0,
         }
+    }
+
+    /// Goes on from where it stopped, with the next packet due at `now`: for a playback that
+    /// was not polled for a while (something else played meanwhile).
+    pub fn resume(&mut self, now: Instant) {
+        self.start = now;
+        self.origin = self.offset;
     }
 
     /// When the next packet is due, or `None` when the clip has ended.
     pub fn next_deadline(&self) -> Option<Instant> {
-        (self.next < self.clip.packets.len())
-            .then(|| self.start + Duration::from_nanos(self.offset * 1_000_000 / 48))
+        (self.next < self.clip.packets.len()).then(|| self.due())
+    }
+
+    /// When the next packet is due, or once the clip has ended, when its last packet's
+    /// audio ends.
+    pub fn due(&self) -> Instant {
+        self.start + Duration::from_nanos((self.offset - self.origin) * 1_000_000 / 48)
     }
 
     /// The next packet if it is due at `now`, with its RTP timestamp offset from the start
@@ -87,6 +102,22 @@ mod tests {
         assert_eq!(p.next_deadline(), None);
         // The last packet was due 9.98 s after the first.
         assert_eq!(sent[499], 499 * 960);
+    }
+
+    #[test]
+    fn a_resumed_playback_goes_on_from_where_it_stopped() {
+        let t0 = Instant::now();
+        let mut p = Playback::new(clip(10), false, t0);
+        assert_eq!(p.poll(t0).unwrap().1, 0);
+        assert_eq!(p.poll(t0 + Duration::from_millis(20)).unwrap().1, 960);
+        // Not polled for 5 s, then resumed: the third packet is due at once, and the rest
+        // 20 ms apart from there, with the clip's own timestamps.
+        let t1 = t0 + Duration::from_secs(5);
+        p.resume(t1);
+        assert_eq!(p.next_deadline(), Some(t1));
+        assert_eq!(p.poll(t1).unwrap().1, 1920);
+        assert!(p.poll(t1 + Duration::from_millis(19)).is_none());
+        assert_eq!(p.poll(t1 + Duration::from_millis(20)).unwrap().1, 2880);
     }
 
     #[test]
