@@ -53,18 +53,31 @@ fn peer() -> Peer {
     )
 }
 
+/// A daemon in `layout` carrying call [`CALL`] with this audio track to a new peer, and a
+/// client subscribed to its events; the last item is `call.start`'s result.
+fn call_to_peer(layout: Layout, audio: Value) -> (TestDaemon, Client, Peer, Value) {
+    let daemon = TestDaemon::start(layout);
+    let mut client = daemon.client();
+    client.ok("events.subscribe", json!({}));
+    let peer = peer();
+    let started = start(&mut client, &peer, audio);
+    (daemon, client, peer, started)
+}
+
+/// The RTP timestamps of these packets.
+fn timestamps<'a>(rtp: impl IntoIterator<Item = &'a Vec<u8>>) -> Vec<u32> {
+    rtp.into_iter()
+        .map(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]]))
+        .collect()
+}
+
 in_both_layouts! {
 fn playback_sends_every_packet_on_its_own_clock(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("ten-seconds.opus");
     let packets = write_clip(&clip, 500);
-    let daemon = TestDaemon::start(layout);
-    let mut client = daemon.client();
-    client.ok("events.subscribe", json!({}));
-    let mut peer = peer();
-    start(
-        &mut client,
-        &peer,
+    let (_daemon, mut client, mut peer, _) = call_to_peer(
+        layout,
         json!({"payload_type": 111, "clock_rate": 48000, "source": {"kind": "file", "path": clip}}),
     );
     peer.pump(Duration::from_secs(12), 500);
@@ -81,10 +94,7 @@ fn playback_sends_every_packet_on_its_own_clock(layout: Layout) {
             .all(|(p, c)| &p[12..] == c.as_slice()),
         "payloads in order"
     );
-    let ts: Vec<u32> = got
-        .iter()
-        .map(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]]))
-        .collect();
+    let ts = timestamps(got);
     assert!(
         ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 960),
         "timestamps one packet apart"
@@ -221,12 +231,8 @@ fn a_recording_cut_by_sigterm_is_playable(layout: Layout) {
 
 in_both_layouts! {
 fn the_silence_source_sends_silence_at_the_packet_time_with_the_given_ssrc(layout: Layout) {
-    let daemon = TestDaemon::start(layout);
-    let mut client = daemon.client();
-    let mut peer = peer();
-    start(
-        &mut client,
-        &peer,
+    let (_daemon, _client, mut peer, _) = call_to_peer(
+        layout,
         json!({"payload_type": 111, "clock_rate": 48000, "ssrc": 0x1234_abcd, "source": {"kind": "silence"}}),
     );
     peer.pump(Duration::from_millis(1000), usize::MAX);
@@ -241,10 +247,7 @@ fn the_silence_source_sends_silence_at_the_packet_time_with_the_given_ssrc(layou
         got.iter().all(|p| p[8..12] == 0x1234_abcdu32.to_be_bytes()),
         "the requested SSRC"
     );
-    let ts: Vec<u32> = got
-        .iter()
-        .map(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]]))
-        .collect();
+    let ts = timestamps(got);
     assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 960));
 }
 }
@@ -254,13 +257,8 @@ fn silence_goes_on_after_a_played_clip(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.opus");
     let packets = write_clip(&clip, 10);
-    let daemon = TestDaemon::start(layout);
-    let mut client = daemon.client();
-    client.ok("events.subscribe", json!({}));
-    let mut peer = peer();
-    start(
-        &mut client,
-        &peer,
+    let (_daemon, mut client, mut peer, _) = call_to_peer(
+        layout,
         json!({"payload_type": 111, "clock_rate": 48000, "source": {"kind": "silence"}}),
     );
     peer.pump(Duration::from_millis(200), usize::MAX);
@@ -290,12 +288,7 @@ fn silence_goes_on_after_a_played_clip(layout: Layout) {
     // One stream: sequence numbers without a gap, timestamps a packet time apart.
     let seqs: Vec<u16> = peer.seen.rtp.iter().map(|p| u16::from_be_bytes([p[2], p[3]])).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "{seqs:?}");
-    let ts: Vec<u32> = peer
-        .seen
-        .rtp
-        .iter()
-        .map(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]]))
-        .collect();
+    let ts = timestamps(&peer.seen.rtp);
     assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 960), "{ts:?}");
 }
 }
@@ -303,12 +296,8 @@ fn silence_goes_on_after_a_played_clip(layout: Layout) {
 in_both_layouts! {
 fn a_g711_track_sends_its_own_silence_and_records_as_wav_only(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = TestDaemon::start(layout);
-    let mut client = daemon.client();
-    let mut peer = peer();
-    let r = start(
-        &mut client,
-        &peer,
+    let (_daemon, mut client, mut peer, r) = call_to_peer(
+        layout,
         json!({"payload_type": 8, "clock_rate": 8000, "source": {"kind": "silence"}}),
     );
     let local = addr(&r["local"]);
@@ -334,7 +323,7 @@ fn a_g711_track_sends_its_own_silence_and_records_as_wav_only(layout: Layout) {
     let sent = &peer.seen.rtp;
     assert!(sent.len() >= 40, "{} packets of silence", sent.len());
     assert!(sent.iter().all(|p| p[1] & 0x7f == 8 && p[12..] == [0xd5; 160]));
-    let ts: Vec<u32> = sent.iter().map(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]])).collect();
+    let ts = timestamps(sent);
     assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 160), "8 kHz steps");
 
     client.ok("call.record", json!({"call_id": CALL, "path": null}));
@@ -348,12 +337,8 @@ fn a_g711_track_sends_its_own_silence_and_records_as_wav_only(layout: Layout) {
 in_both_layouts! {
 fn bad_files_are_clear_errors_and_change_nothing(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = TestDaemon::start(layout);
-    let mut client = daemon.client();
-    let mut peer = peer();
-    let r = start(
-        &mut client,
-        &peer,
+    let (_daemon, mut client, mut peer, r) = call_to_peer(
+        layout,
         json!({"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp"}}),
     );
     let source = addr(&r["audio"]["source"]);

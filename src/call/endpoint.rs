@@ -1782,6 +1782,44 @@ mod tests {
             buf.truncate(n);
             buf
         }
+
+        /// The RTP packets the endpoint has queued, decrypted (the queue is emptied).
+        fn take_rtp(&mut self, ep: &mut Endpoint) -> Vec<Vec<u8>> {
+            let (bytes, sent) = ep.outgoing();
+            let rtp = sent
+                .iter()
+                .filter(|t| classify(&bytes[t.start..]) == PacketKind::Rtp)
+                .map(|t| {
+                    let mut wire = bytes[t.start..][..t.len].to_vec();
+                    let n = self.rx.unprotect(&mut wire).unwrap();
+                    wire.truncate(n);
+                    wire
+                })
+                .collect();
+            ep.clear_outgoing();
+            rtp
+        }
+    }
+
+    /// Call 0, to a peer at port 5000, with `clip` as its audio source.
+    fn add_playing(ep: &mut Endpoint, clip: ClipSource, now: Instant) {
+        ep.add_call(
+            CallSpec {
+                no: CallNo(0),
+                setup: setup(0, &[addr(5000)], MuteMode::Drop),
+                media: MEDIA,
+                own_sockets: vec![MEDIA],
+                audio: TrackPorts {
+                    clip: Some(clip),
+                    ..TrackPorts::default()
+                },
+                video: TrackPorts::default(),
+            },
+            now,
+            SystemTime::now(),
+        )
+        .unwrap();
+        ep.clear_outgoing();
     }
 
     fn timers() -> CallTimers {
@@ -2740,46 +2778,21 @@ mod tests {
     fn a_clip_plays_on_its_own_clock_and_ends_with_an_event() {
         let t0 = Instant::now();
         let mut ep = Endpoint::default();
-        let peer_addr = addr(5000);
         let clip = Arc::new(AudioClip {
             codec: crate::media::codec::CodecKind::Opus,
             channels: 1,
             packets: (0..5u8).map(|i| (vec![0xf8, i], 960)).collect(),
         });
-        ep.add_call(
-            CallSpec {
-                no: CallNo(0),
-                setup: setup(0, &[peer_addr], MuteMode::Drop),
-                media: MEDIA,
-                own_sockets: vec![MEDIA],
-                audio: TrackPorts {
-                    clip: Some(ClipSource::new(clip, false)),
-                    ..TrackPorts::default()
-                },
-                video: TrackPorts::default(),
-            },
-            t0,
-            SystemTime::now(),
-        )
-        .unwrap();
-        ep.clear_outgoing();
+        add_playing(&mut ep, ClipSource::new(clip, false), t0);
         let mut peer = Peer::new(0, 1);
         let mut got = Vec::new();
         // Late, irregular wakeups: every packet is sent once, none early.
         for ms in [0u64, 5, 45, 46, 100, 130] {
-            let now = t0 + Duration::from_millis(ms);
-            ep.handle_timeout(now);
-            let (bytes, sent) = ep.outgoing();
-            for t in sent
-                .iter()
-                .filter(|t| classify(&bytes[t.start..]) == PacketKind::Rtp)
-            {
-                let mut wire = bytes[t.start..][..t.len].to_vec();
-                let n = peer.rx.unprotect(&mut wire).unwrap();
-                let p = RtpPacket::new_checked(&wire[..n]).unwrap();
+            ep.handle_timeout(t0 + Duration::from_millis(ms));
+            for wire in peer.take_rtp(&mut ep) {
+                let p = RtpPacket::new_checked(&wire[..]).unwrap();
                 got.push((ms, p.payload()[1], p.seq().0));
             }
-            ep.clear_outgoing();
         }
         let payloads: Vec<(u64, u8)> = got.iter().map(|g| (g.0, g.1)).collect();
         assert_eq!(payloads, vec![(0, 0), (45, 1), (45, 2), (100, 3), (100, 4)]);
@@ -2805,40 +2818,18 @@ mod tests {
             channels: 1,
             packets: (0..3u8).map(|i| (vec![0xf8, i], 960)).collect(),
         });
-        ep.add_call(
-            CallSpec {
-                no: CallNo(0),
-                setup: setup(0, &[addr(5000)], MuteMode::Drop),
-                media: MEDIA,
-                own_sockets: vec![MEDIA],
-                audio: TrackPorts {
-                    clip: Some(ClipSource::silence(crate::media::codec::CodecKind::Opus)),
-                    ..TrackPorts::default()
-                },
-                video: TrackPorts::default(),
-            },
-            t0,
-            SystemTime::now(),
-        )
-        .unwrap();
-        ep.clear_outgoing();
+        let silence = ClipSource::silence(crate::media::codec::CodecKind::Opus);
+        add_playing(&mut ep, silence, t0);
         let mut peer = Peer::new(0, 1);
         // (ms, payload, seq, timestamp) of every RTP packet sent, at 10 ms wakeups.
         let mut got: Vec<(u64, Vec<u8>, u16, u32)> = Vec::new();
         let mut run = |ep: &mut Endpoint, got: &mut Vec<_>, from: u64, to: u64| {
             for ms in (from..to).step_by(10) {
                 ep.handle_timeout(t0 + Duration::from_millis(ms));
-                let (bytes, sent) = ep.outgoing();
-                for t in sent
-                    .iter()
-                    .filter(|t| classify(&bytes[t.start..]) == PacketKind::Rtp)
-                {
-                    let mut wire = bytes[t.start..][..t.len].to_vec();
-                    let n = peer.rx.unprotect(&mut wire).unwrap();
-                    let p = RtpPacket::new_checked(&wire[..n]).unwrap();
+                for wire in peer.take_rtp(ep) {
+                    let p = RtpPacket::new_checked(&wire[..]).unwrap();
                     got.push((ms, p.payload().to_vec(), p.seq().0, p.timestamp()));
                 }
-                ep.clear_outgoing();
             }
         };
         let silence = crate::call::OPUS_SILENCE.to_vec();
