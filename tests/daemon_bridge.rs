@@ -120,6 +120,14 @@ in_both_layouts! {
         let (url, heard) = polite_bot();
         c.ok("call.start", start("B5", json!({"url": url})));
         std::thread::sleep(Duration::from_millis(300));
+        // The bot has the call's audio: a clip is refused, by field, and changes nothing.
+        let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.opus");
+        let (code, message) = c
+            .call("call.play", json!({"call_id": "B5", "path": clip}))
+            .unwrap_err();
+        assert_eq!(code, -32602, "{message}");
+        assert!(message.contains("media: ") && message.contains("bridged to a bot"), "{message}");
+        assert!(c.ok("call.stats", json!({"call_id": "B5"})).get("bridge").is_some());
         c.ok("call.terminate", json!({"call_id": "B5"}));
         let events = heard.recv_timeout(Duration::from_secs(5)).expect("the bot's stream ended");
         assert_eq!(events.first().map(String::as_str), Some("connected"));

@@ -214,6 +214,9 @@ pub enum EndpointError {
     /// The track cannot be recorded so.
     #[error("{0}")]
     Recording(String),
+    /// A bot speaks on the call's audio track: a clip has no turn.
+    #[error("the audio track is bridged to a bot")]
+    Bridged,
 }
 
 /// A datagram to send: from `socket` to `dest`, `len` bytes (of the datagram handed to
@@ -970,6 +973,9 @@ impl Endpoint {
         if !e.session.has_track(kind) {
             return Err(EndpointError::NoSuchTrack(kind));
         }
+        if kind == MediaKind::Audio && e.bridge.is_some() {
+            return Err(EndpointError::Bridged);
+        }
         e.io_mut(kind).played = Some(ClipSource::new(clip, looping));
         self.schedule(slot, now);
         Ok(())
@@ -1545,8 +1551,8 @@ impl Endpoint {
         let e = self.calls[slot].as_mut().expect("a call");
         e.start_clips(now);
         if kind == MediaKind::Audio && e.bridge.is_some() {
-            // The bot speaks instead: a played clip has no turn, and the own source waits
-            // (and keeps no deadline) until the bot is detached.
+            // The bot speaks instead: a clip played before it came has no turn, and the own
+            // source waits (and keeps no deadline) until the bot is detached.
             e.audio.played = None;
             return;
         }
@@ -2870,6 +2876,18 @@ mod tests {
         };
         ep.attach_bridge(CallNo(0), Some(spec), t0 + Duration::from_millis(300))
             .unwrap();
+        let again = Arc::new(AudioClip::silence(crate::media::codec::CodecKind::Opus));
+        assert_eq!(
+            ep.play(
+                CallNo(0),
+                MediaKind::Audio,
+                again,
+                false,
+                t0 + Duration::from_millis(300)
+            ),
+            Err(EndpointError::Bridged),
+            "no clip over a bot"
+        );
         let before = got.len();
         run(&mut ep, &mut got, 300, 400);
         assert_eq!(got.len(), before, "a quiet bot, and no silence over it");

@@ -478,6 +478,12 @@ impl Daemon {
             Ok(Err(EndpointError::Dtmf(e))) => Err(DaemonError::invalid("digits", e)),
             Ok(Err(EndpointError::Bridge(e))) => Err(DaemonError::invalid("bridge", e)),
             Ok(Err(EndpointError::Recording(e))) => Err(DaemonError::invalid("path", e)),
+            Ok(Err(EndpointError::Bridged)) => Err(DaemonError::invalid(
+                "media",
+                format!(
+                    "call {call_id:?}'s audio is bridged to a bot: detach it (call.bridge with \"url\": null) to play a clip"
+                ),
+            )),
             Ok(Err(_)) | Err(WorkerGone) => Err(DaemonError::NoSuchCall(call_id.to_owned())),
         }
     }
