@@ -71,6 +71,50 @@ fn timestamps<'a>(rtp: impl IntoIterator<Item = &'a Vec<u8>>) -> Vec<u32> {
         .collect()
 }
 
+/// Checks what a peer got around a played clip: the track's own source (whose payloads `own`
+/// tells), the whole clip, then the own source again (`after` packets or more), as one
+/// stream: sequence numbers without a gap, timestamps one 20 ms packet time apart.
+fn assert_clip_between_own_source(
+    rtp: &[Vec<u8>],
+    clip: &[Vec<u8>],
+    own: impl Fn(&[u8]) -> bool,
+    after: usize,
+) {
+    let text: String = rtp
+        .iter()
+        .map(|p| match &p[12..] {
+            c if clip.iter().any(|p| p == c) => 'c',
+            o if own(o) => 'o',
+            _ => '?',
+        })
+        .collect();
+    let clip_at = text.find('c').expect("the clip was played");
+    assert!(
+        clip_at > 0 && text[..clip_at].chars().all(|k| k == 'o'),
+        "{text}"
+    );
+    let rest = &text[clip_at..];
+    assert!(rest.starts_with(&"c".repeat(clip.len())), "{text}");
+    let resumed = &rest[clip.len()..];
+    assert!(
+        resumed.len() >= after && resumed.chars().all(|k| k == 'o'),
+        "{text}"
+    );
+    let seqs: Vec<u16> = rtp
+        .iter()
+        .map(|p| u16::from_be_bytes([p[2], p[3]]))
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{seqs:?}"
+    );
+    let ts = timestamps(rtp);
+    assert!(
+        ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 960),
+        "{text} {ts:?}"
+    );
+}
+
 in_both_layouts! {
 fn playback_sends_every_packet_on_its_own_clock(layout: Layout) {
     let dir = tempfile::tempdir().unwrap();
@@ -267,29 +311,38 @@ fn silence_goes_on_after_a_played_clip(layout: Layout) {
         .wait_event("track.source_ended", Some(CALL), Duration::from_secs(3))
         .expect("the clip ended");
     peer.pump(Duration::from_millis(500), usize::MAX);
-    let silence = srtpd::call::OPUS_SILENCE.as_slice();
-    let kinds: Vec<char> = peer
-        .seen
-        .rtp
-        .iter()
-        .map(|p| match &p[12..] {
-            s if s == silence => 's',
-            c if packets.iter().any(|p| p == c) => 'c',
-            _ => '?',
-        })
-        .collect();
-    let text: String = kinds.iter().collect();
     // Silence, the whole clip, then silence again (it stopped for good before).
-    let clip_at = text.find('c').expect("the clip was played");
-    assert!(text[..clip_at].chars().all(|k| k == 's') && clip_at > 0, "{text}");
-    assert_eq!(&text[clip_at..clip_at + 10], "cccccccccc", "{text}");
-    let after = &text[clip_at + 10..];
-    assert!(after.len() >= 15 && after.chars().all(|k| k == 's'), "{text}");
-    // One stream: sequence numbers without a gap, timestamps a packet time apart.
-    let seqs: Vec<u16> = peer.seen.rtp.iter().map(|p| u16::from_be_bytes([p[2], p[3]])).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "{seqs:?}");
-    let ts = timestamps(&peer.seen.rtp);
-    assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 960), "{ts:?}");
+    let silence = srtpd::call::OPUS_SILENCE.as_slice();
+    assert_clip_between_own_source(&peer.seen.rtp, &packets, |p| p == silence, 15);
+}
+}
+
+in_both_layouts! {
+fn the_producer_goes_on_after_a_played_clip_in_one_stream(layout: Layout) {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.opus");
+    let packets = write_clip(&clip, 10);
+    let (_daemon, mut client, mut peer, r) = call_to_peer(
+        layout,
+        json!({"payload_type": 111, "clock_rate": 48000, "source": {"kind": "rtp"}}),
+    );
+    let source = addr(&r["audio"]["source"]);
+    // A producer with its own timestamps (starting far from the clip's), every 20 ms.
+    let producer = std::thread::spawn(move || {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..60u16 {
+            let ts = 3_000_000 + u32::from(i) * 960;
+            socket
+                .send_to(&rtp_packet(96, 500 + i, ts, 0xabc, &[0x70, i as u8]), source)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    peer.pump(Duration::from_millis(300), usize::MAX);
+    client.ok("call.play", json!({"call_id": CALL, "path": clip}));
+    producer.join().unwrap();
+    peer.pump(Duration::from_millis(200), usize::MAX);
+    assert_clip_between_own_source(&peer.seen.rtp, &packets, |p| p[0] == 0x70, 10);
 }
 }
 
