@@ -35,9 +35,14 @@ async def echo(ws, *_path):
             print(f"echo: call {m['start']['callSid']} connected", flush=True)
         elif m["event"] == "media" and sid is not None:
             frames += 1
-            await ws.send(json.dumps(
-                {"event": "media", "streamSid": sid, "media": {"payload": m["media"]["payload"]}}
-            ))
+            try:
+                await ws.send(json.dumps(
+                    {"event": "media", "streamSid": sid, "media": {"payload": m["media"]["payload"]}}
+                ))
+            except websockets.ConnectionClosed:
+                # srtpd ended the stream (stop, then its close) while this frame was on its
+                # way back: what it sent before the close, its stop among it, is still read.
+                continue
         elif m["event"] == "stop":
             print(f"echo: call {m['stop']['callSid']} ended after {frames} frames", flush=True)
             break
