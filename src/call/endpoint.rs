@@ -395,7 +395,7 @@ impl Entry {
             due = due.min(b.next_deadline());
         }
         for kind in [MediaKind::Audio, MediaKind::Video] {
-            if kind == MediaKind::Audio && self.bridge.is_some() {
+            if self.bot_speaks(kind) {
                 continue;
             }
             if let Some(t) = self.io(kind).clip().and_then(ClipSource::next_deadline) {
@@ -403,6 +403,11 @@ impl Entry {
             }
         }
         due
+    }
+
+    /// Whether a bot speaks on this track instead of its sources (a bridged audio track).
+    fn bot_speaks(&self, kind: MediaKind) -> bool {
+        kind == MediaKind::Audio && self.bridge.is_some()
     }
 
     /// Gives the track back to its own source after something spoke over it (a played clip,
@@ -973,7 +978,7 @@ impl Endpoint {
         if !e.session.has_track(kind) {
             return Err(EndpointError::NoSuchTrack(kind));
         }
-        if kind == MediaKind::Audio && e.bridge.is_some() {
+        if e.bot_speaks(kind) {
             return Err(EndpointError::Bridged);
         }
         e.io_mut(kind).played = Some(ClipSource::new(clip, looping));
@@ -1454,7 +1459,7 @@ impl Endpoint {
             return Outcome::Unclaimed;
         }
         // A clip, or the bot of a bridged audio track, speaks instead.
-        if io.clip().is_some() || (kind == MediaKind::Audio && e.bridge.is_some()) {
+        if io.clip().is_some() || e.bot_speaks(kind) {
             return Outcome::Done;
         }
         let tag_len = e.session.overhead();
@@ -1550,7 +1555,7 @@ impl Endpoint {
     fn play_due(&mut self, slot: Slot, kind: MediaKind, now: Instant) {
         let e = self.calls[slot].as_mut().expect("a call");
         e.start_clips(now);
-        if kind == MediaKind::Audio && e.bridge.is_some() {
+        if e.bot_speaks(kind) {
             // The bot speaks instead: a clip played before it came has no turn, and the own
             // source waits (and keeps no deadline) until the bot is detached.
             e.audio.played = None;
@@ -1805,6 +1810,15 @@ mod tests {
             ep.clear_outgoing();
             rtp
         }
+    }
+
+    /// A clip of `n` 20 ms Opus packets, packet `i` being `[0xf8, i]`.
+    fn numbered_clip(n: u8) -> Arc<AudioClip> {
+        Arc::new(AudioClip {
+            codec: crate::media::codec::CodecKind::Opus,
+            channels: 1,
+            packets: (0..n).map(|i| (vec![0xf8, i], 960)).collect(),
+        })
     }
 
     /// Call 0, to a peer at port 5000, with `clip` as its audio source.
@@ -2784,12 +2798,7 @@ mod tests {
     fn a_clip_plays_on_its_own_clock_and_ends_with_an_event() {
         let t0 = Instant::now();
         let mut ep = Endpoint::default();
-        let clip = Arc::new(AudioClip {
-            codec: crate::media::codec::CodecKind::Opus,
-            channels: 1,
-            packets: (0..5u8).map(|i| (vec![0xf8, i], 960)).collect(),
-        });
-        add_playing(&mut ep, ClipSource::new(clip, false), t0);
+        add_playing(&mut ep, ClipSource::new(numbered_clip(5), false), t0);
         let mut peer = Peer::new(0, 1);
         let mut got = Vec::new();
         // Late, irregular wakeups: every packet is sent once, none early.
@@ -2819,11 +2828,7 @@ mod tests {
     fn the_own_source_goes_on_after_a_played_clip_and_after_a_bot() {
         let t0 = Instant::now();
         let mut ep = Endpoint::default();
-        let clip = Arc::new(AudioClip {
-            codec: crate::media::codec::CodecKind::Opus,
-            channels: 1,
-            packets: (0..3u8).map(|i| (vec![0xf8, i], 960)).collect(),
-        });
+        let clip = numbered_clip(3);
         let silence = ClipSource::silence(crate::media::codec::CodecKind::Opus);
         add_playing(&mut ep, silence, t0);
         let mut peer = Peer::new(0, 1);
